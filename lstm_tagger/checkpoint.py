@@ -1,0 +1,135 @@
+"""One self-describing checkpoint file: weights + config + vocabularies + format version.
+
+The file is a safetensors file: a JSON header and raw tensor bytes, no pickle, so
+loading it cannot execute code. The header's ``__metadata__`` holds (as JSON strings)
+the format name and version, the resolved training config, both vocabularies and the
+metrics at the time of saving; ``predict`` and ``eval`` need nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from .config import Config
+from .errors import CheckpointError
+from .files import atomic_write_bytes
+from .model import Tagger
+from .vocab import Vocab
+
+FORMAT = "lstm-tag"
+FORMAT_VERSION = 1
+BEST = "model-best.safetensors"
+LAST = "model-last.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded tagger with everything needed to use it."""
+
+    model: Tagger
+    config: Config
+    words: Vocab
+    tags: Vocab
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` atomically to ``path``."""
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in checkpoint.model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(checkpoint.config.to_dict()),
+        "words": json.dumps(checkpoint.words.to_dict()),
+        "tags": json.dumps(checkpoint.tags.to_dict()),
+        "metrics": json.dumps(checkpoint.metrics),
+    }
+    atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
+
+
+def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header (8-byte little-endian size, then JSON)."""
+    if len(data) < 8:
+        raise CheckpointError(f"{path}: not an lstm-tag checkpoint (file too short)")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise CheckpointError(f"{path}: not an lstm-tag checkpoint (truncated or foreign file)")
+    try:
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not an lstm-tag checkpoint (unreadable header)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an lstm-tag checkpoint (no lstm-tag metadata)")
+    return metadata
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
+    """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory without {BEST}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror}") from None
+    meta = _read_metadata(data, path)
+    try:
+        version = int(meta["format_version"])
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{path}: checkpoint has no valid format_version") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this lstm-tag reads ({FORMAT_VERSION}); upgrade lstm-tag"
+        )
+    try:
+        config = Config.model_validate(json.loads(meta["config"]))
+        words = Vocab.from_dict(json.loads(meta["words"]))
+        tags = Vocab.from_dict(json.loads(meta["tags"]))
+        metrics = json.loads(meta.get("metrics", "{}"))
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
+    try:
+        tensors = load_tensors(data)
+    except Exception as exc:  # safetensors raises its own error type for every kind of damage
+        raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
+    model = Tagger(config.model, len(words), len(tags))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError:
+        raise CheckpointError(
+            f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them"
+        ) from None
+    model.to(device).eval()
+    return Checkpoint(model=model, config=config, words=words, tags=tags, metrics=metrics, path=path)
+
+
+def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:
+    """Resolve ``--model``: a checkpoint file, a run directory (its best checkpoint), or,
+    when ``None``, the best checkpoint of the most recently written run under ``runs_dir``."""
+    if model is not None:
+        path = Path(model)
+        if path.is_dir():
+            best = path / BEST
+            if not best.is_file():
+                raise CheckpointError(f"{path}: run directory has no {BEST}")
+            return best
+        if not path.exists():
+            raise CheckpointError(f"{path}: checkpoint not found")
+        return path
+    candidates = sorted(Path(runs_dir).glob(f"*/{BEST}"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
+    return candidates[-1]

@@ -1,0 +1,190 @@
+"""The ``lstm-tag`` command line: thin adapters over the library functions.
+
+Each command parses its options, calls one function of the package, prints, and turns a
+``UserError`` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .checkpoint import find_checkpoint, load_checkpoint
+from .config import load_config
+from .errors import DataError, UserError
+from .evaluate import evaluate_model
+from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
+from .report import print_scores
+from .train import default_output_dir, train
+
+app = typer.Typer(
+    name="lstm-tag",
+    help="Train, use and evaluate (Bi)LSTM part-of-speech taggers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    rich_markup_mode="rich",
+)
+
+
+def _error(message: str) -> None:
+    print(f"lstm-tag: error: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn a known error into one line on stderr and exit code 2."""
+    try:
+        yield
+    except UserError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lstm-tag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Train, use and evaluate (Bi)LSTM part-of-speech taggers."""
+
+
+@app.command(
+    "train",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag train configs/demo.yaml\n\n"
+        "  lstm-tag train configs/ud_ewt.yaml --set train.epochs=5 --set model.hidden_dim=256 --output runs/ewt-small"
+    ),
+)
+def train_cli(
+    config: Path = typer.Argument(..., help="YAML config file (see configs/ and the README's config reference)."),
+    overrides: Optional[List[str]] = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Run directory [default: runs/<config name>-<timestamp>]."
+    ),
+    force: bool = typer.Option(False, "--force", help="Train into an existing non-empty output directory."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Show a progress bar [default: only on a terminal]."
+    ),
+) -> None:
+    """Train a tagger from a YAML config; writes checkpoints and a report into a run directory."""
+    with _user_errors():
+        resolved = load_config(config, overrides or [])
+        result = train(resolved, output or default_output_dir(config), force=force, progress=progress)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    conllu = "conllu"
+    json = "json"
+
+
+def _read_input_lines(file: str) -> Iterator[str]:
+    """Lines of ``file`` (``-`` for stdin) decoded as UTF-8, with file:line on a decoding error."""
+    name = "<stdin>" if file == "-" else file
+    try:
+        handle = sys.stdin.buffer if file == "-" else open(file, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{file}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{file}: cannot read: {exc.strerror}") from None
+    try:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{name}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
+
+
+@app.command(
+    "predict",
+    epilog=(
+        "Examples:\n\n"
+        '  lstm-tag predict "The dog ate the apple"\n\n'
+        "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
+        '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores'
+    ),
+)
+def predict_cli(
+    text: Optional[str] = typer.Argument(None, help="Text to tag: whitespace-tokenised, one sentence per line."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Checkpoint file or run directory [default: best model of the newest run in runs/]."
+    ),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead, one sentence per line; - is stdin."),
+    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
+    scores: bool = typer.Option(
+        False, "--scores", help="Add tag probabilities: the chosen tag's in text, every tag's in json and conllu."
+    ),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Sentences per batch."),
+) -> None:
+    """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
+    with _user_errors():
+        if (text is None) == (file is None):
+            raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
+        path = find_checkpoint(model)
+        if model is None:
+            print(f"lstm-tag: using {path}", file=sys.stderr)
+        checkpoint = load_checkpoint(path)
+        lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
+        try:
+            write_tagged(tag_lines(checkpoint, lines, batch_size, scores), checkpoint.tags, format.value, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head: stop quietly
+            sys.stderr.close()
+
+
+@app.command(
+    "eval",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
+        "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
+        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report"
+    ),
+)
+def eval_cli(
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Checkpoint file or run directory [default: best model of the newest run in runs/]."
+    ),
+    data: Optional[Path] = typer.Option(
+        None, "--data", "-d", help="Gold corpus to score on [default: the test set of the model's training config]."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
+) -> None:
+    """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
+    with _user_errors():
+        if model is None:
+            print(f"lstm-tag: using {find_checkpoint(None)}", file=sys.stderr)
+        result = evaluate_model(model, data, output)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print_scores(Console(), "eval", result)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

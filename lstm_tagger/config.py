@@ -1,0 +1,187 @@
+"""The typed, strict training config: YAML file + dotted ``--set`` overrides -> ``Config``.
+
+Unknown keys, wrong types and impossible values are fatal and reported as one line that
+names the file and the dotted key, e.g. ``configs/x.yaml: model.hidden_dim: must be > 0``.
+Relative data paths are resolved against the folder of the config file, so a config
+works from any working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class _Section(BaseModel):
+    # strict: "3" is not an int and 1.5 is not a bool; unknown keys are errors.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the corpus is and how to read it."""
+
+    train: str
+    dev: str
+    test: str | None = None
+    format: Literal["conllu", "tsv"] = "conllu"
+    tag_column: Literal["upos", "xpos"] = "upos"
+    min_word_freq: int = Field(1, ge=1)
+
+
+class ModelConfig(_Section):
+    """Hyper-parameters of the network; sizes that follow from these are derived in code."""
+
+    embedding_dim: int = Field(100, gt=0)
+    hidden_dim: int = Field(128, gt=0)
+    num_layers: int = Field(1, gt=0)
+    bidirectional: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Section):
+    """The optimisation loop: SGD, clipping, early stopping, seed and device."""
+
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float = Field(5.0, ge=0.0)
+    patience: int = Field(5, ge=0)
+    seed: int = 1
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+
+class Config(_Section):
+    """A whole training config: one section per concern."""
+
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing required key",
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Pydantic's message made short and lower-case: 'must be > 0' style."""
+    kind = error["type"]
+    if kind in _MESSAGES:
+        return _MESSAGES[kind]
+    ctx = error.get("ctx") or {}
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        (limit,) = ctx.values()
+        return f"must be {bounds[kind]} {limit}, got {error['input']!r}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}, got {error['input']!r}"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"model.hidden_dim=256"`` -> ``(["model", "hidden_dim"], 256)``; values are YAML scalars."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set model.hidden_dim=256")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
+    """Set each dotted ``KEY=VALUE`` in a copy of the raw config mapping."""
+    result = _deep_copy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for depth, part in enumerate(path[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                dotted = ".".join(path[: depth + 1])
+                raise ConfigError(f"{source}: {dotted}: is not a section, cannot --set {text}")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    return value
+
+
+def validate(raw: Any, source: str) -> Config:
+    """Turn a raw mapping into a ``Config``, or raise ``ConfigError`` naming ``source`` and the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        raise ConfigError(f"{source}: {key}: {_message(error)}") from None
+
+
+def resolve_paths(config: Config, base: Path, source: str) -> Config:
+    """Make data paths absolute (relative ones are relative to ``base``) and check they exist."""
+    updates: dict[str, str | None] = {}
+    for key in ("train", "dev", "test"):
+        value = getattr(config.data, key)
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        path = path.resolve()
+        if not path.is_file():
+            raise ConfigError(f"{source}: data.{key}: file not found: {path}")
+        updates[key] = str(path)
+    return config.model_copy(update={"data": config.data.model_copy(update=updates)})
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override, validate and resolve a YAML config; every failure is a ``ConfigError``."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, expected a YAML config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raw = {}
+    if isinstance(raw, dict):
+        raw = apply_overrides(raw, overrides or [], source)
+    config = validate(raw, source)
+    return resolve_paths(config, path.resolve().parent, source)
+
+
+def config_to_yaml(config: Config) -> str:
+    """The resolved config as YAML text (what is written into the run directory)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,177 @@
+"""Corpus readers (CoNLL-U and word<TAB>tag) -> ``Sentence``, and length-bucketed batches.
+
+Readers are strict: a malformed line stops with ``file:line: what is wrong``, so that a
+typo in a corpus is found at once rather than silently skipped.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from .errors import DataError
+
+TAG_PAD = -100
+"""Tag id at padded positions: ``nn.NLLLoss(ignore_index=TAG_PAD)`` skips them."""
+
+_CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its word forms and their gold tags (same length)."""
+
+    words: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 file, without line ends; a BOM is dropped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a corpus file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+        yield number, line.rstrip("\r")
+
+
+def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
+    """Read FORM and the UPOS or XPOS column of a CoNLL-U file.
+
+    Comments, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped.
+    """
+    path = Path(path)
+    column = _CONLLU_COLUMNS[tag_column]
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+            continue
+        if line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataError(f"{path}:{number}: expected 10 tab-separated columns, found {len(fields)}")
+        token_id = fields[0]
+        if "-" in token_id or "." in token_id:
+            continue
+        if not token_id.isdigit():
+            raise DataError(f"{path}:{number}: ID {token_id!r} is not a number, range or decimal")
+        form, tag = fields[1], fields[column]
+        if not form:
+            raise DataError(f"{path}:{number}: empty FORM")
+        if tag in ("", "_"):
+            raise DataError(f"{path}:{number}: missing {tag_column.upper()} tag for {form!r}")
+        words.append(form)
+        tags.append(tag)
+    if words:
+        sentences.append(Sentence(tuple(words), tuple(tags)))
+    return sentences
+
+
+def read_tsv(path: str | Path) -> list[Sentence]:
+    """Read ``word<TAB>tag`` lines, one token per line, a blank line between sentences."""
+    path = Path(path)
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise DataError(f"{path}:{number}: expected 2 tab-separated columns (word, tag), found {len(fields)}")
+        form, tag = fields
+        if not form.strip():
+            raise DataError(f"{path}:{number}: empty word")
+        if not tag.strip():
+            raise DataError(f"{path}:{number}: missing tag for {form!r}")
+        words.append(form)
+        tags.append(tag.strip())
+    if words:
+        sentences.append(Sentence(tuple(words), tuple(tags)))
+    return sentences
+
+
+def read_corpus(path: str | Path, format: str = "conllu", tag_column: str = "upos") -> list[Sentence]:
+    """Read a corpus in ``format`` (``conllu`` or ``tsv``)."""
+    if format == "conllu":
+        return read_conllu(path, tag_column)
+    if format == "tsv":
+        return read_tsv(path)
+    raise ValueError(f"unknown corpus format {format!r}")
+
+
+@dataclass
+class Batch:
+    """A padded minibatch.
+
+    words:   (B, T) int64 word ids, ``<pad>`` beyond each length
+    tags:    (B, T) int64 tag ids, ``TAG_PAD`` beyond each length
+    lengths: (B,)   int64 on the CPU (as ``pack_padded_sequence`` wants)
+    index:   (B,)   position of each sentence in the encoded dataset
+    """
+
+    words: torch.Tensor
+    tags: torch.Tensor
+    lengths: torch.Tensor
+    index: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def collate(
+    word_ids: Sequence[torch.Tensor], tag_ids: Sequence[torch.Tensor], index: Sequence[int], pad: int
+) -> Batch:
+    """Pad one batch of 1-D id tensors."""
+    return Batch(
+        words=pad_sequence(list(word_ids), batch_first=True, padding_value=pad),
+        tags=pad_sequence(list(tag_ids), batch_first=True, padding_value=TAG_PAD),
+        lengths=torch.tensor([len(w) for w in word_ids], dtype=torch.long),
+        index=torch.tensor(list(index), dtype=torch.long),
+    )
+
+
+def bucket_order(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:
+    """Group sentence indices into batches of similar length.
+
+    With ``rng``: shuffle, sort by length inside pools of 50 batches, cut into batches
+    and shuffle the batches, so each epoch differs but padding stays small. Without:
+    sort everything by length (deterministic order, for evaluation).
+    """
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches

@@ -1,0 +1,62 @@
+"""Scoring a model on a corpus, and the tag-score matrices of example sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from .data import Sentence, read_corpus
+from .errors import DataError
+from .predict import DEFAULT_BATCH_SIZE, log_probs, tag
+from .metrics import score
+from .report import write_report
+
+
+def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Tag ``sentences`` and score them against their gold tags (see ``metrics.score``).
+
+    A word counts as known when it has its own id in the model's vocabulary (it was
+    seen in training at least ``data.min_word_freq`` times); the rest are OOV.
+    """
+    tagged = tag(checkpoint, [s.words for s in sentences], batch_size)
+    known = [[word in checkpoint.words for word in s.words] for s in sentences]
+    return score([s.tags for s in sentences], [t.tags for t in tagged], known)
+
+
+def tag_score_matrix(checkpoint: Checkpoint, words: Sequence[str], stage: str) -> dict[str, Any]:
+    """Every tag's probability for each word of one sentence, as in the PyTorch tutorial."""
+    (logp,) = log_probs(checkpoint.model, [checkpoint.words.encode(words)])
+    return {
+        "stage": stage,
+        "words": list(words),
+        "tags": list(checkpoint.tags.itos),
+        "probs": [[round(p, 4) for p in row] for row in logp.exp().tolist()],
+    }
+
+
+def evaluate_model(
+    model: str | Path | None = None,
+    data: str | Path | None = None,
+    output: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+) -> dict[str, Any]:
+    """Score a trained model on ``data`` (default: the test set of its training config).
+
+    Returns the scores with ``model`` and ``data`` paths added; with ``output``, also
+    writes ``report.md`` and ``report.json`` there.
+    """
+    path = find_checkpoint(model, runs_dir)
+    checkpoint = load_checkpoint(path)
+    data_config = checkpoint.config.data
+    if data is None:
+        if data_config.test is None:
+            raise DataError(f"{path}: its training config names no test set; pass --data FILE")
+        data = data_config.test
+    sentences = read_corpus(data, data_config.format, data_config.tag_column)
+    if not sentences:
+        raise DataError(f"{data}: no sentences to evaluate")
+    result = {"model": str(path), "data": str(data), **evaluate(checkpoint, sentences)}
+    if output is not None:
+        write_report(Path(output), {"title": f"Evaluation of {path}", "results": {"test": result}})
+    return result

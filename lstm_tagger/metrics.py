@@ -1,0 +1,78 @@
+"""Pure scoring functions over gold and predicted tag sequences (no torch, no I/O)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def score(
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    known: Sequence[Sequence[bool]],
+    top_confusions: int = 10,
+) -> dict[str, Any]:
+    """Tagging scores of ``pred`` against ``gold``.
+
+    ``known[s][i]`` says whether word i of sentence s is in the training vocabulary;
+    the others are the out-of-vocabulary (OOV) tokens. Returns a JSON-ready dict with
+    ``accuracy`` (a fraction), ``tokens``, ``sentences``, ``sentence_accuracy``,
+    ``known_accuracy``, ``oov_accuracy``, ``oov_tokens``, ``per_tag`` (precision,
+    recall, f1, support per gold tag) and ``confusions`` (most frequent gold -> predicted).
+    """
+    if not (len(gold) == len(pred) == len(known)):
+        raise ValueError("gold, pred and known must have one entry per sentence")
+    correct = tokens = exact = 0
+    known_total = known_correct = oov_total = oov_correct = 0
+    gold_count: Counter[str] = Counter()
+    pred_count: Counter[str] = Counter()
+    hits: Counter[str] = Counter()
+    confusions: Counter[tuple[str, str]] = Counter()
+    for g_sent, p_sent, k_sent in zip(gold, pred, known):
+        if not (len(g_sent) == len(p_sent) == len(k_sent)):
+            raise ValueError("a predicted sentence differs in length from its gold sentence")
+        sentence_ok = True
+        for g, p, k in zip(g_sent, p_sent, k_sent):
+            ok = g == p
+            tokens += 1
+            correct += ok
+            gold_count[g] += 1
+            pred_count[p] += 1
+            if ok:
+                hits[g] += 1
+            else:
+                confusions[(g, p)] += 1
+                sentence_ok = False
+            if k:
+                known_total += 1
+                known_correct += ok
+            else:
+                oov_total += 1
+                oov_correct += ok
+        exact += sentence_ok
+    per_tag = {}
+    for tag in sorted(gold_count, key=lambda t: (-gold_count[t], t)):
+        precision = _ratio(hits[tag], pred_count[tag])
+        recall = _ratio(hits[tag], gold_count[tag])
+        f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
+        per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count[tag]}
+    return {
+        "accuracy": _ratio(correct, tokens),
+        "tokens": tokens,
+        "correct": correct,
+        "sentences": len(gold),
+        "sentence_accuracy": _ratio(exact, len(gold)),
+        "known_tokens": known_total,
+        "known_accuracy": _ratio(known_correct, known_total),
+        "oov_tokens": oov_total,
+        "oov_accuracy": _ratio(oov_correct, oov_total),
+        "per_tag": per_tag,
+        "confusions": [
+            {"gold": g, "predicted": p, "count": c}
+            for (g, p), c in sorted(confusions.items(), key=lambda item: (-item[1], item[0]))[:top_confusions]
+        ],
+    }

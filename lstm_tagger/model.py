@@ -1,0 +1,85 @@
+"""The tagger: word embedding -> recurrent encoder -> Linear -> log_softmax.
+
+Three layers, each its own module, so that a richer word representation or another
+recurrent cell replaces one piece without touching the others.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import ModelConfig
+from .vocab import PAD_ID, UNK_ID
+
+
+class WordEmbedding(nn.Module):
+    """Word ids -> vectors, with ``<pad>`` as ``padding_idx`` and word dropout.
+
+    Word dropout replaces each real training word by ``<unk>`` with probability ``p``,
+    so that the ``<unk>`` vector learns to stand for words never seen in training.
+    """
+
+    def __init__(self, num_words: int, dim: int, word_dropout: float, dropout: float):
+        super().__init__()
+        self.embedding = nn.Embedding(num_words, dim, padding_idx=PAD_ID)
+        self.word_dropout = word_dropout
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = dim
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        """words (B, T) int64 -> (B, T, output_dim) float."""
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
+            words = words.masked_fill(drop & (words != PAD_ID), UNK_ID)
+        return self.dropout(self.embedding(words))
+
+
+class RecurrentEncoder(nn.Module):
+    """A (Bi)LSTM over packed sequences, so padding never reaches a real token's state."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_layers: int, bidirectional: bool, dropout: float):
+        super().__init__()
+        self.rnn = nn.LSTM(
+            input_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """inputs (B, T, input_dim), lengths (B,) int64 on the CPU -> (B, T, output_dim).
+
+        Positions beyond a sentence's length are zeros.
+        """
+        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        output, _ = self.rnn(packed)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+        return self.dropout(output)
+
+
+class Tagger(nn.Module):
+    """Embedding(padding_idx=0) -> (Bi)LSTM -> Linear -> log_softmax over the tag set."""
+
+    def __init__(self, config: ModelConfig, num_words: int, num_tags: int):
+        super().__init__()
+        self.config = config
+        self.embed = WordEmbedding(num_words, config.embedding_dim, config.word_dropout, config.dropout)
+        self.encoder = RecurrentEncoder(
+            self.embed.output_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
+        )
+        self.output = nn.Linear(self.encoder.output_dim, num_tags)
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities.
+
+        K is the number of tags. Rows beyond a sentence's length are meaningless and must
+        be masked by the caller (the loss ignores them through ``TAG_PAD``).
+        """
+        hidden = self.encoder(self.embed(words), lengths)
+        return torch.log_softmax(self.output(hidden), dim=-1)

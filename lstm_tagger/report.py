@@ -1,0 +1,101 @@
+"""The tag-score report: Markdown and JSON files, and the same tables on the terminal.
+
+A report is a plain dict::
+
+    {"title": str,
+     "results": {"dev": scores, "test": scores, ...},   # scores from metrics.score
+     "tag_scores": [matrix, ...],                        # optional, from evaluate.tag_score_matrix
+     "training": {...}}                                  # optional summary of the run
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .files import atomic_write_text
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        ("token accuracy", _pct(scores["accuracy"]), str(scores["tokens"])),
+        ("sentence accuracy", _pct(scores["sentence_accuracy"]), str(scores["sentences"])),
+        ("known words", _pct(scores["known_accuracy"]), str(scores["known_tokens"])),
+        ("unknown (OOV) words", _pct(scores["oov_accuracy"]), str(scores["oov_tokens"])),
+    ]
+
+
+def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), str(s["support"]))
+        for tag, s in scores["per_tag"].items()
+    ]
+
+
+def _md_table(header: list[str], rows: list[tuple[str, ...]] | list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    parts = [f"# {report['title']}"]
+    training = report.get("training")
+    if training:
+        parts.append(_md_table(["", ""], [(k, str(v)) for k, v in training.items()]))
+    for name, scores in report["results"].items():
+        parts.append(f"## {name}: {scores.get('data', '')}".rstrip(": "))
+        parts.append(_md_table(["measure", "accuracy %", "tokens"], _summary_rows(scores)))
+        parts.append("### Per tag")
+        parts.append(_md_table(["tag", "precision %", "recall %", "F1 %", "support"], _tag_rows(scores)))
+        if scores["confusions"]:
+            parts.append("### Most frequent confusions")
+            rows = [(c["gold"], c["predicted"], str(c["count"])) for c in scores["confusions"]]
+            parts.append(_md_table(["gold", "predicted", "count"], rows))
+    matrices = report.get("tag_scores") or []
+    if matrices:
+        parts.append("## Tag scores of example sentences")
+        parts.append("Each word's probability for every tag (rows: words, columns: tags), as in the PyTorch tutorial.")
+    for matrix in matrices:
+        parts.append(f"### {matrix['stage']}: {' '.join(matrix['words'])}")
+        rows = []
+        for word, probs in zip(matrix["words"], matrix["probs"]):
+            best = max(range(len(probs)), key=probs.__getitem__)
+            rows.append([word, matrix["tags"][best], *(f"{p:.2f}" for p in probs)])
+        parts.append(_md_table(["word", "argmax", *matrix["tags"]], rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(directory: Path, report: dict[str, Any]) -> None:
+    """Write ``report.md`` and ``report.json`` into ``directory`` (created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(directory / "report.md", to_markdown(report))
+
+
+def print_scores(console: Console, name: str, scores: dict[str, Any]) -> None:
+    """The summary and per-tag tables of one evaluation, on the terminal."""
+    summary = Table(title=f"{name}: {scores.get('data', '')}".rstrip(": "), title_justify="left")
+    for column in ("measure", "accuracy %", "tokens"):
+        summary.add_column(column, justify="left" if column == "measure" else "right")
+    for row in _summary_rows(scores):
+        summary.add_row(*row)
+    console.print(summary)
+    per_tag = Table(title="per tag", title_justify="left")
+    for column in ("tag", "precision %", "recall %", "F1 %", "support"):
+        per_tag.add_column(column, justify="left" if column == "tag" else "right")
+    for row in _tag_rows(scores):
+        per_tag.add_row(*row)
+    console.print(per_tag)
+    if scores["confusions"]:
+        top = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:5])
+        console.print(f"most frequent confusions (gold->predicted): {top}", highlight=False)

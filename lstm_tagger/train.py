@@ -1,0 +1,230 @@
+"""``train(config, output_dir)``: the epoch loop, checkpoints and the final report.
+
+The run directory gets ``config.yaml`` (the resolved config), ``model-best.safetensors``
+(best dev accuracy), ``model-last.safetensors`` (last finished epoch), ``metrics.jsonl``
+(one line per epoch) and ``report.md`` / ``report.json``. Every file is written
+atomically, so an interrupted run leaves the last finished epoch's files intact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
+from .config import Config, config_to_yaml
+from .data import TAG_PAD, Sentence, bucket_order, collate, read_corpus
+from .errors import ConfigError, DataError, UserError
+from .evaluate import evaluate, tag_score_matrix
+from .files import atomic_write_text
+from .model import Tagger
+from .report import print_scores, write_report
+from .vocab import PAD_ID, build_tag_vocab, build_word_vocab
+
+EXAMPLE_SENTENCES = 2
+"""How many training sentences get a tag-score matrix in the report, before and after training."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run produced."""
+
+    output_dir: Path
+    best_epoch: int
+    best_dev_accuracy: float
+    epochs_run: int
+    interrupted: bool
+    report: dict[str, Any]
+
+
+def resolve_device(config: Config) -> torch.device:
+    """``train.device`` -> a torch device; asking for CUDA without one is a config error."""
+    wanted = config.train.device
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda was asked for, but torch finds no CUDA device (use cpu or auto)")
+    return torch.device(wanted)
+
+
+def default_output_dir(config_path: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """``runs/<config name>-<YYYYmmdd-HHMMSS>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(runs_dir) / f"{Path(config_path).stem}-{stamp}"
+
+
+def prepare_output_dir(output_dir: Path, force: bool) -> None:
+    """Create ``output_dir``; an existing non-empty one is refused unless ``force``."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"{output_dir}: exists and is not a directory")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not force:
+        raise UserError(f"{output_dir}: output directory is not empty (use --force to train into it anyway)")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{output_dir}: cannot create output directory: {exc.strerror}") from None
+
+
+def _read(path: str, config: Config, role: str) -> list[Sentence]:
+    sentences = read_corpus(path, config.data.format, config.data.tag_column)
+    if not sentences:
+        raise DataError(f"{path}: the {role} set has no sentences")
+    return sentences
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[speed]:,.0f} tok/s"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not enabled,
+    )
+
+
+def train(
+    config: Config,
+    output_dir: str | Path,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train a tagger as ``config`` says and write the run into ``output_dir``.
+
+    ``progress`` shows a live bar (default: only when ``console`` is a terminal).
+    Ctrl-C ends training after the current batch; the checkpoints of the last finished
+    epoch stay as they were and the report is written from the best one.
+    """
+    console = console or Console()
+    show_progress = console.is_terminal if progress is None else progress
+    output_dir = Path(output_dir)
+    device = resolve_device(config)
+    train_set = _read(config.data.train, config, "training")
+    dev_set = _read(config.data.dev, config, "dev")
+    test_set = _read(config.data.test, config, "test") if config.data.test else None
+    prepare_output_dir(output_dir, force)
+    atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
+
+    torch.manual_seed(config.train.seed)
+    rng = random.Random(config.train.seed)
+    words = build_word_vocab((s.words for s in train_set), config.data.min_word_freq)
+    tags = build_tag_vocab(s.tags for s in train_set)
+    word_ids = [words.encode(s.words) for s in train_set]
+    tag_ids = [tags.encode(s.tags) for s in train_set]
+    lengths = [len(s.words) for s in train_set]
+    model = Tagger(config.model, len(words), len(tags)).to(device)
+    current = Checkpoint(model=model, config=config, words=words, tags=tags)
+    examples = [tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]]
+    num_params = sum(p.numel() for p in model.parameters())
+    console.print(
+        f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
+        f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}",
+        highlight=False,
+    )
+
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
+    )
+    loss_fn = nn.NLLLoss(ignore_index=TAG_PAD)
+    history: list[dict[str, Any]] = []
+    best_accuracy, best_epoch, stale = -1.0, 0, 0
+    interrupted = False
+    try:
+        for epoch in range(1, config.train.epochs + 1):
+            batches = bucket_order(lengths, config.train.batch_size, rng)
+            model.train()
+            started = time.perf_counter()
+            loss_sum, tokens = 0.0, 0
+            with _progress(console, show_progress) as bar:
+                task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
+                for index in batches:
+                    batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], index, PAD_ID)
+                    optimizer.zero_grad(set_to_none=True)
+                    scores = model(batch.words.to(device), batch.lengths)
+                    loss = loss_fn(scores.flatten(0, 1), batch.tags.to(device).flatten())
+                    if not torch.isfinite(loss):
+                        raise UserError(
+                            f"training diverged at epoch {epoch}: the loss is {loss.item()}; lower train.lr "
+                            f"(now {config.train.lr}) or set train.grad_clip; {output_dir} keeps the last good checkpoints"
+                        )
+                    loss.backward()
+                    if config.train.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+                    optimizer.step()
+                    loss_sum += loss.item() * batch.num_tokens
+                    tokens += batch.num_tokens
+                    elapsed = time.perf_counter() - started
+                    bar.update(task, advance=1, loss=loss_sum / tokens, speed=tokens / max(elapsed, 1e-9))
+            train_seconds = time.perf_counter() - started
+            dev_accuracy = evaluate(current, dev_set)["accuracy"]
+            record = {
+                "epoch": epoch,
+                "train_loss": round(loss_sum / tokens, 6),
+                "dev_accuracy": round(dev_accuracy, 6),
+                "train_seconds": round(train_seconds, 3),
+                "train_tokens_per_second": round(tokens / train_seconds, 1),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            history.append(record)
+            current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
+            improved = dev_accuracy > best_accuracy
+            if improved:
+                best_accuracy, best_epoch, stale = dev_accuracy, epoch, 0
+                save_checkpoint(output_dir / BEST, current)
+            else:
+                stale += 1
+            save_checkpoint(output_dir / LAST, current)
+            atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+            console.print(
+                f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
+                f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else ""),
+                highlight=False,
+            )
+            if config.train.patience and stale >= config.train.patience:
+                console.print(f"early stop: no dev improvement for {stale} epochs", highlight=False)
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        console.print(f"interrupted: keeping the checkpoints of epoch {len(history)}", highlight=False)
+    if not history:
+        raise UserError("interrupted before the first epoch finished: no checkpoint was written")
+
+    best = load_checkpoint(output_dir / BEST, device=str(device))
+    results = {"dev": {"data": config.data.dev, **evaluate(best, dev_set)}}
+    if test_set is not None:
+        results["test"] = {"data": config.data.test, **evaluate(best, test_set)}
+    examples += [tag_score_matrix(best, s.words, "after training") for s in train_set[:EXAMPLE_SENTENCES]]
+    report = {
+        "title": f"Run {output_dir.name}",
+        "training": {
+            "epochs run": len(history),
+            "best epoch": best_epoch,
+            "best dev accuracy %": round(100 * best_accuracy, 2),
+            "training seconds": round(sum(r["train_seconds"] for r in history), 1),
+            "parameters": num_params,
+            "interrupted": interrupted,
+        },
+        "results": results,
+        "tag_scores": examples,
+    }
+    write_report(output_dir, report)
+    for name, scores in results.items():
+        print_scores(console, name, scores)
+    console.print(f"run written to {output_dir}", highlight=False)
+    return TrainResult(output_dir, best_epoch, best_accuracy, len(history), interrupted, report)
