@@ -1,0 +1,51 @@
+import torch
+
+from lstm_tagger.config import ModelConfig
+from lstm_tagger.model import Tagger
+
+
+def make(bidirectional=True, num_layers=2, **extra) -> Tagger:
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_dim=8, hidden_dim=6, num_layers=num_layers, bidirectional=bidirectional, **extra)
+    return Tagger(config, num_words=30, num_tags=5).eval()
+
+
+def test_shapes_and_derived_output_size():
+    for bidirectional, width in ((True, 12), (False, 6)):
+        model = make(bidirectional)
+        assert model.output.in_features == width  # derived from hidden_dim and direction count
+        words = torch.tensor([[2, 3, 4], [5, 6, 0]])
+        out = model(words, torch.tensor([3, 2]))
+        assert out.shape == (2, 3, 5)
+        assert torch.allclose(out.exp().sum(-1), torch.ones(2, 3))  # log_softmax over tags
+
+
+def test_pad_is_padding_idx_with_zero_vector():
+    model = make()
+    assert model.embed.embedding.padding_idx == 0
+    assert torch.count_nonzero(model.embed.embedding.weight[0]) == 0
+
+
+def test_padding_invariance():
+    """A sentence tagged alone and inside a padded batch gets the same scores."""
+    for bidirectional in (True, False):
+        model = make(bidirectional)
+        short = torch.tensor([7, 8, 9])
+        alone = model(short.unsqueeze(0), torch.tensor([3]))[0]
+        batch = torch.tensor([[2, 3, 4, 5, 6, 10, 11], [7, 8, 9, 0, 0, 0, 0]])
+        inside = model(batch, torch.tensor([7, 3]))[1, :3]
+        assert torch.allclose(alone, inside, atol=1e-6)
+
+
+def test_word_dropout_only_in_training():
+    model = make(word_dropout=0.999)
+    words = torch.tensor([[2, 3, 4]])
+    lengths = torch.tensor([3])
+    eval_out = model(words, lengths)
+    unk_out = model(torch.tensor([[1, 1, 1]]), lengths)
+    assert not torch.allclose(eval_out, unk_out)  # eval: words are themselves
+    model.train()
+    torch.manual_seed(1)
+    trained_view = model.embed(words)
+    model.eval()
+    assert torch.allclose(trained_view, model.embed(torch.tensor([[1, 1, 1]])))  # train: all became <unk>
