@@ -1,0 +1,151 @@
+"""The command line end to end, in-process: train the demo config, predict, eval."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.cli import app
+
+from conftest import ROOT
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The shipped demo config, trained for a few epochs into a temporary run directory."""
+    out = tmp_path_factory.mktemp("runs") / "demo"
+    result = runner.invoke(
+        app, ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--set", "train.epochs=8"]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_the_run_directory(demo_run):
+    for name in ("config.yaml", BEST, LAST, "metrics.jsonl", "report.md", "report.json"):
+        assert (demo_run / name).is_file(), name
+    lines = (demo_run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and json.loads(lines[-1])["epoch"] == 8
+    report = json.loads((demo_run / "report.json").read_text())
+    assert set(report["results"]) == {"dev", "test"}
+    stages = [m["stage"] for m in report["tag_scores"]]
+    assert stages == ["before training"] * 2 + ["after training"] * 2
+    assert report["tag_scores"][0]["words"] == ["The", "dog", "ate", "the", "apple"]
+    assert "| tag | precision % | recall % | F1 % | support |" in (demo_run / "report.md").read_text()
+
+
+def test_refuses_non_empty_output_unless_force(demo_run, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    args = ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--set", "train.epochs=1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "output directory is not empty (use --force" in result.stderr
+    assert (out / "keep.txt").read_text() == "mine" and not (out / BEST).exists()
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    assert (out / BEST).is_file()
+
+
+def test_predict_text_default_format(demo_run):
+    result = runner.invoke(app, ["predict", "--model", str(demo_run), "The dog ate the apple"])
+    assert result.exit_code == 0, result.output
+    tokens = result.stdout.strip().split(" ")
+    assert [t.split("/")[0] for t in tokens] == ["The", "dog", "ate", "the", "apple"]
+    assert all(t.split("/")[1] in {"DET", "NOUN", "VERB", "PRON", "ADJ", "PROPN"} for t in tokens)
+
+
+def test_predict_file_stdin_formats_and_scores(demo_run, tmp_path):
+    text = "The dog ate the apple\n\nEverybody read that book\n"
+    path = tmp_path / "in.txt"
+    path.write_text(text)
+    from_file = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path)])
+    from_stdin = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", "-"], input=text)
+    assert from_file.exit_code == 0 and from_file.stdout == from_stdin.stdout
+    assert from_file.stdout.splitlines()[1] == ""  # an empty line stays an empty line
+    as_json = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path), "--format", "json", "--scores"])
+    records = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert records[0]["words"] == ["The", "dog", "ate", "the", "apple"] and records[1]["tags"] == []
+    assert abs(sum(records[0]["scores"][0].values()) - 1) < 1e-2
+    assert max(records[0]["scores"][1], key=records[0]["scores"][1].get) == records[0]["tags"][1]
+    conllu = runner.invoke(app, ["predict", "-m", str(demo_run), "Everybody read", "--format", "conllu"])
+    assert conllu.stdout.splitlines()[1].startswith("1\tEverybody\t_\t")
+    scored = runner.invoke(app, ["predict", "-m", str(demo_run), "dog", "--scores"])
+    word, rest = scored.stdout.strip().split("/")
+    assert word == "dog" and 0 < float(rest.split(":")[1]) <= 1
+
+
+def test_predict_unknown_words_and_empty_input(demo_run):
+    result = runner.invoke(app, ["predict", "-m", str(demo_run), "Xylophones quibble zealously"])
+    assert result.exit_code == 0 and len(result.stdout.split()) == 3
+    empty = runner.invoke(app, ["predict", "-m", str(demo_run), ""])
+    assert empty.exit_code == 0 and empty.stdout == ""
+    empty_stdin = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", "-"], input="")
+    assert empty_stdin.exit_code == 0 and empty_stdin.stdout == ""
+
+
+def test_predict_defaults_to_newest_run(demo_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(demo_run, tmp_path / "runs" / "only")
+    result = runner.invoke(app, ["predict", "The dog"])
+    assert result.exit_code == 0
+    assert f"using {Path('runs') / 'only' / BEST}" in result.stderr
+    (tmp_path / "runs" / "only" / BEST).unlink()
+    result = runner.invoke(app, ["predict", "The dog"])
+    assert result.exit_code == 2 and "no trained model under runs/" in result.stderr
+
+
+def test_eval_json_and_report(demo_run, tmp_path):
+    result = runner.invoke(app, ["eval", "--model", str(demo_run / BEST), "--json", "--output", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert {"accuracy", "tokens", "oov_accuracy", "per_tag"} <= set(scores)
+    assert scores["data"].endswith("test.conllu") and 0 <= scores["accuracy"] <= 1
+    assert scores["tokens"] == sum(t["support"] for t in scores["per_tag"].values())
+    assert (tmp_path / "rep" / "report.md").is_file()
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["results"]["test"]["tokens"] == scores["tokens"]
+    dev = runner.invoke(app, ["eval", "-m", str(demo_run), "--data", str(ROOT / "data" / "demo" / "dev.conllu")])
+    assert dev.exit_code == 0 and "token accuracy" in dev.stdout
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not an lstm-tag checkpoint"),
+        (os.urandom(4096), "not an lstm-tag checkpoint"),
+    ],
+)
+def test_corrupt_checkpoint_is_one_line(tmp_path, content, message):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(content)
+    result = runner.invoke(app, ["predict", "--model", str(bad), "hello"])
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_truncated_checkpoint(demo_run, tmp_path):
+    data = (demo_run / BEST).read_bytes()
+    bad = tmp_path / "cut.safetensors"
+    bad.write_bytes(data[: len(data) // 2])
+    result = runner.invoke(app, ["eval", "--model", str(bad)])
+    assert result.exit_code == 2 and "cut.safetensors" in result.stderr and "Traceback" not in result.output
+
+
+def test_help_has_examples():
+    for command in ("train", "predict", "eval"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Examples" in result.stdout, command
+
+
+def test_python_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "lstm_tagger", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout

@@ -1,0 +1,114 @@
+"""Every config error is one line naming the file and the dotted key, with exit code 2."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from lstm_tagger.cli import app
+from lstm_tagger.config import load_config
+from lstm_tagger.errors import ConfigError
+
+from conftest import tiny_config
+
+runner = CliRunner()
+
+
+def run_train(config: Path, *extra: str):
+    return runner.invoke(app, ["train", str(config), "--output", str(config.parent / "out"), *extra])
+
+
+def edit(path: Path, section: str, key: str, value) -> Path:
+    data = yaml.safe_load(path.read_text())
+    data.setdefault(section, {})[key] = value
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("model", "hidden_dim", 0, "model.hidden_dim: must be > 0, got 0"),
+        ("model", "hidden_dim", "big", "model.hidden_dim: input should be a valid integer, got 'big'"),
+        ("model", "hiden_dim", 3, "model.hiden_dim: unknown key"),
+        ("model", "dropout", 1.5, "model.dropout: must be < 1.0, got 1.5"),
+        ("model", "bidirectional", "yes", "model.bidirectional: input should be a valid boolean, got 'yes'"),
+        ("train", "lr", -1, "train.lr: must be > 0.0, got -1"),
+        ("train", "device", "tpu", "train.device: must be one of 'cpu', 'cuda' or 'auto', got 'tpu'"),
+        ("data", "format", "xml", "data.format: must be one of 'conllu' or 'tsv', got 'xml'"),
+        ("data", "train", "missing.conllu", "data.train: file not found:"),
+        ("extra", "x", 1, "extra: unknown key"),
+    ],
+)
+def test_bad_config_value(tmp_path, section, key, value, message):
+    config = edit(tiny_config(tmp_path), section, key, value)
+    result = run_train(config)
+    assert result.exit_code == 2
+    assert f"{config}: {message}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.hidden_dim=-3", "model.hidden_dim: must be > 0, got -3"),
+        ("model.nope=1", "model.nope: unknown key"),
+        ("train.epochs=many", "train.epochs: input should be a valid integer, got 'many'"),
+        ("model.hidden_dim.x=1", "model.hidden_dim: is not a section"),
+        ("novalue", "--set novalue: expected KEY=VALUE"),
+    ],
+)
+def test_bad_override(tmp_path, override, message):
+    result = run_train(tiny_config(tmp_path), "--set", override)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_required_key_and_bad_yaml(tmp_path):
+    config = tiny_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    del data["data"]["dev"]
+    config.write_text(yaml.safe_dump(data))
+    result = run_train(config)
+    assert result.exit_code == 2 and f"{config}: data.dev: missing required key" in result.stderr
+    config.write_text("data: [unclosed\n")
+    result = run_train(config)
+    assert result.exit_code == 2 and f"{config}:" in result.stderr and "invalid YAML" in result.stderr
+    result = run_train(tmp_path / "absent.yaml")
+    assert result.exit_code == 2 and "absent.yaml: config file not found" in result.stderr
+
+
+def test_overrides_apply_and_paths_resolve_against_config_folder(tmp_path, monkeypatch):
+    config_path = tiny_config(tmp_path)
+    monkeypatch.chdir("/")
+    config = load_config(config_path, ["model.hidden_dim=7", "train.lr=0.25", "model.bidirectional=false"])
+    assert (config.model.hidden_dim, config.train.lr, config.model.bidirectional) == (7, 0.25, False)
+    assert Path(config.data.train) == tmp_path / "tiny.conllu"
+
+
+def test_empty_training_set_is_a_clean_error(tmp_path):
+    config = tiny_config(tmp_path)
+    (tmp_path / "tiny.conllu").write_text("# only a comment\n")
+    result = run_train(config)
+    assert result.exit_code == 2
+    assert "the training set has no sentences" in result.stderr
+
+
+def test_malformed_corpus_line_through_cli(tmp_path):
+    config = tiny_config(tmp_path)
+    corpus = tmp_path / "tiny.conllu"
+    corpus.write_text(corpus.read_text().replace("\tdog\t_\tNOUN\t", "\tdog\tNOUN\t"))
+    result = run_train(config)
+    assert result.exit_code == 2
+    assert f"{corpus}:4: expected 10 tab-separated columns, found 9" in result.stderr
+
+
+def test_config_error_type_names_source():
+    with pytest.raises(ConfigError, match="^x.yaml: expected a mapping"):
+        from lstm_tagger.config import validate
+
+        validate([1, 2], "x.yaml")
