@@ -50,6 +50,7 @@ class TrainConfig(_Section):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(32, gt=0)
     lr: float = Field(0.1, gt=0.0)
+    lr_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)

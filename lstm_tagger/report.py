@@ -20,16 +20,17 @@ from rich.table import Table
 from .files import atomic_write_text
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.2f}"
+def _pct(value: float, count: int = 1) -> str:
+    """A fraction as a percentage; ``n/a`` when it was measured over nothing."""
+    return f"{100 * value:.2f}" if count else "n/a"
 
 
 def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
         ("token accuracy", _pct(scores["accuracy"]), str(scores["tokens"])),
         ("sentence accuracy", _pct(scores["sentence_accuracy"]), str(scores["sentences"])),
-        ("known words", _pct(scores["known_accuracy"]), str(scores["known_tokens"])),
-        ("unknown (OOV) words", _pct(scores["oov_accuracy"]), str(scores["oov_tokens"])),
+        ("known words", _pct(scores["known_accuracy"], scores["known_tokens"]), str(scores["known_tokens"])),
+        ("unknown (OOV) words", _pct(scores["oov_accuracy"], scores["oov_tokens"]), str(scores["oov_tokens"])),
     ]
 
 

@@ -9,7 +9,6 @@ atomically, so an interrupted run leaves the last finished epoch's files intact.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -147,6 +146,9 @@ def train(
     interrupted = False
     try:
         for epoch in range(1, config.train.epochs + 1):
+            lr = config.train.lr / (1 + config.train.lr_decay * (epoch - 1))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             batches = bucket_order(lengths, config.train.batch_size, rng)
             model.train()
             started = time.perf_counter()
@@ -175,6 +177,7 @@ def train(
             dev_accuracy = evaluate(current, dev_set)["accuracy"]
             record = {
                 "epoch": epoch,
+                "lr": round(lr, 6),
                 "train_loss": round(loss_sum / tokens, 6),
                 "dev_accuracy": round(dev_accuracy, 6),
                 "train_seconds": round(train_seconds, 3),
