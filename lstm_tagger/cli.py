@@ -76,11 +76,11 @@ def train_cli(
         None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
     ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Run directory [default: runs/<config name>-<timestamp>]."
+        None, "--output", "-o", help="Run directory \\[default: runs/<config name>-<timestamp>]."
     ),
     force: bool = typer.Option(False, "--force", help="Train into an existing non-empty output directory."),
     progress: Optional[bool] = typer.Option(
-        None, "--progress/--no-progress", help="Show a progress bar [default: only on a terminal]."
+        None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
 ) -> None:
     """Train a tagger from a YAML config; writes checkpoints and a report into a run directory."""
@@ -131,7 +131,7 @@ def _read_input_lines(file: str) -> Iterator[str]:
 def predict_cli(
     text: Optional[str] = typer.Argument(None, help="Text to tag: whitespace-tokenised, one sentence per line."),
     model: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="Checkpoint file or run directory [default: best model of the newest run in runs/]."
+        None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
     file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead, one sentence per line; - is stdin."),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
@@ -167,19 +167,20 @@ def predict_cli(
 )
 def eval_cli(
     model: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="Checkpoint file or run directory [default: best model of the newest run in runs/]."
+        None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
     data: Optional[Path] = typer.Option(
-        None, "--data", "-d", help="Gold corpus to score on [default: the test set of the model's training config]."
+        None, "--data", "-d", help="Gold corpus to score on \\[default: the test set of the model's training config]."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
+        path = find_checkpoint(model)
         if model is None:
-            print(f"lstm-tag: using {find_checkpoint(None)}", file=sys.stderr)
-        result = evaluate_model(model, data, output)
+            print(f"lstm-tag: using {path}", file=sys.stderr)
+        result = evaluate_model(path, data, output)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
