@@ -23,7 +23,7 @@ from .config import Config
 from .errors import CheckpointError
 from .files import atomic_write_bytes
 from .model import Tagger
-from .vocab import Vocab
+from .vocab import Vocab, WordVocab
 
 FORMAT = "lstm-tag"
 FORMAT_VERSION = 1
@@ -37,7 +37,7 @@ class Checkpoint:
 
     model: Tagger
     config: Config
-    words: Vocab
+    words: WordVocab
     tags: Vocab
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -96,7 +96,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         )
     try:
         config = Config.model_validate(json.loads(meta["config"]))
-        words = Vocab.from_dict(json.loads(meta["words"]))
+        words = WordVocab.from_dict(json.loads(meta["words"]))
         tags = Vocab.from_dict(json.loads(meta["tags"]))
         metrics = json.loads(meta.get("metrics", "{}"))
     except (KeyError, TypeError, ValueError, ValidationError) as exc:

@@ -31,6 +31,8 @@ class DataConfig(_Section):
     format: Literal["conllu", "tsv"] = "conllu"
     tag_column: Literal["upos", "xpos"] = "upos"
     min_word_freq: int = Field(1, ge=1)
+    unk_shapes: bool = False
+    lowercase_fallback: bool = False
 
 
 class ModelConfig(_Section):
@@ -41,7 +43,6 @@ class ModelConfig(_Section):
     num_layers: int = Field(1, gt=0)
     bidirectional: bool = True
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    word_dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class TrainConfig(_Section):
@@ -52,6 +53,7 @@ class TrainConfig(_Section):
     lr: float = Field(0.1, gt=0.0)
     lr_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
     patience: int = Field(5, ge=0)

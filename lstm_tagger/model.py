@@ -13,35 +13,29 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import ModelConfig
-from .vocab import PAD_ID, UNK_ID
+from .vocab import PAD_ID
 
 
 class WordEmbedding(nn.Module):
-    """Word ids -> vectors, with ``<pad>`` as ``padding_idx`` and word dropout.
+    """Word ids -> vectors, with ``<pad>`` as ``padding_idx``, then dropout.
 
-    Word dropout replaces each real training word by ``<unk>`` with probability ``p``,
-    so that the ``<unk>`` vector learns to stand for words never seen in training.
     Vectors start uniform in +-sqrt(3/dim) (unit variance per vector, not per entry):
     PyTorch's default N(0, 1) saturates the LSTM gates, and SGD then learns several
     times slower (on EWT: 76% against 86% dev accuracy after one epoch).
     """
 
-    def __init__(self, num_words: int, dim: int, word_dropout: float, dropout: float):
+    def __init__(self, num_words: int, dim: int, dropout: float):
         super().__init__()
         self.embedding = nn.Embedding(num_words, dim, padding_idx=PAD_ID)
         bound = math.sqrt(3.0 / dim)
         with torch.no_grad():
             self.embedding.weight.uniform_(-bound, bound)
             self.embedding.weight[PAD_ID].zero_()
-        self.word_dropout = word_dropout
         self.dropout = nn.Dropout(dropout)
         self.output_dim = dim
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         """words (B, T) int64 -> (B, T, output_dim) float."""
-        if self.training and self.word_dropout > 0:
-            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
-            words = words.masked_fill(drop & (words != PAD_ID), UNK_ID)
         return self.dropout(self.embedding(words))
 
 
@@ -78,7 +72,7 @@ class Tagger(nn.Module):
     def __init__(self, config: ModelConfig, num_words: int, num_tags: int):
         super().__init__()
         self.config = config
-        self.embed = WordEmbedding(num_words, config.embedding_dim, config.word_dropout, config.dropout)
+        self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
         self.encoder = RecurrentEncoder(
             self.embed.output_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text
 from .model import Tagger
 from .report import print_scores, write_report
-from .vocab import PAD_ID, build_tag_vocab, build_word_vocab
+from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
@@ -82,6 +83,28 @@ def _read(path: str, config: Config, role: str) -> list[Sentence]:
     return sentences
 
 
+class WordDropout:
+    """Frequency-scaled word dropout (Kiperwasser and Goldberg, 2016).
+
+    A training word seen c times is replaced, at each occurrence, by the id it would
+    have if it were unknown (``<unk>`` or its shape class) with probability alpha / (alpha + c):
+    rare words often, frequent words almost never, so the unknown-word vectors learn from
+    the words that resemble the unknown words of new text.
+    """
+
+    def __init__(self, words: WordVocab, counts: Counter[str], alpha: float):
+        self.probability = torch.tensor(
+            [0.0 if i in (PAD_ID, UNK_ID) or w not in counts else alpha / (alpha + counts[w]) for i, w in enumerate(words.itos)]
+        )
+        self.replacement = torch.tensor([words.unknown_id(w) for w in words.itos])
+        self.replacement[PAD_ID] = PAD_ID
+
+    def __call__(self, word_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) int64 word ids -> the same shape with some ids replaced."""
+        drop = torch.rand(word_ids.shape) < self.probability[word_ids]
+        return torch.where(drop, self.replacement[word_ids], word_ids)
+
+
 def _progress(console: Console, enabled: bool) -> Progress:
     return Progress(
         TextColumn("epoch {task.fields[epoch]}"),
@@ -122,7 +145,10 @@ def train(
 
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
-    words = build_word_vocab((s.words for s in train_set), config.data.min_word_freq)
+    words, counts = build_word_vocab(
+        (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback
+    )
+    word_dropout = WordDropout(words, counts, config.train.word_dropout) if config.train.word_dropout > 0 else None
     tags = build_tag_vocab(s.tags for s in train_set)
     word_ids = [words.encode(s.words) for s in train_set]
     tag_ids = [tags.encode(s.tags) for s in train_set]
@@ -157,8 +183,9 @@ def train(
                 task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 for index in batches:
                     batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], index, PAD_ID)
+                    batch_words = word_dropout(batch.words) if word_dropout else batch.words
                     optimizer.zero_grad(set_to_none=True)
-                    scores = model(batch.words.to(device), batch.lengths)
+                    scores = model(batch_words.to(device), batch.lengths)
                     loss = loss_fn(scores.flatten(0, 1), batch.tags.to(device).flatten())
                     if not torch.isfinite(loss):
                         raise UserError(

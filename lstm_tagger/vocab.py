@@ -1,8 +1,8 @@
 """String <-> id maps for words and tags, serialised as plain dicts.
 
-Words: ``<pad>`` = 0 (the embedding's ``padding_idx``), ``<unk>`` = 1, then the training
-words by falling frequency. Tags: no pad and no unk; padded positions carry
-``data.TAG_PAD`` and are ignored by the loss.
+Words: ``<pad>`` = 0 (the embedding's ``padding_idx``), ``<unk>`` = 1, optionally five
+shape classes of unknown words, then the training words by falling frequency. Tags: no
+pad and no unk; padded positions carry ``data.TAG_PAD`` and are ignored by the loss.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ PAD = "<pad>"
 UNK = "<unk>"
 PAD_ID = 0
 UNK_ID = 1
+SHAPES = ("<unk:Aa>", "<unk:AA>", "<unk:9>", "<unk:a>", "<unk:.>")
+"""Unknown-word classes: capitalised, all capitals, with a digit, lower case, no letters."""
 
 
 class Vocab:
@@ -58,11 +60,64 @@ class Vocab:
         return cls(data["itos"], data["unk"])
 
 
-def build_word_vocab(sentences: Iterable[Sequence[str]], min_freq: int = 1) -> Vocab:
-    """``<pad>``, ``<unk>``, then words seen at least ``min_freq`` times, most frequent first."""
+def shape_of(word: str) -> str:
+    """The unknown-word class of ``word`` (one of ``SHAPES``), from its capitals and digits."""
+    if any(c.isdigit() for c in word):
+        return "<unk:9>"
+    if not any(c.isalpha() for c in word):
+        return "<unk:.>"
+    if word.isupper() and len(word) > 1:
+        return "<unk:AA>"
+    if word[0].isupper():
+        return "<unk:Aa>"
+    return "<unk:a>"
+
+
+class WordVocab(Vocab):
+    """Word ids with ``<pad>`` = 0 and ``<unk>`` = 1, and two optional ways to place an unknown word.
+
+    ``lowercase_fallback``: an unknown word whose lower-case form is known gets that id
+    ("Each" at the start of a sentence -> "each"). ``shapes``: any other unknown word gets
+    the id of its shape class (``<unk:Aa>`` for "Zyzzyva", ``<unk:9>`` for "3.14") instead
+    of the single ``<unk>``, so the tagger keeps the capitalisation and digit cues.
+    """
+
+    def __init__(self, itos: Sequence[str], shapes: bool = False, lowercase_fallback: bool = False):
+        super().__init__(itos, unk=UNK_ID)
+        self.shapes = shapes
+        self.lowercase_fallback = lowercase_fallback
+
+    def unknown_id(self, word: str) -> int:
+        """The id ``word`` would get if it were not in the vocabulary (no lower-case fallback)."""
+        return self.stoi[shape_of(word)] if self.shapes else UNK_ID
+
+    def index(self, item: str) -> int:
+        found = self.stoi.get(item)
+        if found is not None:
+            return found
+        if self.lowercase_fallback:
+            found = self.stoi.get(item.lower())
+            if found is not None:
+                return found
+        return self.unknown_id(item)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "shapes": self.shapes, "lowercase_fallback": self.lowercase_fallback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WordVocab":
+        return cls(data["itos"], shapes=data["shapes"], lowercase_fallback=data["lowercase_fallback"])
+
+
+def build_word_vocab(
+    sentences: Iterable[Sequence[str]], min_freq: int = 1, shapes: bool = False, lowercase_fallback: bool = False
+) -> tuple[WordVocab, Counter[str]]:
+    """``<pad>``, ``<unk>``, the shape classes (if ``shapes``), then the words seen at least
+    ``min_freq`` times, most frequent first. Also returns the count of every word."""
     counts = Counter(word for words in sentences for word in words)
-    kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in (PAD, UNK)), key=lambda w: (-counts[w], w))
-    return Vocab([PAD, UNK, *kept], unk=UNK_ID)
+    specials = [PAD, UNK, *(SHAPES if shapes else ())]
+    kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w))
+    return WordVocab([*specials, *kept], shapes=shapes, lowercase_fallback=lowercase_fallback), counts
 
 
 def build_tag_vocab(sentences: Iterable[Sequence[str]]) -> Vocab:
