@@ -35,17 +35,3 @@ def test_padding_invariance():
         batch = torch.tensor([[2, 3, 4, 5, 6, 10, 11], [7, 8, 9, 0, 0, 0, 0]])
         inside = model(batch, torch.tensor([7, 3]))[1, :3]
         assert torch.allclose(alone, inside, atol=1e-6)
-
-
-def test_word_dropout_only_in_training():
-    model = make(word_dropout=0.999)
-    words = torch.tensor([[2, 3, 4]])
-    lengths = torch.tensor([3])
-    eval_out = model(words, lengths)
-    unk_out = model(torch.tensor([[1, 1, 1]]), lengths)
-    assert not torch.allclose(eval_out, unk_out)  # eval: words are themselves
-    model.train()
-    torch.manual_seed(1)
-    trained_view = model.embed(words)
-    model.eval()
-    assert torch.allclose(trained_view, model.embed(torch.tensor([[1, 1, 1]])))  # train: all became <unk>

@@ -1,0 +1,140 @@
+"""HandLSTM / HandGRU against nn.LSTM / nn.GRU: names, outputs, gradients, padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstm_tagger.cells import HandGRU, HandLSTM, reverse_index
+
+PAIRS = {"lstm": (HandLSTM, nn.LSTM), "gru": (HandGRU, nn.GRU)}
+LENGTHS = torch.tensor([7, 3, 5, 1])
+INPUT, HIDDEN = 5, 4
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def run_torch(rnn: nn.Module, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The reference: inputs (B, T, D) through pack_padded_sequence -> (B, T, H * directions)."""
+    packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+    output, _ = rnn(packed)
+    output, _ = pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+    return output
+
+
+def real_mask(lengths: torch.Tensor, total: int) -> torch.Tensor:
+    """(B,) -> (B, T, 1) bool, True at real tokens."""
+    return (torch.arange(total).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+
+
+def build(kind: str, bidirectional: bool, num_layers: int, hand_first: bool, dtype: torch.dtype):
+    """A hand module and a torch module with the same weights, copied one way or the other."""
+    hand_class, torch_class = PAIRS[kind]
+    torch.manual_seed(0)
+    hand = hand_class(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional)
+    ref = torch_class(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
+    if hand_first:
+        ref.load_state_dict(hand.state_dict())
+    else:
+        hand.load_state_dict(ref.state_dict())
+    return hand.to(dtype), ref.to(dtype)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("hand_first", [False, True])
+def test_equal_to_pytorch(kind, bidirectional, num_layers, dtype, hand_first):
+    hand, ref = build(kind, bidirectional, num_layers, hand_first, dtype)
+    total = int(LENGTHS.max()) + 2  # trailing all-padding columns as well (total_length)
+    inputs = torch.randn(len(LENGTHS), total, INPUT, dtype=dtype)
+    inputs[~real_mask(LENGTHS, total).expand_as(inputs)] = 3.0  # padding that would show if it leaked
+    hand_inputs = inputs.clone().requires_grad_()
+    ref_inputs = inputs.clone().requires_grad_()
+
+    hand_out = hand(hand_inputs, LENGTHS)
+    ref_out = run_torch(ref, ref_inputs, LENGTHS)
+    width = HIDDEN * (2 if bidirectional else 1)
+    assert hand_out.shape == (len(LENGTHS), total, width)
+    mask = real_mask(LENGTHS, total)
+    tol = TOLERANCE[dtype]
+    torch.testing.assert_close(hand_out * mask, ref_out * mask, atol=tol, rtol=tol)
+    assert torch.count_nonzero(hand_out.masked_select(~mask)) == 0
+
+    weights = torch.randn(hand_out.shape, dtype=dtype) * mask
+    (hand_out * weights).sum().backward()
+    (ref_out * weights).sum().backward()
+    torch.testing.assert_close(hand_inputs.grad, ref_inputs.grad, atol=tol, rtol=tol)
+    ref_params = dict(ref.named_parameters())
+    for name, parameter in hand.named_parameters():
+        torch.testing.assert_close(parameter.grad, ref_params[name].grad, atol=tol, rtol=tol, msg=name)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 3])
+def test_parameter_names_shapes_and_init(kind, bidirectional, num_layers):
+    hand_class, torch_class = PAIRS[kind]
+    dropout = 0.5 if num_layers > 1 else 0.0  # nn.LSTM warns about dropout with one layer
+    hand = hand_class(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout)
+    ref = torch_class(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, batch_first=True)
+    assert [(n, p.shape) for n, p in hand.named_parameters()] == [(n, p.shape) for n, p in ref.named_parameters()]
+    bound = HIDDEN**-0.5
+    for parameter in hand.parameters():
+        assert parameter.abs().max() <= bound
+        assert parameter.std() > bound / 4  # uniform, not left at zero or a constant
+
+
+@pytest.mark.parametrize("hand_class", [HandLSTM, HandGRU])
+def test_padding_invariance(hand_class):
+    """A sentence alone and inside a padded batch gets the same outputs."""
+    torch.manual_seed(1)
+    hand = hand_class(INPUT, HIDDEN, num_layers=2, bidirectional=True).eval()
+    batch = torch.randn(3, 9, INPUT)
+    lengths = torch.tensor([9, 4, 6])
+    alone = hand(batch[1:2, :4], torch.tensor([4]))[0]
+    inside = hand(batch, lengths)[1]
+    torch.testing.assert_close(inside[:4], alone, atol=1e-6, rtol=0)
+    assert torch.count_nonzero(inside[4:]) == 0
+
+
+@pytest.mark.parametrize("hand_class", [HandLSTM, HandGRU])
+def test_gradcheck(hand_class):
+    torch.manual_seed(2)
+    hand = hand_class(3, 2, bidirectional=True).double()
+    lengths = torch.tensor([3, 2])
+    names = [name for name, _ in hand.named_parameters()]
+    inputs = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in hand.parameters()]
+
+    def run(inputs, *params):
+        return torch.func.functional_call(hand, dict(zip(names, params)), (inputs, lengths))
+
+    assert torch.autograd.gradcheck(run, (inputs, *params))
+
+
+def test_dropout_between_layers_only():
+    """With p = 1 a single layer is unaffected and the second of two layers reads zeros."""
+    torch.manual_seed(3)
+    inputs = torch.randn(2, 4, INPUT)
+    lengths = torch.tensor([4, 2])
+    single = HandLSTM(INPUT, HIDDEN, dropout=1.0).train()
+    torch.testing.assert_close(single(inputs, lengths), single.eval()(inputs, lengths))
+    two = HandLSTM(INPUT, HIDDEN, num_layers=2, dropout=1.0).train()
+    second = HandLSTM(HIDDEN, HIDDEN)  # layer 1 of ``two`` on its own
+    second.load_state_dict({k.replace("_l1", "_l0"): v for k, v in two.state_dict().items() if "_l1" in k})
+    torch.testing.assert_close(two(inputs, lengths), second(torch.zeros(2, 4, HIDDEN), lengths))
+
+
+def test_reverse_index_reverses_within_length():
+    index = reverse_index(torch.tensor([3, 1, 0]), 4)
+    assert index.tolist() == [[2, 1, 0, 3], [0, 1, 2, 3], [0, 1, 2, 3]]
+
+
+def test_all_empty_and_too_long_lengths():
+    hand = HandGRU(INPUT, HIDDEN, bidirectional=True)
+    assert torch.count_nonzero(hand(torch.randn(2, 3, INPUT), torch.tensor([0, 0]))) == 0
+    with pytest.raises(ValueError):
+        hand(torch.randn(2, 3, INPUT), torch.tensor([4, 1]))
