@@ -85,7 +85,8 @@ def write_report(directory: Path, report: dict[str, Any]) -> None:
 
 def print_scores(console: Console, name: str, scores: dict[str, Any]) -> None:
     """The summary and per-tag tables of one evaluation, on the terminal."""
-    summary = Table(title=f"{name}: {scores.get('data', '')}".rstrip(": "), title_justify="left")
+    console.print(f"{name}: {scores.get('data', '')}".rstrip(": "), highlight=False, soft_wrap=True)
+    summary = Table()
     for column in ("measure", "accuracy %", "tokens"):
         summary.add_column(column, justify="left" if column == "measure" else "right")
     for row in _summary_rows(scores):
