@@ -21,7 +21,7 @@ from safetensors.torch import save as save_tensors
 
 from .config import Config
 from .errors import CheckpointError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_bytes
 from .model import Tagger
 from .vocab import Vocab, WordVocab
 
@@ -77,14 +77,7 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: checkpoint not found") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory without {BEST}") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_bytes(path, CheckpointError, "checkpoint")
     meta = _read_metadata(data, path)
     try:
         version = int(meta["format_version"])

@@ -9,12 +9,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .errors import DataError
+from .files import read_bytes
 
 TAG_PAD = -100
 """Tag id at padded positions: ``nn.NLLLoss(ignore_index=TAG_PAD)`` skips them."""
@@ -32,14 +33,7 @@ class Sentence:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 file, without line ends; a BOM is dropped."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a corpus file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_bytes(path, DataError, "corpus file")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -50,6 +44,27 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         yield number, line.rstrip("\r")
 
 
+def _read_sentences(path: Path, parse: Callable[[int, str], tuple[str, str] | None]) -> list[Sentence]:
+    """Blank-line separated blocks of ``path`` -> sentences; ``parse(line_number, line)``
+    turns a non-blank line into ``(word, tag)``, or ``None`` for a line to skip."""
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in _lines(path):
+        if not line.strip():
+            if words:
+                sentences.append(Sentence(tuple(words), tuple(tags)))
+                words, tags = [], []
+            continue
+        token = parse(number, line)
+        if token is not None:
+            words.append(token[0])
+            tags.append(token[1])
+    if words:
+        sentences.append(Sentence(tuple(words), tuple(tags)))
+    return sentences
+
+
 def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
     """Read FORM and the UPOS or XPOS column of a CoNLL-U file.
 
@@ -57,23 +72,16 @@ def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
     """
     path = Path(path)
     column = _CONLLU_COLUMNS[tag_column]
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            if words:
-                sentences.append(Sentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-            continue
+
+    def parse(number: int, line: str) -> tuple[str, str] | None:
         if line.startswith("#"):
-            continue
+            return None
         fields = line.split("\t")
         if len(fields) != 10:
             raise DataError(f"{path}:{number}: expected 10 tab-separated columns, found {len(fields)}")
         token_id = fields[0]
         if "-" in token_id or "." in token_id:
-            continue
+            return None
         if not token_id.isdigit():
             raise DataError(f"{path}:{number}: ID {token_id!r} is not a number, range or decimal")
         form, tag = fields[1], fields[column]
@@ -81,38 +89,27 @@ def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
             raise DataError(f"{path}:{number}: empty FORM")
         if tag in ("", "_"):
             raise DataError(f"{path}:{number}: missing {tag_column.upper()} tag for {form!r}")
-        words.append(form)
-        tags.append(tag)
-    if words:
-        sentences.append(Sentence(tuple(words), tuple(tags)))
-    return sentences
+        return form, tag
+
+    return _read_sentences(path, parse)
 
 
 def read_tsv(path: str | Path) -> list[Sentence]:
     """Read ``word<TAB>tag`` lines, one token per line, a blank line between sentences."""
     path = Path(path)
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            if words:
-                sentences.append(Sentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-            continue
+
+    def parse(number: int, line: str) -> tuple[str, str]:
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(f"{path}:{number}: expected 2 tab-separated columns (word, tag), found {len(fields)}")
-        form, tag = fields
+        form, tag = fields[0], fields[1].strip()
         if not form.strip():
             raise DataError(f"{path}:{number}: empty word")
-        if not tag.strip():
+        if not tag:
             raise DataError(f"{path}:{number}: missing tag for {form!r}")
-        words.append(form)
-        tags.append(tag.strip())
-    if words:
-        sentences.append(Sentence(tuple(words), tuple(tags)))
-    return sentences
+        return form, tag
+
+    return _read_sentences(path, parse)
 
 
 def read_corpus(path: str | Path, format: str = "conllu", tag_column: str = "upos") -> list[Sentence]:

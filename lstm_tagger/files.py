@@ -36,6 +36,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
                 pass
 
 
+def read_bytes(path: Path, error: type[UserError], what: str) -> bytes:
+    """The bytes of ``path``, or ``error`` with one line: ``PATH: <what> not found`` and the like."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected a {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """``atomic_write_bytes`` for UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
