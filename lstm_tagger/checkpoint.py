@@ -22,7 +22,7 @@ from safetensors.torch import save as save_tensors
 from .config import Config
 from .errors import CheckpointError
 from .files import atomic_write_bytes, read_bytes
-from .model import Tagger
+from .model import FAMILY, Tagger
 from .vocab import Vocab, WordVocab
 
 FORMAT = "lstm-tag"
@@ -74,8 +74,12 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
     return metadata
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
-    """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``."""
+def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
+    """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``.
+
+    ``cell`` serves the weights with another cell of the same family (``hand_lstm`` ->
+    ``lstm`` for PyTorch's fast kernel, or back): the parameters are the same.
+    """
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
     meta = _read_metadata(data, path)
@@ -94,6 +98,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
         metrics = json.loads(meta.get("metrics", "{}"))
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
+    if cell is not None and cell != config.model.cell:
+        if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
+            raise CheckpointError(f"{path}: the model's cell is {config.model.cell}; only a cell of the same family can serve it, not {cell}")
+        config = config.model_copy(update={"model": config.model.model_copy(update={"cell": cell})})
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type for every kind of damage

@@ -91,6 +91,16 @@ def train_cli(
         raise typer.Exit(130)
 
 
+class ServeCell(str, Enum):
+    lstm = "lstm"
+    gru = "gru"
+    hand_lstm = "hand_lstm"
+    hand_gru = "hand_gru"
+
+
+CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand_lstm model with PyTorch's lstm kernel."
+
+
 class OutputFormat(str, Enum):
     text = "text"
     conllu = "conllu"
@@ -139,6 +149,7 @@ def predict_cli(
         False, "--scores", help="Add tag probabilities: the chosen tag's in text, every tag's in json and conllu."
     ),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Sentences per batch."),
+    cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
@@ -147,7 +158,7 @@ def predict_cli(
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
-        checkpoint = load_checkpoint(path)
+        checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
         lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
         try:
             write_tagged(tag_lines(checkpoint, lines, batch_size, scores), checkpoint.tags, format.value, sys.stdout)
@@ -174,13 +185,14 @@ def eval_cli(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
+    cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
-        result = evaluate_model(path, data, output)
+        result = evaluate_model(path, data, output, cell=cell.value if cell else None)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -39,6 +39,7 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """Hyper-parameters of the network; sizes that follow from these are derived in code."""
 
+    cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
     embedding_dim: int = Field(100, gt=0)
     hidden_dim: int = Field(128, gt=0)
     num_layers: int = Field(1, gt=0)

@@ -40,14 +40,15 @@ def evaluate_model(
     data: str | Path | None = None,
     output: str | Path | None = None,
     runs_dir: str | Path = "runs",
+    cell: str | None = None,
 ) -> dict[str, Any]:
     """Score a trained model on ``data`` (default: the test set of its training config).
 
     Returns the scores with ``model`` and ``data`` paths added; with ``output``, also
-    writes ``report.md`` and ``report.json`` there.
+    writes ``report.md`` and ``report.json`` there. ``cell`` as in ``load_checkpoint``.
     """
     path = find_checkpoint(model, runs_dir)
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, cell=cell)
     data_config = checkpoint.config.data
     if data is None:
         if data_config.test is None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .cells import HandGRU, HandLSTM
 from .config import ModelConfig
 from .vocab import PAD_ID
 
@@ -39,19 +40,28 @@ class WordEmbedding(nn.Module):
         return self.dropout(self.embedding(words))
 
 
-class RecurrentEncoder(nn.Module):
-    """A (Bi)LSTM over packed sequences, so padding never reaches a real token's state."""
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "hand_lstm": HandLSTM, "hand_gru": HandGRU}
+"""``model.cell`` -> the recurrent module. PyTorch's run over packed sequences; ours
+(``cells.py``) take the padded batch and its lengths. Same-family cells share parameter
+names and shapes, so their weights are interchangeable."""
 
-    def __init__(self, input_dim: int, hidden_dim: int, num_layers: int, bidirectional: bool, dropout: float):
+FAMILY = {"lstm": "lstm", "hand_lstm": "lstm", "gru": "gru", "hand_gru": "gru"}
+
+
+class RecurrentEncoder(nn.Module):
+    """A (Bi)LSTM or GRU over each sentence's real tokens, so padding never reaches a real token's state."""
+
+    def __init__(self, cell: str, input_dim: int, hidden_dim: int, num_layers: int, bidirectional: bool, dropout: float):
         super().__init__()
-        self.rnn = nn.LSTM(
-            input_dim,
-            hidden_dim,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
-            batch_first=True,
-        )
+        between_layers = dropout if num_layers > 1 else 0.0
+        if cell in ("lstm", "gru"):
+            self.rnn = CELLS[cell](
+                input_dim, hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
+                dropout=between_layers, batch_first=True,
+            )
+        else:
+            self.rnn = CELLS[cell](input_dim, hidden_dim, num_layers, bidirectional, between_layers)
+        self.packed = cell in ("lstm", "gru")
         self.dropout = nn.Dropout(dropout)
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
 
@@ -60,6 +70,8 @@ class RecurrentEncoder(nn.Module):
 
         Positions beyond a sentence's length are zeros.
         """
+        if not self.packed:
+            return self.dropout(self.rnn(inputs, lengths))
         packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
         output, _ = self.rnn(packed)
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
@@ -67,13 +79,14 @@ class RecurrentEncoder(nn.Module):
 
 
 class Tagger(nn.Module):
-    """Embedding(padding_idx=0) -> (Bi)LSTM -> Linear -> log_softmax over the tag set."""
+    """Embedding(padding_idx=0) -> (Bi)LSTM or GRU -> Linear -> log_softmax over the tag set."""
 
     def __init__(self, config: ModelConfig, num_words: int, num_tags: int):
         super().__init__()
         self.config = config
         self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
         self.encoder = RecurrentEncoder(
+            config.cell,
             self.embed.output_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )
         self.output = nn.Linear(self.encoder.output_dim, num_tags)

@@ -149,3 +149,14 @@ def test_python_dash_m(tmp_path):
 
     result = subprocess.run([sys.executable, "-m", "lstm_tagger", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "predict" in result.stdout
+
+
+def test_predict_and_eval_with_another_cell_of_the_family(demo_run):
+    text = "Everybody read that book"
+    fast = runner.invoke(app, ["predict", "-m", str(demo_run), text, "--scores"])
+    hand = runner.invoke(app, ["predict", "-m", str(demo_run), text, "--scores", "--cell", "hand_lstm"])
+    assert hand.exit_code == 0 and hand.stdout == fast.stdout
+    scores = json.loads(runner.invoke(app, ["eval", "-m", str(demo_run), "--json", "--cell", "hand_lstm"]).stdout)
+    assert scores["accuracy"] == json.loads(runner.invoke(app, ["eval", "-m", str(demo_run), "--json"]).stdout)["accuracy"]
+    wrong = runner.invoke(app, ["predict", "-m", str(demo_run), text, "--cell", "gru"])
+    assert wrong.exit_code == 2 and "the model's cell is lstm; only a cell of the same family can serve it, not gru" in wrong.stderr

@@ -32,6 +32,7 @@ def edit(path: Path, section: str, key: str, value) -> Path:
         ("model", "hidden_dim", 0, "model.hidden_dim: must be > 0, got 0"),
         ("model", "hidden_dim", "big", "model.hidden_dim: input should be a valid integer, got 'big'"),
         ("model", "hiden_dim", 3, "model.hiden_dim: unknown key"),
+        ("model", "cell", "rnn", "model.cell: must be one of 'lstm', 'gru', 'hand_lstm' or 'hand_gru', got 'rnn'"),
         ("model", "dropout", 1.5, "model.dropout: must be < 1.0, got 1.5"),
         ("model", "bidirectional", "yes", "model.bidirectional: input should be a valid boolean, got 'yes'"),
         ("train", "lr", -1, "train.lr: must be > 0.0, got -1"),

@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from lstm_tagger.config import ModelConfig
-from lstm_tagger.model import Tagger
+from lstm_tagger.model import CELLS, Tagger
 
 
 def make(bidirectional=True, num_layers=2, **extra) -> Tagger:
@@ -10,9 +11,10 @@ def make(bidirectional=True, num_layers=2, **extra) -> Tagger:
     return Tagger(config, num_words=30, num_tags=5).eval()
 
 
-def test_shapes_and_derived_output_size():
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_shapes_and_derived_output_size(cell):
     for bidirectional, width in ((True, 12), (False, 6)):
-        model = make(bidirectional)
+        model = make(bidirectional, cell=cell)
         assert model.output.in_features == width  # derived from hidden_dim and direction count
         words = torch.tensor([[2, 3, 4], [5, 6, 0]])
         out = model(words, torch.tensor([3, 2]))
@@ -26,12 +28,23 @@ def test_pad_is_padding_idx_with_zero_vector():
     assert torch.count_nonzero(model.embed.embedding.weight[0]) == 0
 
 
-def test_padding_invariance():
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_padding_invariance(cell):
     """A sentence tagged alone and inside a padded batch gets the same scores."""
     for bidirectional in (True, False):
-        model = make(bidirectional)
+        model = make(bidirectional, cell=cell)
         short = torch.tensor([7, 8, 9])
         alone = model(short.unsqueeze(0), torch.tensor([3]))[0]
         batch = torch.tensor([[2, 3, 4, 5, 6, 10, 11], [7, 8, 9, 0, 0, 0, 0]])
         inside = model(batch, torch.tensor([7, 3]))[1, :3]
         assert torch.allclose(alone, inside, atol=1e-6)
+
+
+@pytest.mark.parametrize("hand, torch_cell", [("hand_lstm", "lstm"), ("hand_gru", "gru")])
+def test_same_family_cells_share_weights_and_outputs(hand, torch_cell):
+    ours, theirs = make(cell=hand), make(cell=torch_cell)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))  # same seed, same init
+    words = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])
+    lengths = torch.tensor([4, 2])
+    assert torch.allclose(ours(words, lengths), theirs(words, lengths), atol=1e-5)

@@ -2,10 +2,12 @@
 
 import importlib
 
+import pytest
 import torch
 
 from lstm_tagger import load_checkpoint, load_config, tag, train
 from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.errors import CheckpointError
 
 from conftest import CLASSIC, tiny_config
 
@@ -60,3 +62,21 @@ def test_ctrl_c_keeps_last_finished_epoch(classic_config, tmp_path, monkeypatch)
     assert result.interrupted and result.epochs_run == 1
     assert load_checkpoint(tmp_path / "run" / LAST).metrics["epoch"] == 1
     assert (tmp_path / "run" / "report.md").is_file()
+
+
+def test_hand_lstm_model_served_by_the_fast_kernel(tmp_path):
+    config = load_config(tiny_config(tmp_path, model={"cell": "hand_lstm"}, train={"epochs": 5}))
+    train(config, tmp_path / "run", progress=False)
+    hand = load_checkpoint(tmp_path / "run" / BEST)
+    fast = load_checkpoint(tmp_path / "run" / BEST, cell="lstm")
+    assert (hand.config.model.cell, fast.config.model.cell) == ("hand_lstm", "lstm")
+    sentences = [words for words, _ in CLASSIC]
+    for a, b in zip(tag(hand, sentences, scores=True), tag(fast, sentences, scores=True)):
+        assert a.tags == b.tags and torch.allclose(a.probs, b.probs, atol=1e-5)
+    with pytest.raises(CheckpointError, match="the model's cell is hand_lstm; only a cell of the same family can serve it, not gru"):
+        load_checkpoint(tmp_path / "run" / BEST, cell="gru")
+
+
+def test_gru_overfits_too(tmp_path):
+    config = load_config(tiny_config(tmp_path, model={"cell": "hand_gru", "bidirectional": False}))
+    assert train(config, tmp_path / "run", progress=False).best_dev_accuracy == 1.0
