@@ -29,6 +29,7 @@ FORMAT = "lstm-tag"
 FORMAT_VERSION = 1
 BEST = "model-best.safetensors"
 LAST = "model-last.safetensors"
+TRAIN_PREFIX = "train_state."
 
 
 @dataclass
@@ -41,11 +42,16 @@ class Checkpoint:
     tags: Vocab
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    train_state: dict[str, Any] | None = None
+    """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
+    train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Tensors of the training state: RNG state, momentum buffers."""
 
 
 def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` atomically to ``path``."""
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in checkpoint.model.state_dict().items()}
+    tensors.update({TRAIN_PREFIX + name: t.detach().to("cpu").contiguous() for name, t in checkpoint.train_tensors.items()})
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -54,6 +60,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
         "tags": json.dumps(checkpoint.tags.to_dict()),
         "metrics": json.dumps(checkpoint.metrics),
     }
+    if checkpoint.train_state is not None:
+        metadata["train_state"] = json.dumps(checkpoint.train_state)
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
@@ -96,6 +104,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         words = WordVocab.from_dict(json.loads(meta["words"]))
         tags = Vocab.from_dict(json.loads(meta["tags"]))
         metrics = json.loads(meta.get("metrics", "{}"))
+        train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
     if cell is not None and cell != config.model.cell:
@@ -106,6 +115,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type for every kind of damage
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
+    train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
+    tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
     model = Tagger(config.model, len(words), len(tags))
     try:
         model.load_state_dict(tensors, strict=True)
@@ -114,7 +125,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them"
         ) from None
     model.to(device).eval()
-    return Checkpoint(model=model, config=config, words=words, tags=tags, metrics=metrics, path=path)
+    return Checkpoint(
+        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path,
+        train_state=train_state, train_tensors=train_tensors,
+    )
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:

@@ -67,7 +67,8 @@ def main(
     epilog=(
         "Examples:\n\n"
         "  lstm-tag train configs/demo.yaml\n\n"
-        "  lstm-tag train configs/ud_ewt.yaml --set train.epochs=5 --set model.hidden_dim=256 --output runs/ewt-small"
+        "  lstm-tag train configs/ud_ewt.yaml --set train.epochs=5 --set model.hidden_dim=256 --output runs/ewt-small\n\n"
+        "  lstm-tag train configs/ud_ewt.yaml --output runs/ewt-small --resume"
     ),
 )
 def train_cli(
@@ -79,14 +80,19 @@ def train_cli(
         None, "--output", "-o", help="Run directory \\[default: runs/<config name>-<timestamp>]."
     ),
     force: bool = typer.Option(False, "--force", help="Train into an existing non-empty output directory."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --output from its last checkpoint, exactly as if never stopped."
+    ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
 ) -> None:
     """Train a tagger from a YAML config; writes checkpoints and a report into a run directory."""
     with _user_errors():
+        if resume and output is None:
+            raise UserError("--resume needs --output DIR, the run directory to continue")
         resolved = load_config(config, overrides or [])
-        result = train(resolved, output or default_output_dir(config), force=force, progress=progress)
+        result = train(resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress)
     if result.interrupted:
         raise typer.Exit(130)
 

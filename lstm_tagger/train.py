@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from .config import Config, config_to_yaml
 from .data import TAG_PAD, Sentence, bucket_order, collate, read_corpus
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
-from .files import atomic_write_text
+from .files import atomic_write_text, run_lock
 from .model import Tagger
 from .report import print_scores, write_report
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
@@ -119,30 +119,108 @@ def _progress(console: Console, enabled: bool) -> Progress:
     )
 
 
+@dataclass
+class LoopState:
+    """Where the epoch loop is: saved in the last checkpoint so ``--resume`` continues exactly."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_accuracy: float = -1.0
+    best_epoch: int = 0
+    stale: int = 0
+    stopped_early: bool = False
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _capture(loop: LoopState, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> tuple[dict, dict]:
+    """The loop state, the batch-order RNG, torch's RNG and SGD's momentum buffers."""
+    version, internal, gauss = rng.getstate()
+    meta = {**asdict(loop), "python_rng": [version, list(internal), gauss]}
+    tensors = {"torch_rng": torch.get_rng_state()}
+    for name, parameter in model.named_parameters():
+        buffer = optimizer.state.get(parameter, {}).get("momentum_buffer")
+        if buffer is not None:
+            tensors[f"momentum.{name}"] = buffer
+    return meta, tensors
+
+
+def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> LoopState:
+    """Undo ``_capture``: weights, momentum buffers and both RNGs as they were after ``saved``'s epoch."""
+    meta, tensors = dict(saved.train_state or {}), saved.train_tensors
+    version, internal, gauss = meta.pop("python_rng")
+    rng.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(tensors["torch_rng"])
+    model.load_state_dict(saved.model.state_dict())
+    for name, parameter in model.named_parameters():
+        if f"momentum.{name}" in tensors:
+            optimizer.state[parameter]["momentum_buffer"] = tensors[f"momentum.{name}"].to(parameter.device)
+    return LoopState(**meta)
+
+
+def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
+    """The last checkpoint of ``output_dir``, checked to belong to the same training config."""
+    path = output_dir / LAST
+    if not path.is_file():
+        raise UserError(f"{output_dir}: nothing to resume, no {LAST} (train without --resume)")
+    saved = load_checkpoint(path)
+    if saved.train_state is None:
+        raise UserError(f"{path}: has no training state to resume from")
+    ours = config.to_dict()
+    theirs = saved.config.to_dict()
+    for section in ours:
+        for key in ours[section]:
+            if (section, key) not in (("train", "epochs"), ("train", "patience")) and ours[section][key] != theirs[section][key]:
+                raise UserError(
+                    f"{output_dir}: cannot resume, {section}.{key} is {ours[section][key]!r} here but "
+                    f"{theirs[section][key]!r} in the run (only train.epochs and train.patience may change)"
+                )
+    return saved
+
+
 def train(
     config: Config,
     output_dir: str | Path,
     *,
     force: bool = False,
+    resume: bool = False,
     console: Console | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Train a tagger as ``config`` says and write the run into ``output_dir``.
 
+    ``resume`` continues the run in ``output_dir`` from its last checkpoint exactly as if it
+    had never stopped (same weights, optimiser state, random numbers and data order).
     ``progress`` shows a live bar (default: only when ``console`` is a terminal).
     Ctrl-C ends training after the current batch; the checkpoints of the last finished
     epoch stay as they were and the report is written from the best one.
     """
     console = console or Console()
-    show_progress = console.is_terminal if progress is None else progress
     output_dir = Path(output_dir)
     device = resolve_device(config)
     train_set = _read(config.data.train, config, "training")
     dev_set = _read(config.data.dev, config, "dev")
     test_set = _read(config.data.test, config, "test") if config.data.test else None
-    prepare_output_dir(output_dir, force)
-    atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
+    saved = _resume_point(config, output_dir) if resume else None
+    if saved is None:
+        prepare_output_dir(output_dir, force)
+    with run_lock(output_dir):
+        atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
+        return _run(config, output_dir, device, train_set, dev_set, test_set, saved, console, progress)
 
+
+def _run(
+    config: Config,
+    output_dir: Path,
+    device: torch.device,
+    train_set: list[Sentence],
+    dev_set: list[Sentence],
+    test_set: list[Sentence] | None,
+    saved: Checkpoint | None,
+    console: Console,
+    progress: bool | None,
+) -> TrainResult:
+    """The body of ``train``, run while holding the output directory's lock."""
+    show_progress = console.is_terminal if progress is None else progress
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
@@ -155,23 +233,27 @@ def train(
     lengths = [len(s.words) for s in train_set]
     model = Tagger(config.model, len(words), len(tags)).to(device)
     current = Checkpoint(model=model, config=config, words=words, tags=tags)
-    examples = [tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]]
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
+    )
+    if saved is not None:
+        if saved.words.itos != words.itos or saved.tags.itos != tags.itos:
+            raise UserError(f"{output_dir}: cannot resume, the training data changed since the run started")
+        loop = _restore(saved, model, optimizer, rng)
+        console.print(f"resuming {output_dir} after epoch {loop.epoch}", highlight=False)
+    else:
+        loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]])
     num_params = sum(p.numel() for p in model.parameters())
     console.print(
         f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
         f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}",
         highlight=False,
     )
-
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
-    )
     loss_fn = nn.NLLLoss(ignore_index=TAG_PAD)
-    history: list[dict[str, Any]] = []
-    best_accuracy, best_epoch, stale = -1.0, 0, 0
     interrupted = False
     try:
-        for epoch in range(1, config.train.epochs + 1):
+        while not loop.stopped_early and loop.epoch < config.train.epochs:
+            epoch = loop.epoch + 1
             lr = config.train.lr / (1 + config.train.lr_decay * (epoch - 1))
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -188,10 +270,7 @@ def train(
                     scores = model(batch_words.to(device), batch.lengths)
                     loss = loss_fn(scores.flatten(0, 1), batch.tags.to(device).flatten())
                     if not torch.isfinite(loss):
-                        raise UserError(
-                            f"training diverged at epoch {epoch}: the loss is {loss.item()}; lower train.lr "
-                            f"(now {config.train.lr}) or set train.grad_clip; {output_dir} keeps the last good checkpoints"
-                        )
+                        raise _diverged(config, output_dir, epoch, f"the loss is {loss.item()}")
                     loss.backward()
                     if config.train.grad_clip > 0:
                         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
@@ -201,6 +280,8 @@ def train(
                     elapsed = time.perf_counter() - started
                     bar.update(task, advance=1, loss=loss_sum / tokens, speed=tokens / max(elapsed, 1e-9))
             train_seconds = time.perf_counter() - started
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise _diverged(config, output_dir, epoch, "the weights are no longer finite numbers")
             dev_accuracy = evaluate(current, dev_set)["accuracy"]
             record = {
                 "epoch": epoch,
@@ -211,50 +292,76 @@ def train(
                 "train_tokens_per_second": round(tokens / train_seconds, 1),
                 "seconds": round(time.perf_counter() - started, 3),
             }
-            history.append(record)
-            current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
-            improved = dev_accuracy > best_accuracy
+            loop.epoch = epoch
+            loop.history.append(record)
+            improved = dev_accuracy > loop.best_accuracy
             if improved:
-                best_accuracy, best_epoch, stale = dev_accuracy, epoch, 0
-                save_checkpoint(output_dir / BEST, current)
+                loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
             else:
-                stale += 1
+                loop.stale += 1
+            loop.stopped_early = bool(config.train.patience and loop.stale >= config.train.patience)
+            current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
+            if improved:
+                save_checkpoint(output_dir / BEST, current)
+            current.train_state, current.train_tensors = _capture(loop, model, optimizer, rng)
             save_checkpoint(output_dir / LAST, current)
-            atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+            current.train_state, current.train_tensors = None, {}
+            atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
             console.print(
                 f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
                 f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else ""),
                 highlight=False,
             )
-            if config.train.patience and stale >= config.train.patience:
-                console.print(f"early stop: no dev improvement for {stale} epochs", highlight=False)
-                break
+            if loop.stopped_early:
+                console.print(f"early stop: no dev improvement for {loop.stale} epochs", highlight=False)
     except KeyboardInterrupt:
         interrupted = True
-        console.print(f"interrupted: keeping the checkpoints of epoch {len(history)}", highlight=False)
-    if not history:
+        console.print(f"interrupted: keeping the checkpoints of epoch {loop.epoch}", highlight=False)
+    if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
+    report = _final_report(config, output_dir, device, train_set, dev_set, test_set, loop, num_params, interrupted)
+    for name, scores in report["results"].items():
+        print_scores(console, name, scores)
+    console.print(f"run written to {output_dir}", highlight=False)
+    return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
 
+
+def _diverged(config: Config, output_dir: Path, epoch: int, what: str) -> UserError:
+    return UserError(
+        f"training diverged at epoch {epoch}: {what}; lower train.lr (now {config.train.lr}) or set "
+        f"train.grad_clip; {output_dir} keeps the checkpoints of the last finished epoch"
+    )
+
+
+def _final_report(
+    config: Config,
+    output_dir: Path,
+    device: torch.device,
+    train_set: list[Sentence],
+    dev_set: list[Sentence],
+    test_set: list[Sentence] | None,
+    loop: LoopState,
+    num_params: int,
+    interrupted: bool,
+) -> dict[str, Any]:
+    """Score the best checkpoint on dev (and test) and write ``report.md`` / ``report.json``."""
     best = load_checkpoint(output_dir / BEST, device=str(device))
     results = {"dev": {"data": config.data.dev, **evaluate(best, dev_set)}}
     if test_set is not None:
         results["test"] = {"data": config.data.test, **evaluate(best, test_set)}
-    examples += [tag_score_matrix(best, s.words, "after training") for s in train_set[:EXAMPLE_SENTENCES]]
+    after = [tag_score_matrix(best, s.words, "after training") for s in train_set[:EXAMPLE_SENTENCES]]
     report = {
         "title": f"Run {output_dir.name}",
         "training": {
-            "epochs run": len(history),
-            "best epoch": best_epoch,
-            "best dev accuracy %": round(100 * best_accuracy, 2),
-            "training seconds": round(sum(r["train_seconds"] for r in history), 1),
+            "epochs run": len(loop.history),
+            "best epoch": loop.best_epoch,
+            "best dev accuracy %": round(100 * loop.best_accuracy, 2),
+            "training seconds": round(sum(r["train_seconds"] for r in loop.history), 1),
             "parameters": num_params,
             "interrupted": interrupted,
         },
         "results": results,
-        "tag_scores": examples,
+        "tag_scores": loop.examples + after,
     }
     write_report(output_dir, report)
-    for name, scores in results.items():
-        print_scores(console, name, scores)
-    console.print(f"run written to {output_dir}", highlight=False)
-    return TrainResult(output_dir, best_epoch, best_accuracy, len(history), interrupted, report)
+    return report

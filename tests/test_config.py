@@ -89,8 +89,10 @@ def test_missing_required_key_and_bad_yaml(tmp_path):
 def test_overrides_apply_and_paths_resolve_against_config_folder(tmp_path, monkeypatch):
     config_path = tiny_config(tmp_path)
     monkeypatch.chdir("/")
-    config = load_config(config_path, ["model.hidden_dim=7", "train.lr=0.25", "model.bidirectional=false"])
+    config = load_config(config_path, ["model.hidden_dim=7", "train.lr=2.5e-1", "model.bidirectional=false"])
     assert (config.model.hidden_dim, config.train.lr, config.model.bidirectional) == (7, 0.25, False)
+    config_path.write_text(config_path.read_text().replace("lr: 0.5", "lr: 5e-1"))
+    assert load_config(config_path).train.lr == 0.5  # 5e-1 is a float, not YAML 1.1's string
     assert Path(config.data.train) == tmp_path / "tiny.conllu"
 
 
