@@ -32,7 +32,7 @@ _Loader.add_implicit_resolver(
 
 class _Section(BaseModel):
     # strict: "3" is not an int and 1.5 is not a bool; unknown keys are errors.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -107,15 +107,40 @@ def _message(error: dict[str, Any]) -> str:
     return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"
 
 
+def _shown(text: str) -> str:
+    """User text as it goes into a one-line message: quoted if it holds a line break or control character."""
+    return text if text.isprintable() else repr(text)
+
+
+_YAML_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
+"""What PyYAML raises, besides ``YAMLError``, on text such as ``2024-02-30`` or ``!!int x``."""
+
+
+def _parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python data; any failure (the parser raises more than ``YAMLError``) is a ``ConfigError``."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f"{where}:{mark.line + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {_shown(problem)}") from None
+    except _YAML_FAILURES as exc:
+        raise ConfigError(f"{where}: invalid YAML: {_shown(str(exc) or type(exc).__name__)}") from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"model.hidden_dim=256"`` -> ``(["model", "hidden_dim"], 256)``; values are YAML scalars."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. --set model.hidden_dim=256")
+        raise ConfigError(f"--set {_shown(text)}: expected KEY=VALUE, e.g. --set model.hidden_dim=256")
     try:
         value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
     except yaml.YAMLError:
-        value = raw
+        value = raw  # not YAML (e.g. "a: b"): the text itself
+    except _YAML_FAILURES as exc:
+        raise ConfigError(f"--set {_shown(text)}: invalid value: {_shown(str(exc) or type(exc).__name__)}") from None
     return key.strip().split("."), value
 
 
@@ -129,7 +154,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> d
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 dotted = ".".join(path[: depth + 1])
-                raise ConfigError(f"{source}: {dotted}: is not a section, cannot --set {text}")
+                raise ConfigError(f"{source}: {_shown(dotted)}: is not a section, cannot --set {_shown(text)}")
             node = child
         node[path[-1]] = value
     return result
@@ -149,7 +174,7 @@ def validate(raw: Any, source: str) -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
         raise ConfigError(f"{source}: {key}: {_message(error)}") from None
 
 
@@ -160,12 +185,16 @@ def resolve_paths(config: Config, base: Path, source: str) -> Config:
         value = getattr(config.data, key)
         if value is None:
             continue
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = base / path
-        path = path.resolve()
-        if not path.is_file():
-            raise ConfigError(f"{source}: data.{key}: file not found: {path}")
+        try:
+            path = Path(value).expanduser()
+            if not path.is_absolute():
+                path = base / path
+            path = path.resolve()
+            found = path.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"{source}: data.{key}: not a usable path: {_shown(str(exc))}") from None
+        if not found:
+            raise ConfigError(f"{source}: data.{key}: file not found: {_shown(str(path))}")
         updates[key] = str(path)
     return config.model_copy(update={"data": config.data.model_copy(update=updates)})
 
@@ -178,13 +207,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         text = read_bytes(path, ConfigError, "config file").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
-    try:
-        raw = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    raw = _parse_yaml(text, source)
     if raw is None:
         raw = {}
     if isinstance(raw, dict):

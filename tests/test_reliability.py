@@ -80,16 +80,21 @@ def test_kill_loop_never_leaves_a_bad_checkpoint(tmp_path):
     """20 kill -9 at random moments, checkpoint writes included; every checkpoint loads, resume works."""
     out = tmp_path / "run"
     chooser = random.Random(7)
-    outcomes = {"killed": 0, "finished": 0}
-    for _ in range(20):
-        process = start_train(out, "--set", "train.epochs=40", "--set", "train.patience=0", *(["--resume"] if (out / LAST).exists() else ["--force"]))
-        time.sleep(chooser.uniform(1.0, 4.0))
+    settings = ["--set", "train.epochs=40", "--set", "train.patience=0"]
+    first = start_train(out, *settings)
+    wait_for_epochs(first, out, 1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    outcomes = {"killed": 1, "finished": 0}
+    for _ in range(19):
+        process = start_train(out, *settings, "--resume")
+        time.sleep(chooser.uniform(1.5, 5.0))
         process.send_signal(signal.SIGKILL)
         outcomes["killed" if process.wait() == -signal.SIGKILL else "finished"] += 1
         for checkpoint in out.glob("*.safetensors"):
             load_checkpoint(checkpoint)  # raises on a torn file
     assert outcomes["killed"] >= 15, outcomes
-    final = start_train(out, "--set", "train.epochs=40", "--set", "train.patience=0", "--resume")
+    final = start_train(out, *settings, "--resume")
     assert final.wait(timeout=300) == 0, final.stderr.read().decode()
     assert epochs_written(out) == 40
     assert load_checkpoint(out / LAST).train_state["epoch"] == 40
