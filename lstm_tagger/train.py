@@ -76,11 +76,26 @@ def prepare_output_dir(output_dir: Path, force: bool) -> None:
         raise UserError(f"{output_dir}: cannot create output directory: {exc.strerror}") from None
 
 
-def _read(path: str, config: Config, role: str) -> list[Sentence]:
-    sentences = read_corpus(path, config.data.format, config.data.tag_column)
-    if not sentences:
-        raise DataError(f"{path}: the {role} set has no sentences")
-    return sentences
+@dataclass
+class Splits:
+    """The corpus of a run: training, dev and (optional) test sentences."""
+
+    train: list[Sentence]
+    dev: list[Sentence]
+    test: list[Sentence] | None
+
+    @classmethod
+    def read(cls, config: Config) -> "Splits":
+        """Read the three files of ``config.data``; an empty training or dev set is an error."""
+
+        def read(path: str, role: str) -> list[Sentence]:
+            sentences = read_corpus(path, config.data.format, config.data.tag_column)
+            if not sentences:
+                raise DataError(f"{path}: the {role} set has no sentences")
+            return sentences
+
+        return cls(read(config.data.train, "training"), read(config.data.dev, "dev"),
+                   read(config.data.test, "test") if config.data.test else None)
 
 
 class WordDropout:
@@ -197,30 +212,27 @@ def train(
     console = console or Console()
     output_dir = Path(output_dir)
     device = resolve_device(config)
-    train_set = _read(config.data.train, config, "training")
-    dev_set = _read(config.data.dev, config, "dev")
-    test_set = _read(config.data.test, config, "test") if config.data.test else None
+    splits = Splits.read(config)
     saved = _resume_point(config, output_dir) if resume else None
     if saved is None:
         prepare_output_dir(output_dir, force)
     with run_lock(output_dir):
         atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
-        return _run(config, output_dir, device, train_set, dev_set, test_set, saved, console, progress)
+        return _run(config, output_dir, device, splits, saved, console, progress)
 
 
 def _run(
     config: Config,
     output_dir: Path,
     device: torch.device,
-    train_set: list[Sentence],
-    dev_set: list[Sentence],
-    test_set: list[Sentence] | None,
+    splits: Splits,
     saved: Checkpoint | None,
     console: Console,
     progress: bool | None,
 ) -> TrainResult:
     """The body of ``train``, run while holding the output directory's lock."""
     show_progress = console.is_terminal if progress is None else progress
+    train_set, dev_set = splits.train, splits.dev
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
@@ -319,7 +331,7 @@ def _run(
         console.print(f"interrupted: keeping the checkpoints of epoch {loop.epoch}", highlight=False)
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
-    report = _final_report(config, output_dir, device, train_set, dev_set, test_set, loop, num_params, interrupted)
+    report = _final_report(config, output_dir, device, splits, loop, num_params, interrupted)
     for name, scores in report["results"].items():
         print_scores(console, name, scores)
     console.print(f"run written to {output_dir}", highlight=False)
@@ -337,19 +349,17 @@ def _final_report(
     config: Config,
     output_dir: Path,
     device: torch.device,
-    train_set: list[Sentence],
-    dev_set: list[Sentence],
-    test_set: list[Sentence] | None,
+    splits: Splits,
     loop: LoopState,
     num_params: int,
     interrupted: bool,
 ) -> dict[str, Any]:
     """Score the best checkpoint on dev (and test) and write ``report.md`` / ``report.json``."""
     best = load_checkpoint(output_dir / BEST, device=str(device))
-    results = {"dev": {"data": config.data.dev, **evaluate(best, dev_set)}}
-    if test_set is not None:
-        results["test"] = {"data": config.data.test, **evaluate(best, test_set)}
-    after = [tag_score_matrix(best, s.words, "after training") for s in train_set[:EXAMPLE_SENTENCES]]
+    results = {"dev": {"data": config.data.dev, **evaluate(best, splits.dev)}}
+    if splits.test is not None:
+        results["test"] = {"data": config.data.test, **evaluate(best, splits.test)}
+    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]]
     report = {
         "title": f"Run {output_dir.name}",
         "training": {
