@@ -160,3 +160,18 @@ def test_predict_and_eval_with_another_cell_of_the_family(demo_run):
     assert scores["accuracy"] == json.loads(runner.invoke(app, ["eval", "-m", str(demo_run), "--json"]).stdout)["accuracy"]
     wrong = runner.invoke(app, ["predict", "-m", str(demo_run), text, "--cell", "gru"])
     assert wrong.exit_code == 2 and "the model's cell is lstm; only a cell of the same family can serve it, not gru" in wrong.stderr
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "hand_lstm", "hand_gru"])
+def test_every_cell_end_to_end(cell, tmp_path):
+    from conftest import tiny_config
+
+    config = tiny_config(tmp_path, model={"cell": cell}, train={"epochs": 3})
+    assert runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")]).exit_code == 0
+    tagged = runner.invoke(app, ["predict", "-m", str(tmp_path / "run"), "The dog ate the apple"])
+    assert tagged.exit_code == 0 and len(tagged.stdout.split()) == 5
+    scores = json.loads(runner.invoke(app, ["eval", "-m", str(tmp_path / "run"), "--json"]).stdout)
+    assert scores["tokens"] == 9
+    from lstm_tagger import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "run" / BEST).config.model.cell == cell
