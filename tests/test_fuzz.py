@@ -428,6 +428,17 @@ yaml_ish = st.one_of(
 )
 
 
+def config_outcome_of(corpus_dir: Path, content: bytes) -> Config | str:
+    """``config_outcome`` of ``content`` saved as a config beside the tiny corpus."""
+    with tempfile.NamedTemporaryFile(dir=corpus_dir, suffix=".yaml", delete=False) as handle:
+        handle.write(content)
+    path = Path(handle.name)
+    try:
+        return config_outcome(path)
+    finally:
+        path.unlink()
+
+
 @fuzz(250)
 @given(
     content=st.one_of(
@@ -442,13 +453,7 @@ yaml_ish = st.one_of(
 @example(content=BOM + b"data: {train: tiny.conllu, dev: tiny.conllu}")
 @example(content=b"data: {train: tiny.conllu, dev: tiny.conllu}\r\nmodel: {cell: gru}\r\n")
 def test_config_file_parses_or_one_line_error(corpus_dir, content):
-    with tempfile.NamedTemporaryFile(dir=corpus_dir, suffix=".yaml", delete=False) as handle:
-        handle.write(content)
-    path = Path(handle.name)
-    try:
-        config_outcome(path)
-    finally:
-        path.unlink()
+    config_outcome_of(corpus_dir, content)
 
 
 SCALAR = st.one_of(
@@ -491,13 +496,7 @@ def test_valid_config_with_random_values(corpus_dir, changes):
         text = yaml.safe_dump(raw, allow_unicode=True)
     except yaml.YAMLError:
         reject()
-    with tempfile.NamedTemporaryFile(dir=corpus_dir, suffix=".yaml", delete=False) as handle:
-        handle.write(text.encode("utf-8"))
-    path = Path(handle.name)
-    try:
-        config_outcome(path)
-    finally:
-        path.unlink()
+    config_outcome_of(corpus_dir, text.encode("utf-8"))
 
 
 OVERRIDE_KEY = st.one_of(
