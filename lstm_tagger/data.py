@@ -128,28 +128,23 @@ class Batch:
     words:   (B, T) int64 word ids, ``<pad>`` beyond each length
     tags:    (B, T) int64 tag ids, ``TAG_PAD`` beyond each length
     lengths: (B,)   int64 on the CPU (as ``pack_padded_sequence`` wants)
-    index:   (B,)   position of each sentence in the encoded dataset
     """
 
     words: torch.Tensor
     tags: torch.Tensor
     lengths: torch.Tensor
-    index: torch.Tensor
 
     @property
     def num_tokens(self) -> int:
         return int(self.lengths.sum())
 
 
-def collate(
-    word_ids: Sequence[torch.Tensor], tag_ids: Sequence[torch.Tensor], index: Sequence[int], pad: int
-) -> Batch:
+def collate(word_ids: Sequence[torch.Tensor], tag_ids: Sequence[torch.Tensor], pad: int) -> Batch:
     """Pad one batch of 1-D id tensors."""
     return Batch(
         words=pad_sequence(list(word_ids), batch_first=True, padding_value=pad),
         tags=pad_sequence(list(tag_ids), batch_first=True, padding_value=TAG_PAD),
         lengths=torch.tensor([len(w) for w in word_ids], dtype=torch.long),
-        index=torch.tensor(list(index), dtype=torch.long),
     )
 
 

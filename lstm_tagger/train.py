@@ -276,7 +276,7 @@ def _run(
             with _progress(console, show_progress) as bar:
                 task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 for index in batches:
-                    batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], index, PAD_ID)
+                    batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], PAD_ID)
                     batch_words = word_dropout(batch.words) if word_dropout else batch.words
                     optimizer.zero_grad(set_to_none=True)
                     scores = model(batch_words.to(device), batch.lengths)
