@@ -15,6 +15,7 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from . import __version__
 from .checkpoint import find_checkpoint, load_checkpoint
@@ -23,6 +24,7 @@ from .errors import DataError, UserError
 from .evaluate import evaluate_model
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
+from .runs import checkpoint_info, list_runs
 from .train import default_output_dir, train
 
 app = typer.Typer(
@@ -203,6 +205,67 @@ def eval_cli(
         print(json.dumps(result, ensure_ascii=False))
     else:
         print_scores(Console(), "eval", result)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+@app.command(
+    "runs",
+    epilog="Examples:\n\n  lstm-tag runs\n\n  lstm-tag runs --runs-dir experiments --json",
+)
+def runs_cli(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run directories."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """List the runs under runs/: name, date, training data, cell, epochs, best dev and test accuracy."""
+    records = list_runs(runs_dir)
+    if as_json:
+        print(json.dumps(records))
+        return
+    if not records:
+        print(f"no runs under {runs_dir}/", file=sys.stderr)
+        return
+    table = Table(title=f"runs in {runs_dir}/", title_justify="left")
+    for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
+        table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
+    for r in records:
+        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), _pct(r["best_dev_accuracy"]), _pct(r["test_accuracy"]))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # piped: one row per run rather than wrapped cells
+    console.print(table)
+
+
+@app.command(
+    "info",
+    epilog="Examples:\n\n  lstm-tag info runs/demo-20261122-101500\n\n  lstm-tag info runs/ewt/model-best.safetensors --json",
+)
+def info_cli(
+    model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory [default: the newest run's best model]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show what a checkpoint holds: hyper-parameters, vocabulary and tag-set sizes, training data, metrics."""
+    with _user_errors():
+        info = checkpoint_info(model)
+    if as_json:
+        print(json.dumps(info))
+        return
+    table = Table(title=info["path"], title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for section in ("model", "train"):
+        for key, value in info[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    table.add_row("parameters", f"{info['parameters']:,}")
+    table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
+    table.add_row("tag set", f"{len(info['tags'])} tags: {' '.join(info['tags'])}")
+    for key in ("train", "dev", "test"):
+        table.add_row(f"data.{key}", str(info["data"][key]))
+    for key, value in info["metrics"].items():
+        table.add_row(key, str(value))
+    Console().print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

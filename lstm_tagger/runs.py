@@ -1,0 +1,76 @@
+"""What was trained: the runs under ``runs/`` and what one checkpoint holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checkpoint import BEST, find_checkpoint, load_checkpoint
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _test_accuracy(run: Path) -> float | None:
+    try:
+        report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+        return report["results"]["test"]["accuracy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
+    """One record per run directory under ``runs_dir`` (those with a ``config.yaml``), oldest first.
+
+    Each has ``name``, ``date`` (of the last write), ``train`` (the training file),
+    ``cell``, ``epochs`` (finished), ``best_dev_accuracy`` and ``test_accuracy`` (fractions,
+    or ``None`` while unknown, e.g. for a run still in its first epoch).
+    """
+    records = []
+    for run in sorted(Path(runs_dir).glob("*/config.yaml")):
+        run = run.parent
+        history = _json_lines(run / "metrics.jsonl")
+        try:
+            config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            config = {}
+        newest = max((p.stat().st_mtime for p in run.iterdir() if p.is_file()), default=run.stat().st_mtime)
+        records.append(
+            {
+                "name": run.name,
+                "path": str(run),
+                "date": datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M"),
+                "train": Path(str(config.get("data", {}).get("train", "?"))).name,
+                "cell": config.get("model", {}).get("cell", "lstm"),
+                "epochs": len(history),
+                "best_dev_accuracy": max((r["dev_accuracy"] for r in history), default=None),
+                "test_accuracy": _test_accuracy(run),
+                "has_model": (run / BEST).is_file(),
+            }
+        )
+    return sorted(records, key=lambda r: r["date"])
+
+
+def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
+    """What ``lstm-tag info`` shows: hyper-parameters, vocabulary and tag-set sizes, data, metrics."""
+    path = find_checkpoint(model, runs_dir)
+    checkpoint = load_checkpoint(path)
+    config = checkpoint.config.to_dict()
+    return {
+        "path": str(path),
+        "model": config["model"],
+        "parameters": sum(p.numel() for p in checkpoint.model.parameters()),
+        "words": len(checkpoint.words),
+        "tags": checkpoint.tags.itos,
+        "data": config["data"],
+        "train": config["train"],
+        "metrics": checkpoint.metrics,
+    }
