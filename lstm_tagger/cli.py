@@ -88,13 +88,17 @@ def train_cli(
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (train.log still records the run)."),
 ) -> None:
     """Train a tagger from a YAML config; writes checkpoints and a report into a run directory."""
     with _user_errors():
         if resume and output is None:
             raise UserError("--resume needs --output DIR, the run directory to continue")
         resolved = load_config(config, overrides or [])
-        result = train(resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress)
+        result = train(
+            resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress,
+            console=Console(quiet=True) if quiet else None,
+        )
     if result.interrupted:
         raise typer.Exit(130)
 

@@ -120,6 +120,22 @@ class WordDropout:
         return torch.where(drop, self.replacement[word_ids], word_ids)
 
 
+class RunLog:
+    """Prints a line on the console and appends it to the run directory's ``train.log``."""
+
+    def __init__(self, console: Console, path: Path):
+        self.console = console
+        self.path = path
+
+    def __call__(self, line: str) -> None:
+        self.console.print(line, highlight=False, soft_wrap=True)
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot write: {exc.strerror}") from None
+
+
 def _progress(console: Console, enabled: bool) -> Progress:
     return Progress(
         TextColumn("epoch {task.fields[epoch]}"),
@@ -232,6 +248,7 @@ def _run(
 ) -> TrainResult:
     """The body of ``train``, run while holding the output directory's lock."""
     show_progress = console.is_terminal if progress is None else progress
+    say = RunLog(console, output_dir / "train.log")
     train_set, dev_set = splits.train, splits.dev
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
@@ -252,14 +269,13 @@ def _run(
         if saved.words.itos != words.itos or saved.tags.itos != tags.itos:
             raise UserError(f"{output_dir}: cannot resume, the training data changed since the run started")
         loop = _restore(saved, model, optimizer, rng)
-        console.print(f"resuming {output_dir} after epoch {loop.epoch}", highlight=False)
+        say(f"resuming {output_dir} after epoch {loop.epoch}")
     else:
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]])
     num_params = sum(p.numel() for p in model.parameters())
-    console.print(
+    say(
         f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
-        f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}",
-        highlight=False,
+        f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}"
     )
     loss_fn = nn.NLLLoss(ignore_index=TAG_PAD)
     interrupted = False
@@ -319,22 +335,22 @@ def _run(
             save_checkpoint(output_dir / LAST, current)
             current.train_state, current.train_tensors = None, {}
             atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
-            console.print(
+            say(
                 f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
-                f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else ""),
-                highlight=False,
+                f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else "")
             )
             if loop.stopped_early:
-                console.print(f"early stop: no dev improvement for {loop.stale} epochs", highlight=False)
+                say(f"early stop: no dev improvement for {loop.stale} epochs")
     except KeyboardInterrupt:
         interrupted = True
-        console.print(f"interrupted: keeping the checkpoints of epoch {loop.epoch}", highlight=False)
+        say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
     report = _final_report(config, output_dir, device, splits, loop, num_params, interrupted)
     for name, scores in report["results"].items():
         print_scores(console, name, scores)
-    console.print(f"run written to {output_dir}", highlight=False)
+        say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
+    say(f"run written to {output_dir}")
     return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
 
 

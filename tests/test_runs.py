@@ -47,3 +47,14 @@ def test_info_and_runs_on_nothing(tmp_path, monkeypatch):
     empty = runner.invoke(app, ["runs"])
     assert empty.exit_code == 0 and "no runs under runs/" in empty.stderr
     assert runner.invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
+
+
+def test_quiet_prints_nothing_and_train_log_keeps_the_epochs(tmp_path):
+    config = tiny_config(tmp_path, train={"epochs": 2})
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
+    log = (tmp_path / "run" / "train.log").read_text().splitlines()
+    assert [line.split()[1:3] for line in log if " epoch " in line] == [["epoch", "1"], ["epoch", "2"]]
+    assert log[-1].endswith(f"run written to {tmp_path / 'run'}")
+    loud = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "loud")])
+    assert "epoch   2" in loud.stdout and "\x1b[" not in loud.stdout  # not a terminal: no colour codes
