@@ -25,6 +25,7 @@ from .evaluate import evaluate_model
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
+from .starter import write_starter_config
 from .train import default_output_dir, train
 
 app = typer.Typer(
@@ -209,6 +210,51 @@ def eval_cli(
         print(json.dumps(result, ensure_ascii=False))
     else:
         print_scores(Console(), "eval", result)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+class CorpusFormat(str, Enum):
+    conllu = "conllu"
+    tsv = "tsv"
+
+
+class TagColumn(str, Enum):
+    upos = "upos"
+    xpos = "xpos"
+
+
+@app.command(
+    "init",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag init --train my/train.conllu --dev my/dev.conllu --test my/test.conllu --output configs/my.yaml\n\n"
+        "  lstm-tag init   (asks for the files on a terminal)"
+    ),
+)
+def init_cli(
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Training corpus (asked for when missing, on a terminal)."),
+    dev_file: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus (asked for when missing, on a terminal)."),
+    test_file: Optional[Path] = typer.Option(None, "--test", help="Test corpus (optional)."),
+    format: CorpusFormat = typer.Option(CorpusFormat.conllu, "--format", help="Corpus format."),
+    tag_column: TagColumn = typer.Option(TagColumn.upos, "--tag-column", help="CoNLL-U tag column."),
+    output: Path = typer.Option(Path("configs/my-tagger.yaml"), "--output", "-o", help="Where to write the config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented, valid config for your own corpus files, ready for lstm-tag train."""
+    with _user_errors():
+        if train_file is None or dev_file is None:
+            if not _interactive():
+                raise UserError("give --train FILE and --dev FILE (or run lstm-tag init on a terminal to be asked)")
+            train_file = train_file or Path(typer.prompt("training file"))
+            dev_file = dev_file or Path(typer.prompt("dev file"))
+            if test_file is None:
+                answer = typer.prompt("test file (empty for none)", default="", show_default=False)
+                test_file = Path(answer) if answer.strip() else None
+        write_starter_config(output, train_file, dev_file, test_file, format.value, tag_column.value, force)
+    print(f"wrote {output}; train with: lstm-tag train {output}")
 
 
 def _pct(value: float | None) -> str:

@@ -58,3 +58,27 @@ def test_quiet_prints_nothing_and_train_log_keeps_the_epochs(tmp_path):
     assert log[-1].endswith(f"run written to {tmp_path / 'run'}")
     loud = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "loud")])
     assert "epoch   2" in loud.stdout and "\x1b[" not in loud.stdout  # not a terminal: no colour codes
+
+
+def test_init_writes_a_config_that_trains(tmp_path, monkeypatch):
+    corpus = tmp_path / "my data #1"
+    corpus.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        (corpus / name).write_text("The\tDET\ndog\tNOUN\nbarks\tVERB\n\nA\tDET\ncat\tNOUN\nsleeps\tVERB\n")
+    out = tmp_path / "configs" / "mine.yaml"
+    args = ["init", "--train", str(corpus / "train.tsv"), "--dev", str(corpus / "dev.tsv"), "--format", "tsv", "--output", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and f"wrote {out}" in result.stdout
+    assert '"../my data #1/train.tsv"' in out.read_text()  # relative to the config, quoted
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "exists already (use --force" in again.stderr
+    trained = runner.invoke(app, ["train", str(out), "--output", str(tmp_path / "run"), "--set", "train.epochs=2"])
+    assert trained.exit_code == 0, trained.output
+    missing = runner.invoke(app, ["init", "--output", str(tmp_path / "x.yaml")])
+    assert missing.exit_code == 2 and "give --train FILE and --dev FILE" in missing.stderr
+    monkeypatch.setattr("lstm_tagger.cli._interactive", lambda: True)
+    asked = runner.invoke(app, ["init", "--format", "tsv", "--output", str(tmp_path / "asked.yaml")],
+                          input=f"{corpus / 'train.tsv'}\n{corpus / 'dev.tsv'}\n\n")
+    assert asked.exit_code == 0, asked.output
+    text = (tmp_path / "asked.yaml").read_text()
+    assert '"my data #1/dev.tsv"' in text and "test: null" in text
