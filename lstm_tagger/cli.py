@@ -25,6 +25,7 @@ from .evaluate import evaluate_model
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
+from .download import download_treebank
 from .starter import write_starter_config
 from .train import default_output_dir, train
 
@@ -210,6 +211,24 @@ def eval_cli(
         print(json.dumps(result, ensure_ascii=False))
     else:
         print_scores(Console(), "eval", result)
+
+
+@app.command(
+    "download",
+    epilog="Examples:\n\n  lstm-tag download ud_english_ewt\n\n  lstm-tag download UD_English-EWT --dest corpora",
+)
+def download_cli(
+    name: str = typer.Argument(..., help="Treebank: ud_english_ewt (or UD_English-EWT)."),
+    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="Fetch the files from this URL instead (a mirror)."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
+    ),
+) -> None:
+    """Download a Universal Dependencies treebank (train/dev/test CoNLL-U), SHA-256 checked."""
+    with _user_errors():
+        folder = download_treebank(name, dest, base_url=base_url, progress=progress)
+    print(f"{name}: train, dev and test are in {folder}")
 
 
 def _interactive() -> bool:
