@@ -22,7 +22,9 @@ def score(
     the others are the out-of-vocabulary (OOV) tokens. Returns a JSON-ready dict with
     ``accuracy`` (a fraction), ``tokens``, ``sentences``, ``sentence_accuracy``,
     ``known_accuracy``, ``oov_accuracy``, ``oov_tokens``, ``per_tag`` (precision,
-    recall, f1, support per gold tag) and ``confusions`` (most frequent gold -> predicted).
+    recall, f1, support per gold tag), ``confusions`` (most frequent gold -> predicted) and
+    ``confusion_matrix`` (``labels``, most frequent gold tag first, ties by name, and
+    ``counts[i][j]``: tokens of gold ``labels[i]`` predicted as ``labels[j]``).
     """
     if not (len(gold) == len(pred) == len(known)):
         raise ValueError("gold, pred and known must have one entry per sentence")
@@ -60,6 +62,8 @@ def score(
         recall = _ratio(hits[tag], gold_count[tag])
         f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
         per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count[tag]}
+    labels = sorted(set(gold_count) | set(pred_count), key=lambda t: (-gold_count[t], t))
+    matrix = [[hits[g] if g == p else confusions[(g, p)] for p in labels] for g in labels]
     return {
         "accuracy": _ratio(correct, tokens),
         "tokens": tokens,
@@ -75,4 +79,5 @@ def score(
             {"gold": g, "predicted": p, "count": c}
             for (g, p), c in sorted(confusions.items(), key=lambda item: (-item[1], item[0]))[:top_confusions]
         ],
+        "confusion_matrix": {"labels": labels, "counts": matrix},
     }

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .errors import UserError
 from .files import atomic_write_text
 
 
@@ -53,6 +54,8 @@ def to_markdown(report: dict[str, Any]) -> str:
     training = report.get("training")
     if training:
         parts.append(_md_table(["", ""], [(k, str(v)) for k, v in training.items()]))
+    for what, file in (report.get("plots") or {}).items():
+        parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():
         parts.append(f"## {name}: {scores.get('data', '')}".rstrip(": "))
         parts.append(_md_table(["measure", "accuracy %", "tokens"], _summary_rows(scores)))
@@ -76,9 +79,31 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_report(directory: Path, report: dict[str, Any]) -> None:
-    """Write ``report.md`` and ``report.json`` into ``directory`` (created if needed)."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str, Any]] | None) -> dict[str, str]:
+    """PNG plots beside the report: learning curves (with ``history``) and one row-normalised
+    confusion matrix per result. Returns ``{what: file name}``."""
+    from . import plots  # matplotlib is imported only when plots are drawn
+
+    title = report["title"]
+    written = {}
+    if history:
+        plots.plot_learning_curves(history, directory / "learning-curves.png", f"{title}: learning curves")
+        written["learning curves"] = "learning-curves.png"
+    for name, scores in report["results"].items():
+        matrix = scores["confusion_matrix"]
+        file = f"confusion-{name}.png"
+        plots.plot_confusion_matrix(matrix["labels"], matrix["counts"], directory / file, f"{title}: confusion on {name}")
+        written[f"confusion on {name}"] = file
+    return written
+
+
+def write_report(directory: Path, report: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+    """Write ``report.md``, ``report.json`` and the plots into ``directory`` (created if needed)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{directory}: cannot create: {exc.strerror}") from None
+    report = {**report, "plots": write_plots(directory, report, history)}
     atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(directory / "report.md", to_markdown(report))
 

@@ -389,5 +389,5 @@ def _final_report(
         "results": results,
         "tag_scores": loop.examples + after,
     }
-    write_report(output_dir, report)
+    write_report(output_dir, report, loop.history)
     return report

@@ -28,8 +28,11 @@ def demo_run(tmp_path_factory) -> Path:
 
 
 def test_train_writes_the_run_directory(demo_run):
-    for name in ("config.yaml", BEST, LAST, "metrics.jsonl", "report.md", "report.json"):
+    for name in ("config.yaml", BEST, LAST, "metrics.jsonl", "report.md", "report.json", "train.log"):
         assert (demo_run / name).is_file(), name
+    for name in ("learning-curves.png", "confusion-dev.png", "confusion-test.png"):
+        assert (demo_run / name).read_bytes().startswith(b"\x89PNG"), name
+        assert f"]({name})" in (demo_run / "report.md").read_text()
     lines = (demo_run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 8 and json.loads(lines[-1])["epoch"] == 8
     report = json.loads((demo_run / "report.json").read_text())
@@ -109,6 +112,7 @@ def test_eval_json_and_report(demo_run, tmp_path):
     assert scores["data"].endswith("test.conllu") and 0 <= scores["accuracy"] <= 1
     assert scores["tokens"] == sum(t["support"] for t in scores["per_tag"].values())
     assert (tmp_path / "rep" / "report.md").is_file()
+    assert (tmp_path / "rep" / "confusion-test.png").read_bytes().startswith(b"\x89PNG")
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["results"]["test"]["tokens"] == scores["tokens"]
     dev = runner.invoke(app, ["eval", "-m", str(demo_run), "--data", str(ROOT / "data" / "demo" / "dev.conllu")])
     assert dev.exit_code == 0 and "token accuracy" in dev.stdout

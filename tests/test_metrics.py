@@ -23,3 +23,18 @@ def test_scores_by_hand():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError):
         score([["DET"]], [["DET", "NOUN"]], [[True]])
+
+
+def test_confusion_matrix_by_hand():
+    gold = [["DET", "NOUN", "VERB"], ["NOUN", "NOUN"], ["PRON"]]
+    pred = [["DET", "VERB", "VERB"], ["NOUN", "PROPN"], ["DET"]]
+    matrix = score(gold, pred, [[True] * len(s) for s in gold])["confusion_matrix"]
+    # gold frequency: NOUN 3, DET 1, PRON 1, VERB 1 (ties by name), PROPN only predicted
+    assert matrix["labels"] == ["NOUN", "DET", "PRON", "VERB", "PROPN"]
+    assert matrix["counts"] == [
+        [1, 0, 0, 1, 1],  # NOUN -> NOUN, VERB, PROPN
+        [0, 1, 0, 0, 0],  # DET -> DET
+        [0, 1, 0, 0, 0],  # PRON -> DET
+        [0, 0, 0, 1, 0],  # VERB -> VERB
+        [0, 0, 0, 0, 0],  # PROPN never gold
+    ]

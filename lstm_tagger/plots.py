@@ -1,0 +1,112 @@
+"""PNG plots of a run: learning curves from metrics.jsonl and a confusion matrix of tags.
+
+Rendering uses matplotlib's headless "Agg" backend; every PNG is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .files import atomic_write_bytes  # noqa: E402
+
+DPI = 120
+
+
+def _save(fig, path: Path) -> Path:
+    """Render ``fig`` to PNG bytes, close it, and write the bytes atomically to ``path``."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def plot_learning_curves(history: list[dict], path: Path, title: str) -> Path:
+    """Plot training loss and dev accuracy per epoch; return ``path``.
+
+    ``history``: per-epoch records of a run's metrics.jsonl, each with at least "epoch",
+    "train_loss" and "dev_accuracy" (a fraction in [0, 1]); records without "epoch" are
+    skipped. Writes a PNG to ``path`` with two side-by-side panels (loss; dev accuracy in %),
+    the best dev epoch marked on both, titled ``title``. Raises ValueError if no epochs.
+    """
+    records = sorted((r for r in history if "epoch" in r), key=lambda r: r["epoch"])
+    if not records:
+        raise ValueError("plot_learning_curves: history has no epoch records")
+    epochs = [int(r["epoch"]) for r in records]
+    loss = [float(r["train_loss"]) for r in records]
+    acc = [100.0 * float(r["dev_accuracy"]) for r in records]
+    best = max(range(len(acc)), key=lambda i: (acc[i], -i))  # first epoch with the top accuracy
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    ax_loss.plot(epochs, loss, marker="o", markersize=3, color="tab:blue")
+    ax_loss.set_ylabel("training loss (mean per token)")
+    ax_loss.set_title("Training loss")
+    ax_acc.plot(epochs, acc, marker="o", markersize=3, color="tab:green")
+    ax_acc.set_ylabel("dev accuracy (%)")
+    ax_acc.set_title("Dev accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:  # otherwise the axis spans 0.95..1.05 with fractional ticks
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        ax.grid(True, alpha=0.3)
+        ax.axvline(epochs[best], color="tab:red", linestyle="--", linewidth=1, alpha=0.7)
+    ax_loss.plot([epochs[best]], [loss[best]], marker="*", markersize=13, color="tab:red", linestyle="none")
+    ax_acc.plot([epochs[best]], [acc[best]], marker="*", markersize=13, color="tab:red", linestyle="none",
+                label=f"best: epoch {epochs[best]}, {acc[best]:.2f}%")
+    ax_acc.legend(loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path, title: str) -> Path:
+    """Plot a row-normalised confusion matrix heatmap; return ``path``.
+
+    ``labels`` and ``counts`` as returned by ``confusion_counts`` (a square matrix, gold rows
+    by predicted columns). Each gold row is divided by its total (an all-zero row stays
+    zero); gold tags (with their token counts) on y, predicted tags on x, a colour bar, and
+    the percentage written in every cell of at least 1%. Writes a PNG to ``path``, titled ``title``.
+    """
+    matrix = np.asarray(counts, dtype=float).reshape(-1, len(labels)) if labels else np.zeros((0, 0))
+    if matrix.shape != (len(labels), len(labels)):
+        raise ValueError(f"plot_confusion_matrix: counts must be {len(labels)}x{len(labels)}, got {matrix.shape}")
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+    n = len(labels)
+    side = max(4.0, 0.5 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100, aspect="equal")
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    colorbar.set_label("% of the gold tag's tokens")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), [f"{label} ({int(total):,})" for label, total in zip(labels, totals[:, 0])])
+    ax.set_xlabel("predicted tag")
+    ax.set_ylabel("gold tag (tokens)")
+    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(-0.5, n, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
+    ax.grid(which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    fontsize = 8.5 if n > 12 else 10
+    for i in range(n):
+        for j in range(n):
+            value = 100 * share[i, j]
+            if value >= 1:
+                text = f"{value:.0f}" if value >= 9.5 else f"{value:.1f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
+                        color="white" if value > 55 else "black")
+    ax.set_title(title)
+    return _save(fig, path)
