@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError
+from .files import atomic_writer
 
 RAW_ROOT = "https://raw.githubusercontent.com/UniversalDependencies"
 SPLITS = ("train", "dev", "test")
@@ -128,59 +127,41 @@ def _reason(exc: BaseException) -> str:
 
 def _fetch(url: str, target: Path, expected: str | None, progress: bool, timeout: float) -> None:
     """Stream ``url`` into a temporary file beside ``target``, verify it, rename it into place."""
-    tmp_name = None
     try:
-        try:
-            response = urllib.request.urlopen(url, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise DownloadError(f"cannot reach {url}: {_reason(exc)} (are you offline?)") from None
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            raise DownloadError(f"cannot reach {url}: {_reason(exc) or 'timed out'} (are you offline?)") from None
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-            digest = hashlib.sha256()
-            received = 0
-            with os.fdopen(fd, "wb") as handle:
-                with _bar(progress, target.name, total) as advance:
-                    while True:
-                        try:
-                            chunk = response.read(CHUNK)
-                        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                            raise DownloadError(
-                                f"{url}: download interrupted: {_reason(exc) or 'timed out'}; nothing was written"
-                            ) from None
-                        if not chunk:
-                            break
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        advance(len(chunk))
-                handle.flush()
-                os.fsync(handle.fileno())
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise DownloadError(f"cannot reach {url}: {_reason(exc)} (are you offline?)") from None
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        raise DownloadError(f"cannot reach {url}: {_reason(exc) or 'timed out'} (are you offline?)") from None
+    with response, atomic_writer(target, DownloadError) as handle:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        digest = hashlib.sha256()
+        received = 0
+        with _bar(progress, target.name, total) as advance:
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (TimeoutError, OSError, http.client.HTTPException) as exc:
+                    raise DownloadError(
+                        f"{url}: download interrupted: {_reason(exc) or 'timed out'}; nothing was written"
+                    ) from None
+                if not chunk:
+                    break
+                handle.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                advance(len(chunk))
         if total is not None and received != total:
-            raise DownloadError(
-                f"{url}: download incomplete ({received} of {total} bytes); nothing was written"
-            )
+            raise DownloadError(f"{url}: download incomplete ({received} of {total} bytes); nothing was written")
         got = digest.hexdigest()
         if expected and got != expected:
             raise DownloadError(
                 f"{target.name}: SHA-256 mismatch (expected {expected}, got {got}); "
                 "the download is corrupt, nothing was written"
             )
-        os.replace(tmp_name, target)
-        tmp_name = None
-    except OSError as exc:
-        raise DownloadError(f"{target}: cannot write: {exc.strerror or exc}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
 
 
 @contextmanager

@@ -7,36 +7,44 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from .errors import UserError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``.
+@contextmanager
+def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Iterator[BinaryIO]:
+    """A binary file handle whose contents replace ``path`` only if the block ends without error.
 
-    A failure (disk full, no permission) raises ``UserError`` and leaves any earlier
-    ``path`` untouched.
+    The data go to a temporary file beside ``path``, which is fsynced and renamed over
+    ``path``; on any exception (or a write that fails: disk full, no permission, raised as
+    ``error``) the temporary file is removed and an earlier ``path`` stays untouched.
     """
     path = Path(path)
     tmp_name = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
         tmp_name = None
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise UserError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        raise error(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
         if tmp_name is not None:
             try:
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (see ``atomic_writer``)."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 def read_bytes(path: Path, error: type[UserError], what: str) -> bytes:
