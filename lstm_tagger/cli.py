@@ -20,12 +20,12 @@ from rich.table import Table
 from . import __version__
 from .checkpoint import find_checkpoint, load_checkpoint
 from .config import load_config
+from .download import download_treebank
 from .errors import DataError, UserError
 from .evaluate import evaluate_model
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
-from .download import download_treebank
 from .starter import write_starter_config
 from .train import default_output_dir, train
 
