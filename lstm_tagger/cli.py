@@ -20,6 +20,7 @@ from rich.table import Table
 from . import __version__
 from .checkpoint import find_checkpoint, load_checkpoint
 from .config import load_config
+from .data import decode_lines
 from .download import download_treebank
 from .errors import DataError, UserError
 from .evaluate import evaluate_model
@@ -131,13 +132,8 @@ def _read_input_lines(file: str) -> Iterator[str]:
     except OSError as exc:
         raise DataError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{name}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+        for _, line in decode_lines(handle, name):
+            yield line
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -31,17 +31,24 @@ class Sentence:
     tags: tuple[str, ...]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` of a UTF-8 file, without line ends; a BOM is dropped."""
-    data = read_bytes(path, DataError, "corpus file")
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+def decode_lines(raw_lines: Iterable[bytes], name: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` of UTF-8 byte lines, without line ends; a BOM on line 1 is dropped.
+
+    A line that is not UTF-8 raises ``DataError`` naming ``name`` and the line.
+    """
+    for number, raw in enumerate(raw_lines, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
-        yield number, line.rstrip("\r")
+            raise DataError(f"{name}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+        yield number, line.rstrip("\r\n")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 corpus file (see ``decode_lines``)."""
+    return decode_lines(read_bytes(path, DataError, "corpus file").split(b"\n"), path)
 
 
 def _read_sentences(path: Path, parse: Callable[[int, str], tuple[str, str] | None]) -> list[Sentence]:
