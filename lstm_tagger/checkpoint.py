@@ -2,7 +2,8 @@
 
 The file is a safetensors file: a JSON header and raw tensor bytes, no pickle, so
 loading it cannot execute code. The header's ``__metadata__`` holds (as JSON strings)
-the format name and version, the resolved training config, both vocabularies and the
+the format name and version, the resolved training config, the vocabularies (words,
+tags and, with a character encoder, characters) and the
 metrics at the time of saving; ``predict`` and ``eval`` need nothing else.
 """
 
@@ -42,6 +43,8 @@ class Checkpoint:
     tags: Vocab
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    chars: Vocab | None = None
+    """The character vocabulary, for models with a character encoder."""
     train_state: dict[str, Any] | None = None
     """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -60,6 +63,8 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
         "tags": json.dumps(checkpoint.tags.to_dict()),
         "metrics": json.dumps(checkpoint.metrics),
     }
+    if checkpoint.chars is not None:
+        metadata["chars"] = json.dumps(checkpoint.chars.to_dict())
     if checkpoint.train_state is not None:
         metadata["train_state"] = json.dumps(checkpoint.train_state)
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
@@ -103,6 +108,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         config = Config.model_validate(json.loads(meta["config"]))
         words = WordVocab.from_dict(json.loads(meta["words"]))
         tags = Vocab.from_dict(json.loads(meta["tags"]))
+        chars = Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None
         metrics = json.loads(meta.get("metrics", "{}"))
         train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
@@ -117,16 +123,16 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
-    model = Tagger(config.model, len(words), len(tags))
     try:
+        model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0)
         model.load_state_dict(tensors, strict=True)
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         raise CheckpointError(
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them"
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path,
+        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path, chars=chars,
         train_state=train_state, train_tensors=train_tensors,
     )
 

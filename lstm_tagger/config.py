@@ -57,6 +57,13 @@ class ModelConfig(_Section):
     num_layers: int = Field(1, gt=0)
     bidirectional: bool = True
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    char_encoder: Literal["none", "cnn", "lstm"] = "none"
+    char_dim: int = Field(32, gt=0)
+    char_hidden: int = Field(64, gt=0)
+    output: Literal["softmax", "crf"] = "softmax"
+    vectors: str | None = None
+    vectors_max_words: int | None = Field(None, gt=0)
+    freeze_vectors: bool = False
 
 
 class TrainConfig(_Section):
@@ -178,25 +185,33 @@ def validate(raw: Any, source: str) -> Config:
         raise ConfigError(f"{source}: {key}: {_message(error)}") from None
 
 
+def _existing_file(value: str, base: Path, source: str, key: str) -> str:
+    """``value`` as an absolute path (relative to ``base``), or a ``ConfigError`` naming ``key``."""
+    try:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        path = path.resolve()
+        found = path.is_file()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{source}: {key}: not a usable path: {_shown(str(exc))}") from None
+    if not found:
+        raise ConfigError(f"{source}: {key}: file not found: {_shown(str(path))}")
+    return str(path)
+
+
 def resolve_paths(config: Config, base: Path, source: str) -> Config:
-    """Make data paths absolute (relative ones are relative to ``base``) and check they exist."""
+    """Make data paths (and ``model.vectors``) absolute (relative ones are relative to ``base``) and check they exist."""
     updates: dict[str, str | None] = {}
     for key in ("train", "dev", "test"):
         value = getattr(config.data, key)
-        if value is None:
-            continue
-        try:
-            path = Path(value).expanduser()
-            if not path.is_absolute():
-                path = base / path
-            path = path.resolve()
-            found = path.is_file()
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"{source}: data.{key}: not a usable path: {_shown(str(exc))}") from None
-        if not found:
-            raise ConfigError(f"{source}: data.{key}: file not found: {_shown(str(path))}")
-        updates[key] = str(path)
-    return config.model_copy(update={"data": config.data.model_copy(update=updates)})
+        if value is not None:
+            updates[key] = _existing_file(value, base, source, f"data.{key}")
+    config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
+    if config.model.vectors is not None:
+        vectors = _existing_file(config.model.vectors, base, source, "model.vectors")
+        config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
+    return config
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .data import Sentence, read_corpus
 from .errors import DataError
-from .predict import DEFAULT_BATCH_SIZE, log_probs, tag
+from .predict import DEFAULT_BATCH_SIZE, run_model, tag
 from .metrics import score
 from .report import write_report
 
@@ -26,7 +26,7 @@ def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: 
 
 def tag_score_matrix(checkpoint: Checkpoint, words: Sequence[str], stage: str) -> dict[str, Any]:
     """Every tag's probability for each word of one sentence, as in the PyTorch tutorial."""
-    (logp,) = log_probs(checkpoint.model, [checkpoint.words.encode(words)])
+    ((_, logp),) = run_model(checkpoint, [list(words)], scores=True)
     return {
         "stage": stage,
         "words": list(words),

@@ -1,7 +1,7 @@
-"""The tagger: word embedding -> recurrent encoder -> Linear -> log_softmax.
+"""The tagger: word embedding [+ characters] -> recurrent encoder -> Linear -> log_softmax [or CRF].
 
-Three layers, each its own module, so that a richer word representation or another
-recurrent cell replaces one piece without touching the others.
+Each layer is its own module, so that a richer word representation, another recurrent
+cell or another output layer replaces one piece without touching the others.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import HandGRU, HandLSTM
+from .chars import CharBatch, CharEncoder
 from .config import ModelConfig
+from .crf import CRF
+from .data import TAG_PAD
 from .vocab import PAD_ID
 
 
@@ -79,23 +82,68 @@ class RecurrentEncoder(nn.Module):
 
 
 class Tagger(nn.Module):
-    """Embedding(padding_idx=0) -> (Bi)LSTM or GRU -> Linear -> log_softmax over the tag set."""
+    """Embedding(padding_idx=0) [+ character encoder] -> (Bi)LSTM or GRU -> Linear -> log_softmax or CRF.
 
-    def __init__(self, config: ModelConfig, num_words: int, num_tags: int):
+    With ``model.char_encoder`` set, each token's input is its word embedding
+    concatenated with its character encoding (``chars.py``). With ``model.output: crf``
+    the Linear layer's scores are a CRF's emissions: training maximises the whole tag
+    sequence's likelihood, tagging is Viterbi, and ``forward`` gives the marginals.
+    """
+
+    def __init__(self, config: ModelConfig, num_words: int, num_tags: int, num_chars: int = 0):
         super().__init__()
         self.config = config
         self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
+        input_dim = self.embed.output_dim
+        self.chars: CharEncoder | None = None
+        if config.char_encoder != "none":
+            if num_chars <= 2:
+                raise ValueError("a character encoder needs a character vocabulary")
+            self.chars = CharEncoder(config.char_encoder, num_chars, config.char_dim, config.char_hidden, config.dropout)
+            input_dim += self.chars.output_dim
         self.encoder = RecurrentEncoder(
-            config.cell,
-            self.embed.output_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
+            config.cell, input_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )
         self.output = nn.Linear(self.encoder.output_dim, num_tags)
+        self.crf = CRF(num_tags) if config.output == "crf" else None
 
-    def forward(self, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) unnormalised tag scores."""
+        inputs = self.embed(words)
+        if self.chars is not None:
+            if chars is None:
+                raise ValueError("this model reads characters: pass a CharBatch")
+            inputs = torch.cat([inputs, self.chars(chars)], dim=-1)
+        return self.output(self.encoder(inputs, lengths))
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
         """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities.
 
-        K is the number of tags. Rows beyond a sentence's length are meaningless and must
-        be masked by the caller (the loss ignores them through ``TAG_PAD``).
+        K is the number of tags; with a CRF, each token's marginal tag probabilities.
+        Rows beyond a sentence's length are meaningless and must be masked by the caller
+        (the loss ignores them through ``TAG_PAD``).
         """
-        hidden = self.encoder(self.embed(words), lengths)
-        return torch.log_softmax(self.output(hidden), dim=-1)
+        scores = self.emissions(words, lengths, chars)
+        if self.crf is not None:
+            return self.crf.marginals(scores, lengths)
+        return torch.log_softmax(scores, dim=-1)
+
+    def loss(self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood per real token: NLLLoss of log_softmax, or the CRF's sequence NLL.
+
+        tags (B, T) int64 with ``TAG_PAD`` beyond each length.
+        """
+        scores = self.emissions(words, lengths, chars)
+        if self.crf is not None:
+            return self.crf.nll(scores, tags, lengths)
+        return nn.functional.nll_loss(torch.log_softmax(scores, dim=-1).flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD)
+
+    def predict(
+        self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None, scores: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and (B, T, K)
+        log-probabilities when ``scores`` (else None)."""
+        emissions = self.emissions(words, lengths, chars)
+        if self.crf is not None:
+            return self.crf.decode(emissions, lengths), self.crf.marginals(emissions, lengths) if scores else None
+        return emissions.argmax(dim=-1), torch.log_softmax(emissions, dim=-1) if scores else None

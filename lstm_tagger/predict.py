@@ -14,8 +14,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .checkpoint import Checkpoint
+from .chars import FormTable
 from .data import bucket_order
-from .model import Tagger
 from .vocab import PAD_ID, Vocab
 
 DEFAULT_BATCH_SIZE = 256
@@ -30,25 +30,36 @@ class Tagged:
     probs: torch.Tensor | None = None
 
 
-def log_probs(model: Tagger, word_ids: Sequence[torch.Tensor], batch_size: int = DEFAULT_BATCH_SIZE) -> list[torch.Tensor]:
-    """Run ``model`` in eval mode over 1-D id tensors; returns one (len_i, K) tensor each, in order."""
+def run_model(
+    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Tag id tensors (len_i,) and, when ``scores``, log-probabilities (len_i, K) for each sentence, in order.
+
+    The model runs in eval and inference mode on batches of similar length.
+    """
+    model = checkpoint.model
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     num_tags = model.output.out_features
-    results: list[torch.Tensor] = [torch.empty(0, num_tags)] * len(word_ids)
-    lengths = [len(ids) for ids in word_ids]
+    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, num_tags) if scores else None)
+    results: list[tuple[torch.Tensor, torch.Tensor | None]] = [empty] * len(sentences)
+    lengths = [len(words) for words in sentences]
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
+    word_ids = [checkpoint.words.encode(words) if words else None for words in sentences]
+    forms = FormTable(checkpoint.chars, sentences) if model.chars is not None and checkpoint.chars is not None else None
     try:
         with torch.inference_mode():
             for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
                 index = [nonempty[j] for j in group]
-                ids = [word_ids[i] for i in index]
-                words = pad_sequence(ids, batch_first=True, padding_value=PAD_ID).to(device)
+                words = pad_sequence([word_ids[i] for i in index], batch_first=True, padding_value=PAD_ID).to(device)
                 batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
-                scores = model(words, batch_lengths).cpu()
+                chars = forms.batch(index).to(device) if forms is not None else None
+                best, logp = model.predict(words, batch_lengths, chars, scores=scores)
+                best = best.cpu()
+                logp = logp.cpu() if logp is not None else None
                 for row, i in enumerate(index):
-                    results[i] = scores[row, : lengths[i]]
+                    results[i] = (best[row, : lengths[i]], logp[row, : lengths[i]] if logp is not None else None)
     finally:
         model.train(was_training)
     return results
@@ -61,11 +72,10 @@ def tag(
     scores: bool = False,
 ) -> list[Tagged]:
     """Tag each sentence (a list of words); ``scores=True`` also returns the probabilities."""
-    word_ids = [checkpoint.words.encode(words) for words in sentences]
     results = []
-    for words, logp in zip(sentences, log_probs(checkpoint.model, word_ids, batch_size)):
-        tags = checkpoint.tags.decode(logp.argmax(dim=-1).tolist())
-        results.append(Tagged(list(words), tags, logp.exp() if scores else None))
+    for words, (best, logp) in zip(sentences, run_model(checkpoint, sentences, batch_size, scores)):
+        tags = checkpoint.tags.decode(best.tolist())
+        results.append(Tagged(list(words), tags, logp.exp() if logp is not None else None))
     return results
 
 

@@ -24,12 +24,14 @@ from torch import nn
 
 from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
-from .data import TAG_PAD, Sentence, bucket_order, collate, read_corpus
+from .chars import FormTable, build_char_vocab
+from .data import Sentence, bucket_order, collate, read_corpus
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
 from .model import Tagger
 from .report import print_scores, write_report
+from .vectors import Vectors, align, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
 EXAMPLE_SENTENCES = 2
@@ -252,21 +254,26 @@ def _run(
     train_set, dev_set = splits.train, splits.dev
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
+    vectors = read_vectors(config.model.vectors, config.model.embedding_dim, config.model.vectors_max_words) if config.model.vectors else None
     words, counts = build_word_vocab(
-        (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback
+        (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback,
+        extra=vectors.words if vectors is not None else (),
     )
     word_dropout = WordDropout(words, counts, config.train.word_dropout) if config.train.word_dropout > 0 else None
     tags = build_tag_vocab(s.tags for s in train_set)
+    chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
+    forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
     word_ids = [words.encode(s.words) for s in train_set]
     tag_ids = [tags.encode(s.tags) for s in train_set]
     lengths = [len(s.words) for s in train_set]
-    model = Tagger(config.model, len(words), len(tags)).to(device)
-    current = Checkpoint(model=model, config=config, words=words, tags=tags)
+    model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
+    frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
+    current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
     if saved is not None:
-        if saved.words.itos != words.itos or saved.tags.itos != tags.itos:
+        if saved.words.itos != words.itos or saved.tags.itos != tags.itos or (saved.chars and saved.chars.itos) != (chars and chars.itos):
             raise UserError(f"{output_dir}: cannot resume, the training data changed since the run started")
         loop = _restore(saved, model, optimizer, rng)
         say(f"resuming {output_dir} after epoch {loop.epoch}")
@@ -277,7 +284,6 @@ def _run(
         f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
         f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}"
     )
-    loss_fn = nn.NLLLoss(ignore_index=TAG_PAD)
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
@@ -294,15 +300,17 @@ def _run(
                 for index in batches:
                     batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], PAD_ID)
                     batch_words = word_dropout(batch.words) if word_dropout else batch.words
+                    batch_chars = forms.batch(index).to(device) if forms is not None else None
                     optimizer.zero_grad(set_to_none=True)
-                    scores = model(batch_words.to(device), batch.lengths)
-                    loss = loss_fn(scores.flatten(0, 1), batch.tags.to(device).flatten())
+                    loss = model.loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
                     if not torch.isfinite(loss):
                         raise _diverged(config, output_dir, epoch, f"the loss is {loss.item()}")
                     loss.backward()
                     if config.train.grad_clip > 0:
                         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
                     optimizer.step()
+                    if frozen is not None:
+                        frozen.restore()
                     loss_sum += loss.item() * batch.num_tokens
                     tokens += batch.num_tokens
                     elapsed = time.perf_counter() - started
@@ -352,6 +360,36 @@ def _run(
         say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
     say(f"run written to {output_dir}")
     return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
+
+
+class FrozenRows:
+    """Keeps some rows of a weight matrix as they are: put back after every optimiser step.
+
+    Used for ``model.freeze_vectors``: the rows of words found in the vectors file stay
+    fixed while every other word's embedding (and the rest of the model) learns.
+    """
+
+    def __init__(self, weight: torch.Tensor, rows: torch.Tensor):
+        self.weight = weight
+        self.rows = rows
+        self.values = weight.detach()[rows].clone()
+
+    def restore(self) -> None:
+        with torch.no_grad():
+            self.weight[self.rows] = self.values
+
+
+def _load_vectors(model: Tagger, words: WordVocab, vectors: Vectors, config: Config, say: RunLog) -> FrozenRows | None:
+    """Copy the pretrained vectors into the word embedding; returns the rows to keep fixed, if frozen."""
+    weight = model.embed.embedding.weight
+    filled = align(vectors, words.itos, weight)
+    in_file = set(vectors.words)
+    rows = torch.tensor([i for i, w in enumerate(words.itos) if i != PAD_ID and (w in in_file or w.lower() in in_file)], dtype=torch.long)
+    say(
+        f"vectors: {len(vectors.words):,} from {config.model.vectors}, {filled:,} of {len(words):,} vocabulary rows "
+        f"set from them" + (" and frozen" if config.model.freeze_vectors else "")
+    )
+    return FrozenRows(weight, rows.to(weight.device)) if config.model.freeze_vectors else None
 
 
 def _diverged(config: Config, output_dir: Path, epoch: int, what: str) -> UserError:

@@ -110,14 +110,21 @@ class WordVocab(Vocab):
 
 
 def build_word_vocab(
-    sentences: Iterable[Sequence[str]], min_freq: int = 1, shapes: bool = False, lowercase_fallback: bool = False
+    sentences: Iterable[Sequence[str]],
+    min_freq: int = 1,
+    shapes: bool = False,
+    lowercase_fallback: bool = False,
+    extra: Iterable[str] = (),
 ) -> tuple[WordVocab, Counter[str]]:
     """``<pad>``, ``<unk>``, the shape classes (if ``shapes``), then the words seen at least
-    ``min_freq`` times, most frequent first. Also returns the count of every word."""
+    ``min_freq`` times, most frequent first, then the ``extra`` words (those of a pretrained
+    vectors file) not already in, in their order. Also returns the count of every training word."""
     counts = Counter(word for words in sentences for word in words)
     specials = [PAD, UNK, *(SHAPES if shapes else ())]
     kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w))
-    return WordVocab([*specials, *kept], shapes=shapes, lowercase_fallback=lowercase_fallback), counts
+    seen = set(specials) | set(kept)
+    added = [w for w in extra if not (w in seen or seen.add(w))]
+    return WordVocab([*specials, *kept, *added], shapes=shapes, lowercase_fallback=lowercase_fallback), counts
 
 
 def build_tag_vocab(sentences: Iterable[Sequence[str]]) -> Vocab:
