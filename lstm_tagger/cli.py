@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
 from .checkpoint import find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import decode_lines
@@ -331,6 +332,49 @@ def info_cli(
     for key, value in info["metrics"].items():
         table.add_row(key, str(value))
     Console().print(table)
+
+
+@app.command(
+    "bench",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag bench configs/demo.yaml --tokens 20000\n\n"
+        "  lstm-tag bench configs/ud_ewt.yaml --epochs 3 --set model.hidden_dim=256 --output runs/bench-h256.json\n\n"
+        "  lstm-tag bench configs/ud_ewt.yaml --model runs/ewt-small --scale-check"
+    ),
+)
+def bench_cli(
+    config: Path = typer.Argument(..., help="YAML config: its train set is trained on, its test set (or dev) is tagged."),
+    overrides: Optional[List[str]] = typer.Option(
+        None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set model.hidden_dim=256 (repeatable)."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="JSON file for the results \\[default: runs/bench-<config name>.json]."
+    ),
+    tokens: int = typer.Option(DEFAULT_TOKENS, "--tokens", min=1, help="Tokens to tag at the default batch size (sentences cycled)."),
+    epochs: int = typer.Option(DEFAULT_EPOCHS, "--epochs", min=1, help="Epochs to train; the speed is the median after the first."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", help="Skip training and tag with this checkpoint file or run directory."
+    ),
+    scale_check: bool = typer.Option(False, "--scale-check", help="Also tag 5x the tokens and compare peak memory (slow)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Train into this directory and keep it \\[default: a temporary one]."),
+    small_batch: Optional[int] = typer.Option(
+        None, "--small-batch-tokens", min=1, help="Tokens to tag at batch size 1 \\[default: tokens/50, at least 10,000]."
+    ),
+    latency_sentences: int = typer.Option(LATENCY_SENTENCES, "--latency-sentences", min=1, help="Sentences tagged one at a time for the latency."),
+) -> None:
+    """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
+    with _user_errors():
+        destination = output or default_bench_output(config)
+        result = bench(
+            config, overrides or [], tokens, epochs, model, destination,
+            scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # piped: one row per measure rather than wrapped cells
+    print_bench(console, result)
+    print(f"bench written to {destination}")
 
 
 if __name__ == "__main__":  # pragma: no cover

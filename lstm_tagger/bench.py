@@ -1,0 +1,589 @@
+"""``bench(config_path, ...)``: how fast, how big and how hungry a tagger is on this machine.
+
+Six measurements, each printed as a progress line on stderr while it runs:
+
+1. training speed: ``lstm-tag train`` in a subprocess for a few epochs; the median of
+   ``train_tokens_per_second`` (``metrics.jsonl``) over the epochs after the first (the first
+   warms up caches and allocators; with one epoch, that one), the process's peak RSS and
+   wall time;
+2. whole-process tagging speed: ``lstm-tag predict --file`` in a subprocess over the test
+   sentences (dev without a test set) cycled to N tokens, at ``predict``'s default batch
+   size and at batch size 1; start-up and loading are part of the time, so this is what a
+   user of the command sees. ``scale_check`` also tags 5N tokens and compares peak RSS:
+   a ratio near 1 means memory does not grow with the input;
+3. single-sentence latency in this process: ``tag`` on one sentence at a time, after a
+   warm-up; median and 95th percentile;
+4. parameters and floating-point operations per token of the inference forward pass
+   (``forward_flops``);
+5. this machine's float32 matrix-multiply rate (``matmul_rate``) and the fraction of it
+   that training and tagging achieve;
+6. the machine: CPU model, cores, threads, load, torch and Python versions, date.
+
+Peak RSS of a subprocess is its ``ru_maxrss`` from ``os.wait4`` (KiB on Linux). Other
+processes on the machine slow every figure down; ``machine.load_average`` records the
+load before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+from torch.utils.flop_counter import FlopCounterMode
+
+from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from .config import load_config
+from .data import read_corpus
+from .errors import UserError
+from .files import atomic_write_text
+from .predict import DEFAULT_BATCH_SIZE, tag
+
+DEFAULT_TOKENS = 1_000_000
+DEFAULT_EPOCHS = 2
+SMALL_BATCH_SHARE = 50
+"""Batch size 1 tags N / 50 tokens (but at least ``SMALL_BATCH_MIN_TOKENS``, and never more than N)."""
+SMALL_BATCH_MIN_TOKENS = 10_000
+SCALE_FACTOR = 5
+LATENCY_SENTENCES = 500
+LATENCY_WARMUP = 20
+FLOP_SENTENCES = 8 * DEFAULT_BATCH_SIZE
+"""Sentences tagged under the FLOP counter: one chunk of ``predict``'s reader."""
+BACKWARD_FACTOR = 3
+"""Training FLOPs per token ~= 3 x the forward pass: the backward pass costs about two forwards
+(one product for the gradient of the inputs, one for the gradient of the weights)."""
+SQUARE = 1024
+
+Say = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(f"bench: {line}", file=sys.stderr, flush=True)
+
+
+def default_bench_output(config_path: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """``runs/bench-<config name>.json``."""
+    return Path(runs_dir) / f"bench-{Path(config_path).stem}.json"
+
+
+# --- subprocesses -------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessRun:
+    """A finished child process: exit code, wall time and peak resident memory."""
+
+    returncode: int
+    wall_seconds: float
+    peak_rss_kib: int
+    stderr_tail: str
+
+
+def _lstm_tag(*args: str) -> list[str]:
+    """The command line of ``lstm-tag ARGS`` run by this Python (so the same installation)."""
+    return [sys.executable, "-m", "lstm_tagger", *args]
+
+
+def run_measured(args: Sequence[str], stdout: Path, stderr: Path) -> ProcessRun:
+    """Run ``args`` with stdout and stderr into files; time it and read its rusage with ``os.wait4``."""
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # Ctrl-C: do not leave the child running
+            process.kill()
+            process.wait()
+            raise
+        wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+    lines = [line for line in stderr.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    peak = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # macOS: bytes
+    return ProcessRun(process.returncode, wall, int(peak), lines[-1] if lines else "")
+
+
+def _check(run: ProcessRun, what: str) -> None:
+    if run.returncode != 0:
+        detail = run.stderr_tail.removeprefix("lstm-tag: error: ") or "no message"
+        raise UserError(f"{what} failed with exit code {run.returncode}: {detail}")
+
+
+def _mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+# --- 1. training ---------------------------------------------------------------------------
+
+
+def measure_training(config_path: Path, overrides: Sequence[str], epochs: int, run_dir: Path, work: Path) -> dict[str, Any]:
+    """Train ``epochs`` epochs in a subprocess into ``run_dir``; steady-state tokens/s, peak RSS, wall time."""
+    args = ["train", str(config_path), "--output", str(run_dir), "--no-progress", "--quiet"]
+    for override in [*overrides, f"train.epochs={epochs}"]:  # last wins: --epochs decides
+        args += ["--set", override]
+    run = run_measured(_lstm_tag(*args), work / "train.out", work / "train.err")
+    _check(run, "training")
+    try:
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{run_dir / 'metrics.jsonl'}: cannot read the training metrics: {exc}") from None
+    speeds = [float(r["train_tokens_per_second"]) for r in records]
+    steady = speeds[1:] or speeds
+    return {
+        "epochs": len(records),
+        "tokens_per_second": statistics.median(steady),
+        "tokens_per_second_by_epoch": speeds,
+        "wall_seconds": round(run.wall_seconds, 3),
+        "peak_rss_mib": _mib(run.peak_rss_kib),
+    }
+
+
+# --- 2. tagging in a subprocess ------------------------------------------------------------
+
+
+def cycled_lines(sentences: Sequence[Sequence[str]], tokens: int) -> Iterator[str]:
+    """Whitespace-joined sentences, cycled until at least ``tokens`` tokens (the last sentence is whole).
+
+    A word holding whitespace would become several tokens for ``predict``: count with ``split``.
+    """
+    lines = [" ".join(words) for words in sentences]
+    lines = [line for line in lines if line.split()]
+    if not lines:
+        raise UserError("the tagging corpus has no tokens")
+    produced = 0
+    while produced < tokens:
+        for line in lines:
+            yield line
+            produced += len(line.split())
+            if produced >= tokens:
+                return
+
+
+def write_token_file(path: Path, sentences: Sequence[Sequence[str]], tokens: int) -> tuple[int, int]:
+    """Write ``predict``'s input (one sentence a line) with at least ``tokens`` tokens -> (sentences, tokens)."""
+    count = total = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for line in cycled_lines(sentences, tokens):
+            handle.write(line + "\n")
+            count += 1
+            total += len(line.split())
+    return count, total
+
+
+def measure_tagging(model: Path, sentences: Sequence[Sequence[str]], tokens: int, batch_size: int, work: Path) -> dict[str, Any]:
+    """``lstm-tag predict --model M --file F --batch-size B`` on ~``tokens`` tokens: whole-process tokens/s and peak RSS."""
+    source = work / f"tag-{tokens}.txt"
+    count, total = write_token_file(source, sentences, tokens)
+    output = work / f"tag-{tokens}-bs{batch_size}.out"
+    args = ["predict", "--model", str(model), "--file", str(source), "--batch-size", str(batch_size)]
+    run = run_measured(_lstm_tag(*args), output, work / "predict.err")
+    _check(run, "tagging")
+    with open(output, "rb") as handle:
+        written = sum(1 for _ in handle)
+    if written != count:
+        raise UserError(f"tagging wrote {written} lines for {count} sentences")
+    source.unlink()
+    output.unlink()
+    return {
+        "batch_size": batch_size,
+        "sentences": count,
+        "tokens": total,
+        "tokens_per_second": total / run.wall_seconds,
+        "wall_seconds": round(run.wall_seconds, 3),
+        "peak_rss_mib": _mib(run.peak_rss_kib),
+    }
+
+
+def small_batch_tokens(tokens: int) -> int:
+    """Tokens to tag at batch size 1: N / 50, but at least 10,000 (and at most N)."""
+    return max(tokens // SMALL_BATCH_SHARE, min(tokens, SMALL_BATCH_MIN_TOKENS))
+
+
+# --- 3. latency ----------------------------------------------------------------------------
+
+
+def _percentile(sorted_values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
+
+
+def measure_latency(
+    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], count: int = LATENCY_SENTENCES, warmup: int = LATENCY_WARMUP
+) -> dict[str, Any]:
+    """Tag ``count`` sentences (cycled) one at a time with ``tag``, after ``warmup`` untimed ones.
+
+    Each time covers what a caller waits for: encoding, the forward pass and decoding.
+    """
+    pool = [list(words) for words in sentences if words]
+    if not pool:
+        raise UserError("the tagging corpus has no sentences")
+    chosen = [pool[i % len(pool)] for i in range(count)]
+    for words in chosen[:warmup]:
+        tag(checkpoint, [words], batch_size=1)
+    times = []
+    for words in chosen:
+        started = time.perf_counter()
+        tag(checkpoint, [words], batch_size=1)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    return {
+        "sentences": count,
+        "distinct_sentences": min(count, len(pool)),
+        "mean_tokens": round(sum(len(w) for w in chosen) / count, 2),
+        "warmup": warmup,
+        "median_ms": round(1000 * statistics.median(times), 4),
+        "p95_ms": round(1000 * _percentile(times, 0.95), 4),
+        "max_ms": round(1000 * times[-1], 4),
+    }
+
+
+# --- 4. parameters and FLOPs ---------------------------------------------------------------
+
+
+def recurrent_flops_per_position(rnn: nn.Module) -> int:
+    """Matrix-product FLOPs of one time step of ``rnn`` (all layers and directions), analytically.
+
+    Every entry of a weight matrix (``weight_ih_l*``, ``weight_hh_l*``, and ``weight_hr_l*``
+    with projections) is one multiply-add per position, counted as 2 FLOPs. For one layer and
+    direction with input size I and hidden size H that is ``2 * 4 * H * (I + H)`` for an
+    LSTM and ``2 * 3 * H * (I + H)`` for a GRU. Biases and the element-wise gate arithmetic
+    are not counted (nor does FlopCounterMode count them). Works for ``nn.LSTM``,
+    ``nn.GRU``, ``nn.RNN`` and the hand-written cells, which share their parameter names.
+    """
+    return 2 * sum(p.numel() for name, p in rnn.named_parameters(recurse=False) if name.startswith("weight_"))
+
+
+def analytic_flops_per_token(model: nn.Module) -> int:
+    """Matrix-product FLOPs per token of a model whose recurrent and Linear modules each run once per word.
+
+    The sum of ``recurrent_flops_per_position`` over its recurrent modules (those with a
+    ``weight_ih_l0``) and ``2 * in * out`` over its ``nn.Linear`` modules. It holds for the
+    plain word-level tagger without padding; a character encoder runs once per character
+    and is not covered (``forward_flops`` counts it).
+    """
+    total = 0
+    for module in model.modules():
+        if hasattr(module, "weight_ih_l0"):
+            total += recurrent_flops_per_position(module)
+        elif isinstance(module, nn.Linear):
+            total += 2 * module.in_features * module.out_features
+    return total
+
+
+def _positions(inputs: Any) -> int:
+    """Time steps x sequences fed to a recurrent module: a PackedSequence's rows, or a tensor's (..., I) rows."""
+    if isinstance(inputs, PackedSequence):
+        return int(inputs.data.size(0))
+    return int(inputs.numel() // inputs.size(-1))
+
+
+@dataclass
+class FlopCount:
+    """FLOPs of a run: what FlopCounterMode counted, plus the analytic count of the fused
+    recurrent modules it saw nothing inside (by module name)."""
+
+    counted: int
+    added: dict[str, int]
+    fused_counted: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return self.counted + sum(self.added.values())
+
+
+def forward_flops(model: nn.Module, run: Callable[[], Any]) -> FlopCount:
+    """Count the floating-point operations of ``run()`` (which calls ``model``) with FlopCounterMode.
+
+    FlopCounterMode counts the matrix products at the aten level (mm, addmm, bmm,
+    convolutions, attention; 2 FLOPs per multiply-add) and nothing element-wise (gate
+    non-linearities, log_softmax, a CRF's Viterbi adds and maxes). It sees
+    whatever ops a module dispatches, so any submodule built from them (a character CNN,
+    the hand-written cells of ``cells.py``, the Linear layers) is counted as it runs.
+
+    PyTorch's fused recurrent kernels are the exception. On CPU (checked with torch 2.13),
+    ``aten::lstm`` on a padded tensor runs one fused (mkldnn) kernel that the counter sees
+    nothing of; on a PackedSequence, as the tagger and the character encoder call it, the
+    same op is decomposed into one ``addmm`` per time step and is counted exactly; GRU is
+    counted either way. So that the result does not depend on the version or the path,
+    every ``nn.RNNBase`` submodule is watched with hooks: when the counter's total does not
+    move while it runs, its FLOPs are computed analytically
+    (``recurrent_flops_per_position`` x the positions it was given) and added.
+    """
+    fused = {module: name or type(module).__name__ for name, module in model.named_modules() if isinstance(module, nn.RNNBase)}
+    added: dict[str, int] = {}
+    fused_counted: dict[str, int] = {}
+    with FlopCounterMode(display=False) as counter:
+        starts: dict[nn.Module, tuple[int, int]] = {}
+
+        def before(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            starts[module] = (counter.get_total_flops(), _positions(args[0] if args else kwargs["input"]))
+
+        def after(module: nn.Module, args: tuple, output: Any) -> None:
+            start, positions = starts.pop(module)
+            name = fused[module]
+            seen = counter.get_total_flops() - start
+            fused_counted[name] = fused_counted.get(name, 0) + seen
+            if seen == 0:
+                added[name] = added.get(name, 0) + positions * recurrent_flops_per_position(module)
+
+        hooks = []
+        try:
+            for module in fused:
+                hooks.append(module.register_forward_pre_hook(before, with_kwargs=True))
+                hooks.append(module.register_forward_hook(after))
+            run()
+        finally:
+            for hook in hooks:
+                hook.remove()
+    return FlopCount(counter.get_total_flops(), added, fused_counted)
+
+
+def flops_per_token(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """FLOPs per real token of tagging ``sentences`` with ``tag`` (batched by length, as ``predict`` does).
+
+    Padding positions that a module computes (the hand-written cells, the output Linear)
+    are part of the work and so of the count; the divisor is the real tokens.
+    """
+    sentences = [list(words) for words in sentences if words]
+    if not sentences:
+        raise UserError("the tagging corpus has no sentences")
+    tokens = sum(len(words) for words in sentences)
+    count = forward_flops(checkpoint.model, lambda: tag(checkpoint, sentences, batch_size))
+    return {
+        "flops_per_token": count.total / tokens,
+        "counted_by_flop_counter": count.counted,
+        "added_analytically": count.added,
+        "fused_rnn_counted_by_flop_counter": count.fused_counted,
+        "sentences": len(sentences),
+        "tokens": tokens,
+        "batch_size": batch_size,
+    }
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- 5. the machine's matrix-multiply rate -------------------------------------------------
+
+
+def matmul_rate(m: int, k: int, n: int, min_seconds: float = 0.3, min_repeats: int = 5, max_repeats: int = 200) -> dict[str, Any]:
+    """Median time of a float32 ``torch.mm`` of (m, k) x (k, n) on this process's threads -> GFLOP/s (2mkn per product)."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    for _ in range(2):
+        torch.mm(a, b, out=out)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < min_repeats or (len(times) < max_repeats and time.perf_counter() - started < min_seconds):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    return {"shape": [m, k, n], "repeats": len(times), "median_seconds": median, "gflops": 2 * m * k * n / median / 1e9}
+
+
+def _model_shape(model: nn.Module, sentences: Sequence[Sequence[str]]) -> tuple[int, int, int]:
+    """(batch tokens, input size, gate rows) of the sentence encoder's first input projection
+    (the last recurrent module, after any character encoder) on a ``predict`` batch of
+    average sentences; without a recurrent module, the output layer's shape."""
+    lengths = [len(w) for w in sentences if w]
+    rows = max(1, round(DEFAULT_BATCH_SIZE * sum(lengths) / max(1, len(lengths))))
+    weights = [w for w in (getattr(m, "weight_ih_l0", None) for m in model.modules()) if isinstance(w, torch.Tensor)]
+    if weights:
+        return rows, weights[-1].size(1), weights[-1].size(0)
+    linear = next(m for m in model.modules() if isinstance(m, nn.Linear))
+    return rows, linear.in_features, linear.out_features
+
+
+# --- 6. the machine ------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.split(":")[0].strip() in ("model name", "Model", "Hardware"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
+# --- the whole benchmark -------------------------------------------------------------------
+
+
+def _fraction(flops: float, per_second: float | None, factor: int, rate_gflops: float) -> float | None:
+    return None if per_second is None else flops * per_second * factor / (rate_gflops * 1e9)
+
+
+def bench(
+    config_path: str | Path,
+    overrides: Sequence[str] = (),
+    tokens: int = DEFAULT_TOKENS,
+    epochs: int = DEFAULT_EPOCHS,
+    model: str | Path | None = None,
+    output: str | Path | None = None,
+    *,
+    scale_check: bool = False,
+    run_dir: str | Path | None = None,
+    small_batch: int | None = None,
+    latency_sentences: int = LATENCY_SENTENCES,
+    say: Say = _stderr,
+) -> dict[str, Any]:
+    """Benchmark the tagger of ``config_path`` (with ``--set`` ``overrides``) on this machine.
+
+    Trains ``epochs`` epochs in a subprocess (into ``run_dir``, kept, or a temporary folder)
+    unless ``model`` (a checkpoint or run directory) is given, then tags ``tokens`` tokens of
+    the config's test set (dev without one), and ``small_batch`` tokens (default
+    ``small_batch_tokens(tokens)``) at batch size 1. Returns the results as a JSON-ready
+    dict and, with ``output``, writes them there atomically. ``say`` gets one progress line
+    per stage.
+    """
+    if tokens < 1 or epochs < 1 or latency_sentences < 1:
+        raise UserError("tokens, epochs and latency sentences must be at least 1")
+    config_path = Path(config_path)
+    config = load_config(config_path, list(overrides))  # a bad config fails here, in one line
+    given = find_checkpoint(model) if model is not None else None
+    if output is not None:
+        output = Path(output)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{output.parent}: cannot create: {exc.strerror}") from None
+    corpus_path = config.data.test or config.data.dev
+    sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.tag_column)]
+    load_before = _load()
+    result: dict[str, Any] = {
+        "config": str(config_path),
+        "overrides": list(overrides),
+        "corpus": {"train": config.data.train, "tagging": corpus_path},
+        "machine": machine_info(),
+    }
+    with tempfile.TemporaryDirectory(prefix="lstm-tag-bench-") as tmp:
+        work = Path(tmp)
+        if given is None:
+            target = Path(run_dir) if run_dir is not None else work / "run"
+            say(f"training {epochs} epoch{'s' * (epochs > 1)} of {config_path} in a subprocess")
+            result["train"] = measure_training(config_path, overrides, epochs, target, work)
+            say(f"training: {result['train']['tokens_per_second']:,.0f} tok/s (steady state)")
+            checkpoint_path = find_checkpoint(target)
+        else:
+            result["train"] = None
+            checkpoint_path = given
+        result["model"] = {"path": str(checkpoint_path), "trained_here": given is None, "kept": given is not None or run_dir is not None}
+
+        tagging: dict[str, Any] = {}
+        say(f"tagging {tokens:,} tokens of {corpus_path} at batch size {DEFAULT_BATCH_SIZE} (lstm-tag predict)")
+        tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work)
+        small = small_batch or small_batch_tokens(tokens)
+        say(f"tagging {small:,} tokens at batch size 1 (lstm-tag predict)")
+        tagging["batch_1"] = measure_tagging(checkpoint_path, sentences, small, 1, work)
+        tagging["scale_check"] = None
+        if scale_check:
+            say(f"tagging {SCALE_FACTOR * tokens:,} tokens at batch size {DEFAULT_BATCH_SIZE} for the memory scale check")
+            big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work)
+            tagging["scale_check"] = {
+                **big,
+                "factor": SCALE_FACTOR,
+                "rss_ratio": big["peak_rss_mib"] / tagging["default_batch"]["peak_rss_mib"],
+            }
+        result["tagging"] = tagging
+
+        checkpoint = load_checkpoint(checkpoint_path)
+        say(f"latency of {latency_sentences} single sentences (in process)")
+        result["latency"] = measure_latency(checkpoint, sentences, latency_sentences)
+        say("parameters and FLOPs per token (FlopCounterMode)")
+        flops = flops_per_token(checkpoint, sentences[:FLOP_SENTENCES])
+        result["model"].update({"parameters": parameter_count(checkpoint.model), **flops})
+
+    say(f"float32 matrix-multiply rate on {torch.get_num_threads()} thread(s)")
+    m, k, n = _model_shape(checkpoint.model, sentences)
+    square = matmul_rate(SQUARE, SQUARE, SQUARE)
+    shaped = matmul_rate(m, k, n)
+    result["matmul"] = {"threads": torch.get_num_threads(), "square": square, "model_shape": shaped}
+    per_token = result["model"]["flops_per_token"]
+    train_speed = result["train"]["tokens_per_second"] if result["train"] else None
+    tag_speed = result["tagging"]["default_batch"]["tokens_per_second"]
+    result["achieved"] = {
+        "backward_factor": BACKWARD_FACTOR,
+        "train_fraction_of_square": _fraction(per_token, train_speed, BACKWARD_FACTOR, square["gflops"]),
+        "tag_fraction_of_square": _fraction(per_token, tag_speed, 1, square["gflops"]),
+        "train_fraction_of_model_shape": _fraction(per_token, train_speed, BACKWARD_FACTOR, shaped["gflops"]),
+        "tag_fraction_of_model_shape": _fraction(per_token, tag_speed, 1, shaped["gflops"]),
+    }
+    result["machine"]["load_average"] = {"before": load_before, "after": _load()}
+    if output is not None:
+        atomic_write_text(output, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _epochs_note(epochs: int) -> str:
+    return {1: "one epoch", 2: "epoch 2"}.get(epochs, f"median of epochs 2-{epochs}")
+
+
+def print_bench(console: Console, result: dict[str, Any]) -> None:
+    """The benchmark as one table: measure, value, detail."""
+    table = Table(title=f"bench {result['config']}", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("detail")
+    train_, tagging, latency, model, mm = result["train"], result["tagging"], result["latency"], result["model"], result["matmul"]
+    if train_:
+        table.add_row("training tok/s", f"{train_['tokens_per_second']:,.0f}", _epochs_note(train_["epochs"]))
+        table.add_row("training peak RSS", f"{train_['peak_rss_mib']:,.1f} MiB", f"{train_['wall_seconds']:.1f} s wall, whole process")
+    for key in ("default_batch", "batch_1"):
+        run = tagging[key]
+        table.add_row(
+            f"tagging tok/s, batch {run['batch_size']}", f"{run['tokens_per_second']:,.0f}",
+            f"{run['tokens']:,} tokens, {run['wall_seconds']:.1f} s, peak RSS {run['peak_rss_mib']:,.1f} MiB",
+        )
+    if tagging["scale_check"]:
+        scale = tagging["scale_check"]
+        table.add_row(f"peak RSS x{scale['factor']} tokens", f"{scale['rss_ratio']:.2f}x", f"{scale['peak_rss_mib']:,.1f} MiB at {scale['tokens']:,} tokens")
+    table.add_row("latency, one sentence", f"{latency['median_ms']:.2f} ms", f"p95 {latency['p95_ms']:.2f} ms over {latency['sentences']} sentences")
+    table.add_row("parameters", f"{model['parameters']:,}", model["path"])
+    added = ", ".join(model["added_analytically"]) or "none"
+    table.add_row("FLOPs per token", f"{model['flops_per_token']:,.0f}", f"forward; analytic for: {added}")
+    table.add_row("matmul GFLOP/s", f"{mm['square']['gflops']:,.1f}", f"{SQUARE}^3 float32, {mm['threads']} thread(s)")
+    table.add_row("matmul GFLOP/s, model shape", f"{mm['model_shape']['gflops']:,.1f}", "x".join(map(str, mm["model_shape"]["shape"])))
+    achieved = result["achieved"]
+    if achieved["train_fraction_of_square"] is not None:
+        table.add_row("training share of matmul rate", f"{100 * achieved['train_fraction_of_square']:.2f} %", f"{BACKWARD_FACTOR}x forward FLOPs")
+    table.add_row("tagging share of matmul rate", f"{100 * achieved['tag_fraction_of_square']:.2f} %", f"whole process, batch {DEFAULT_BATCH_SIZE}")
+    machine = result["machine"]
+    table.add_row("machine", machine["cpu"], f"{machine['cores']} cores, torch {machine['torch']}, Python {machine['python']}, {machine['date']}")
+    console.print(table)

@@ -1,0 +1,172 @@
+"""``lstm-tag bench`` on the demo config with tiny settings, and the FLOP count against the equations.
+
+Only that every figure is there, of the right type and plausible is checked: speeds
+depend on the machine and its load.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+from typer.testing import CliRunner
+
+from lstm_tagger.bench import (
+    analytic_flops_per_token,
+    bench,
+    cycled_lines,
+    flops_per_token,
+    forward_flops,
+    recurrent_flops_per_position,
+    write_token_file,
+)
+from lstm_tagger.checkpoint import BEST, load_checkpoint
+from lstm_tagger.cli import app
+from lstm_tagger.config import load_config
+from lstm_tagger.train import train
+
+from conftest import CLASSIC, ROOT, tiny_config
+
+runner = CliRunner()
+DEMO = ROOT / "configs" / "demo.yaml"
+TOKENS = 2000
+
+TAG_RUN_KEYS = {"batch_size", "sentences", "tokens", "tokens_per_second", "wall_seconds", "peak_rss_mib"}
+
+
+@pytest.fixture(scope="module")
+def demo_bench(tmp_path_factory) -> tuple[dict, Path, Path]:
+    """bench() on the demo config: 2 epochs, 2,000 tokens; -> (result, JSON file, run directory)."""
+    tmp = tmp_path_factory.mktemp("bench")
+    output, run_dir = tmp / "out" / "bench.json", tmp / "run"
+    lines: list[str] = []
+    result = bench(DEMO, ["train.batch_size=16"], tokens=TOKENS, epochs=2, output=output, run_dir=run_dir,
+                   latency_sentences=100, say=lines.append)
+    assert any("training" in line for line in lines) and any("latency" in line for line in lines)
+    return result, output, run_dir
+
+
+def check_result(result: dict, trained: bool) -> None:
+    assert set(result) == {"config", "overrides", "corpus", "machine", "train", "model", "tagging", "latency", "matmul", "achieved"}
+    machine = result["machine"]
+    assert {"cpu", "cores", "torch_threads", "torch", "python", "date", "load_average"} <= set(machine)
+    assert machine["cores"] >= 1 and machine["torch_threads"] >= 1 and machine["torch"] == torch.__version__
+
+    if trained:
+        t = result["train"]
+        assert t["epochs"] == 2 and len(t["tokens_per_second_by_epoch"]) == 2
+        assert t["tokens_per_second"] == t["tokens_per_second_by_epoch"][1]  # median of the epochs after the first
+        assert t["tokens_per_second"] > 0 and t["wall_seconds"] > 0 and t["peak_rss_mib"] > 10
+    else:
+        assert result["train"] is None and result["achieved"]["train_fraction_of_square"] is None
+
+    tagging = result["tagging"]
+    assert set(tagging["default_batch"]) == TAG_RUN_KEYS and set(tagging["batch_1"]) == TAG_RUN_KEYS
+    assert tagging["default_batch"]["batch_size"] == 256 and tagging["batch_1"]["batch_size"] == 1
+    for run in (tagging["default_batch"], tagging["batch_1"]):
+        assert TOKENS <= run["tokens"] < TOKENS + 100 and run["sentences"] > 0
+        assert run["tokens_per_second"] > 0 and run["wall_seconds"] > 0 and run["peak_rss_mib"] > 10
+    assert tagging["scale_check"] is None
+
+    latency = result["latency"]
+    assert latency["sentences"] == 100 and latency["distinct_sentences"] > 10
+    assert 0 < latency["median_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+
+    model = result["model"]
+    checkpoint = load_checkpoint(model["path"])
+    assert model["parameters"] == sum(p.numel() for p in checkpoint.model.parameters())
+    assert model["flops_per_token"] > 0 and model["counted_by_flop_counter"] > 0 and model["tokens"] > 0
+    assert isinstance(model["added_analytically"], dict) and isinstance(model["fused_rnn_counted_by_flop_counter"], dict)
+
+    for shape in ("square", "model_shape"):
+        mm = result["matmul"][shape]
+        assert mm["gflops"] > 0 and mm["repeats"] >= 5 and len(mm["shape"]) == 3
+    assert result["matmul"]["square"]["shape"] == [1024, 1024, 1024]
+    achieved = result["achieved"]
+    assert achieved["backward_factor"] == 3 and 0 < achieved["tag_fraction_of_square"]
+    if trained:
+        assert 0 < achieved["train_fraction_of_square"] and 0 < achieved["train_fraction_of_model_shape"]
+
+
+def test_bench_function_writes_every_figure(demo_bench):
+    result, output, run_dir = demo_bench
+    check_result(result, trained=True)
+    assert json.loads(output.read_text()) == json.loads(json.dumps(result))
+    assert result["model"]["path"] == str(run_dir / BEST) and result["overrides"] == ["train.batch_size=16"]
+    assert load_checkpoint(run_dir / BEST).config.train.batch_size == 16  # the override reached the training run
+
+
+def test_bench_cli_with_a_given_model(demo_bench, tmp_path):
+    _, _, run_dir = demo_bench
+    output = tmp_path / "cli.json"
+    result = runner.invoke(app, [
+        "bench", str(DEMO), "--model", str(run_dir), "--tokens", str(TOKENS), "--small-batch-tokens", str(TOKENS),
+        "--latency-sentences", "100", "--output", str(output),
+    ])
+    assert result.exit_code == 0, result.output
+    assert "FLOPs per token" in result.stdout and f"bench written to {output}" in result.stdout
+    assert "bench: tagging" in result.stderr and "bench: training" not in result.stderr
+    check_result(json.loads(output.read_text()), trained=False)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nowhere.yaml"], "nowhere.yaml: config file not found"),
+    ([str(DEMO), "--set", "model.hidden_dim=0"], "model.hidden_dim: must be > 0"),
+    ([str(DEMO), "--model", "nowhere.safetensors"], "nowhere.safetensors: checkpoint not found"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    result = runner.invoke(app, ["bench", *args, "--output", str(tmp_path / "b.json")])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_help_has_examples():
+    result = runner.invoke(app, ["bench", "--help"])
+    assert result.exit_code == 0 and "Examples" in result.stdout
+
+
+def test_cycled_input_reaches_the_token_count(tmp_path):
+    sentences = [s for s, _ in CLASSIC]  # 5 and 4 tokens
+    assert list(cycled_lines(sentences, 12)) == ["The dog ate the apple", "Everybody read that book", "The dog ate the apple"]
+    assert write_token_file(tmp_path / "in.txt", sentences, 9) == (2, 9)
+    assert (tmp_path / "in.txt").read_text().splitlines() == ["The dog ate the apple", "Everybody read that book"]
+
+
+@pytest.fixture(scope="module")
+def hand_lstm_run(tmp_path_factory) -> Path:
+    """A 2-layer BiLSTM tagger with the hand-written cell (counted op by op), trained one epoch."""
+    tmp = tmp_path_factory.mktemp("hand")
+    config = tiny_config(tmp, model={"cell": "hand_lstm", "num_layers": 2, "embedding_dim": 12, "hidden_dim": 10},
+                         train={"epochs": 1})
+    train(load_config(config), tmp / "run", console=Console(quiet=True))
+    return tmp / "run" / BEST
+
+
+def test_analytic_count_agrees_with_flop_counter_on_hand_lstm(hand_lstm_run):
+    checkpoint = load_checkpoint(hand_lstm_run)
+    sentences = [CLASSIC[0][0]] * 3  # equal lengths: no padding, so every position is a real token
+    measured = flops_per_token(checkpoint, sentences)
+    assert measured["added_analytically"] == {}  # nothing fused: FlopCounterMode saw every product
+    # per token: layer 1 2*4*10*(12+10), layer 2 2*4*10*(20+10), two directions; output 2*20*K
+    num_tags = checkpoint.model.output.out_features
+    expected = 2 * (2 * 4 * 10 * (12 + 10) + 2 * 4 * 10 * (20 + 10)) + 2 * 20 * num_tags
+    assert analytic_flops_per_token(checkpoint.model) == expected
+    assert measured["flops_per_token"] == pytest.approx(expected, rel=1e-3)
+
+    # the same weights on PyTorch's fused kernel: counted by the counter or added analytically, same total
+    fused = flops_per_token(load_checkpoint(hand_lstm_run, cell="lstm"), sentences)
+    assert fused["flops_per_token"] == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("cls, gates", [(nn.LSTM, 4), (nn.GRU, 3)])
+def test_fused_rnn_on_a_padded_tensor_is_counted(cls, gates):
+    """The path FlopCounterMode may not see into (the fused CPU kernel): the total is still the equations'."""
+    rnn = cls(6, 5, num_layers=2, batch_first=True, bidirectional=True)
+    inputs = torch.randn(3, 7, 6)
+    count = forward_flops(rnn, lambda: rnn(inputs))
+    per_position = 2 * (2 * gates * 5 * (6 + 5) + 2 * gates * 5 * (10 + 5))
+    assert recurrent_flops_per_position(rnn) == per_position
+    assert count.total == pytest.approx(3 * 7 * per_position, rel=1e-3)
