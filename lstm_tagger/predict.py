@@ -7,6 +7,8 @@ outside the vocabulary become ``<unk>``; an empty sentence gets no tags.
 from __future__ import annotations
 
 import json
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, TextIO
 
@@ -14,8 +16,9 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .checkpoint import Checkpoint
-from .chars import FormTable
+from .chars import CharBatch, FormTable
 from .data import bucket_order
+from .model import Tagger
 from .vocab import PAD_ID, Vocab
 
 DEFAULT_BATCH_SIZE = 256
@@ -30,6 +33,53 @@ class Tagged:
     probs: torch.Tensor | None = None
 
 
+@dataclass
+class _Prepared:
+    """A list of sentences turned into model inputs, batched by length (the Python half of tagging)."""
+
+    lengths: list[int]
+    batches: list[tuple[list[int], torch.Tensor, torch.Tensor, CharBatch | None]]
+    """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
+
+
+def _prepare(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
+    lengths = [len(words) for words in sentences]
+    nonempty = [i for i, n in enumerate(lengths) if n > 0]
+    encode = checkpoint.words.encode
+    word_ids = [encode(words) if words else None for words in sentences]
+    chars = checkpoint.chars if checkpoint.model.chars is not None else None
+    forms = FormTable(chars, sentences) if chars is not None else None
+    batches = []
+    for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
+        index = [nonempty[j] for j in group]
+        words = pad_sequence([word_ids[i] for i in index], batch_first=True, padding_value=PAD_ID)
+        batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
+        batches.append((index, words, batch_lengths, forms.batch(index) if forms is not None else None))
+    return _Prepared(lengths, batches)
+
+
+def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Run the model over prepared batches (the torch half of tagging; safe in a worker thread)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    num_tags = model.output.out_features
+    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, num_tags) if scores else None)
+    results: list[tuple[torch.Tensor, torch.Tensor | None]] = [empty] * len(prepared.lengths)
+    try:
+        with torch.inference_mode():
+            for index, words, lengths, chars in prepared.batches:
+                best, logp = model.predict(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
+                best = best.cpu()
+                logp = logp.cpu() if logp is not None else None
+                for row, i in enumerate(index):
+                    n = prepared.lengths[i]
+                    results[i] = (best[row, :n], logp[row, :n] if logp is not None else None)
+    finally:
+        model.train(was_training)
+    return results
+
+
 def run_model(
     checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -37,32 +87,17 @@ def run_model(
 
     The model runs in eval and inference mode on batches of similar length.
     """
-    model = checkpoint.model
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    num_tags = model.output.out_features
-    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, num_tags) if scores else None)
-    results: list[tuple[torch.Tensor, torch.Tensor | None]] = [empty] * len(sentences)
-    lengths = [len(words) for words in sentences]
-    nonempty = [i for i, n in enumerate(lengths) if n > 0]
-    word_ids = [checkpoint.words.encode(words) if words else None for words in sentences]
-    forms = FormTable(checkpoint.chars, sentences) if model.chars is not None and checkpoint.chars is not None else None
-    try:
-        with torch.inference_mode():
-            for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
-                index = [nonempty[j] for j in group]
-                words = pad_sequence([word_ids[i] for i in index], batch_first=True, padding_value=PAD_ID).to(device)
-                batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
-                chars = forms.batch(index).to(device) if forms is not None else None
-                best, logp = model.predict(words, batch_lengths, chars, scores=scores)
-                best = best.cpu()
-                logp = logp.cpu() if logp is not None else None
-                for row, i in enumerate(index):
-                    results[i] = (best[row, : lengths[i]], logp[row, : lengths[i]] if logp is not None else None)
-    finally:
-        model.train(was_training)
-    return results
+    return _compute(checkpoint.model, _prepare(checkpoint, sentences, batch_size), scores)
+
+
+def _tagged(
+    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], results: list[tuple[torch.Tensor, torch.Tensor | None]]
+) -> list[Tagged]:
+    decode = checkpoint.tags.decode
+    return [
+        Tagged(list(words), decode(best.tolist()), logp.exp() if logp is not None else None)
+        for words, (best, logp) in zip(sentences, results)
+    ]
 
 
 def tag(
@@ -72,28 +107,41 @@ def tag(
     scores: bool = False,
 ) -> list[Tagged]:
     """Tag each sentence (a list of words); ``scores=True`` also returns the probabilities."""
-    results = []
-    for words, (best, logp) in zip(sentences, run_model(checkpoint, sentences, batch_size, scores)):
-        tags = checkpoint.tags.decode(best.tolist())
-        results.append(Tagged(list(words), tags, logp.exp() if logp is not None else None))
-    return results
+    return _tagged(checkpoint, sentences, run_model(checkpoint, sentences, batch_size, scores))
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[list[str]]]:
+    chunk: list[list[str]] = []
+    for line in lines:
+        chunk.append(line.split())
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def tag_lines(
     checkpoint: Checkpoint, lines: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> Iterator[Tagged]:
-    """Tag whitespace-tokenised lines (one sentence each) in chunks, in order.
+    """Tag whitespace-tokenised lines (one sentence each) in chunks of ``8 * batch_size``, in order.
 
-    Memory stays bounded by the chunk size whatever the length of ``lines``.
+    A pipeline of two stages: while a worker thread runs the model on one chunk (torch
+    releases the GIL inside its kernels), this thread reads and encodes the next chunk
+    and the caller formats and writes the previous one. At most two chunks are in
+    flight, so memory stays bounded whatever the length of ``lines``.
     """
-    chunk: list[list[str]] = []
-    for line in lines:
-        chunk.append(line.split())
-        if len(chunk) >= batch_size * 8:
-            yield from tag(checkpoint, chunk, batch_size, scores)
-            chunk = []
-    if chunk:
-        yield from tag(checkpoint, chunk, batch_size, scores)
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending: deque[tuple[list[list[str]], Future]] = deque()
+        for chunk in _chunks(lines, batch_size * 8):
+            prepared = _prepare(checkpoint, chunk, batch_size)
+            pending.append((chunk, worker.submit(_compute, checkpoint.model, prepared, scores)))
+            if len(pending) > 1:
+                done, future = pending.popleft()
+                yield from _tagged(checkpoint, done, future.result())
+        while pending:
+            done, future = pending.popleft()
+            yield from _tagged(checkpoint, done, future.result())
 
 
 def _prob_dict(probs: torch.Tensor, tags: Vocab) -> dict[str, float]:

@@ -82,10 +82,33 @@ class WordVocab(Vocab):
     of the single ``<unk>``, so the tagger keeps the capitalisation and digit cues.
     """
 
+    UNKNOWN_CACHE = 100_000
+    """How many unknown words' ids ``encode`` remembers (then it starts over): tagging a large
+    file meets the same unknown forms again and again, and placing one is the slow path."""
+
     def __init__(self, itos: Sequence[str], shapes: bool = False, lowercase_fallback: bool = False):
         super().__init__(itos, unk=UNK_ID)
         self.shapes = shapes
         self.lowercase_fallback = lowercase_fallback
+        self._unknown: dict[str, int] = {}
+
+    def encode(self, items: Iterable[str]) -> torch.Tensor:
+        """(N,) int64 ids of ``items``: a dictionary lookup per word, the unknown-word rules only for misses."""
+        items = items if isinstance(items, Sequence) else list(items)
+        get = self.stoi.get
+        ids = [get(item) for item in items]
+        if None in ids:
+            cache = self._unknown
+            if len(cache) > self.UNKNOWN_CACHE:
+                cache.clear()
+            for position, found in enumerate(ids):
+                if found is None:
+                    item = items[position]
+                    found = cache.get(item)
+                    if found is None:
+                        found = cache[item] = self.index(item)
+                    ids[position] = found
+        return torch.tensor(ids, dtype=torch.long)
 
     def unknown_id(self, word: str) -> int:
         """The id ``word`` would get if it were not in the vocabulary (no lower-case fallback)."""
