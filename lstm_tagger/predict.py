@@ -152,7 +152,8 @@ def format_text(sentence: Tagged, tags: Vocab) -> str:
     """``The/DET dog/NOUN``; with probabilities, the chosen tag's: ``The/DET:0.998``."""
     if sentence.probs is None:
         return " ".join(f"{w}/{t}" for w, t in zip(sentence.words, sentence.tags))
-    best = sentence.probs.max(dim=-1).values.tolist()
+    chosen = torch.tensor([tags.stoi[t] for t in sentence.tags], dtype=torch.long)
+    best = sentence.probs.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()  # a CRF's tag need not be the most probable
     return " ".join(f"{w}/{t}:{p:.3f}" for w, t, p in zip(sentence.words, sentence.tags, best))
 
 
