@@ -10,6 +10,7 @@ import json
 import sys
 from contextlib import contextmanager
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -22,9 +23,11 @@ from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, def
 from .checkpoint import find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import decode_lines
+from .distributed import RankStopped
 from .download import download_treebank
 from .errors import DataError, UserError
 from .evaluate import evaluate_model
+from .export import FORMATS, export_model, load_onnx, tag_lines_exported
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
@@ -51,7 +54,8 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        _error(str(exc))
+        if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
+            _error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -146,7 +150,8 @@ def _read_input_lines(file: str) -> Iterator[str]:
         "Examples:\n\n"
         '  lstm-tag predict "The dog ate the apple"\n\n'
         "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
-        '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores'
+        '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores\n\n'
+        "  lstm-tag predict --onnx tagger.onnx --file sentences.txt   (a file written by lstm-tag export)"
     ),
 )
 def predict_cli(
@@ -161,21 +166,52 @@ def predict_cli(
     ),
     batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Sentences per batch."),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
+    onnx: Optional[Path] = typer.Option(
+        None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
+    ),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
         if (text is None) == (file is None):
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
-        path = find_checkpoint(model)
-        if model is None:
-            print(f"lstm-tag: using {path}", file=sys.stderr)
-        checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
+        if onnx is not None:
+            if model is not None or cell is not None:
+                raise UserError("--onnx takes the place of --model and --cell: give one or the other")
+            exported = load_onnx(onnx)
+            run, tags = partial(tag_lines_exported, exported), exported.tags
+        else:
+            path = find_checkpoint(model)
+            if model is None:
+                print(f"lstm-tag: using {path}", file=sys.stderr)
+            checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
+            run, tags = partial(tag_lines, checkpoint), checkpoint.tags
         lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
         try:
-            write_tagged(tag_lines(checkpoint, lines, batch_size, scores), checkpoint.tags, format.value, sys.stdout)
+            write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:  # e.g. piped into head: stop quietly
             sys.stderr.close()
+
+
+@app.command(
+    "export",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag export runs/demo-20261122-101500 --format onnx --output demo.onnx\n\n"
+        "  lstm-tag predict --onnx demo.onnx \"The dog ate the apple\"\n\n"
+        "  lstm-tag export runs/ewt/model-best.safetensors --format torchscript --output ewt.pt"
+    ),
+)
+def export_cli(
+    model: Path = typer.Argument(..., help="Checkpoint file or run directory (its best checkpoint)."),
+    format: str = typer.Option(..., "--format", help=f"{' or '.join(FORMATS)}."),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write; its directory must exist."),
+) -> None:
+    """Export a model's network (ids -> tag scores, any batch size and length) to TorchScript or ONNX,
+    with its vocabularies and config inside the file."""
+    with _user_errors():
+        written = export_model(model, format, output)
+    print(f"exported {model} to {written} ({format})")
 
 
 @app.command(

@@ -9,9 +9,11 @@ atomically, so an interrupted run leaves the last finished epoch's files intact.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
 from .chars import FormTable, build_char_vocab
 from .data import Sentence, bucket_order, collate, read_corpus
+from .distributed import World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
@@ -33,6 +36,10 @@ from .model import Tagger
 from .report import print_scores, write_report
 from .vectors import Vectors, align, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
+
+DIVERGED_LOSS = 1e4
+"""A mean per-token loss above this (tag probabilities below e^-10000) means training has diverged,
+even while the numbers are still finite."""
 
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
@@ -50,13 +57,23 @@ class TrainResult:
     report: dict[str, Any]
 
 
-def resolve_device(config: Config) -> torch.device:
-    """``train.device`` -> a torch device; asking for CUDA without one is a config error."""
+def resolve_device(config: Config, local_rank: int | None = None) -> torch.device:
+    """``train.device`` -> a torch device; asking for CUDA without one is a config error.
+
+    With ``local_rank`` (a distributed run), CUDA means ``cuda:<local_rank>``, one GPU per process.
+    """
     wanted = config.train.device
     if wanted == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if wanted == "cuda" and not torch.cuda.is_available():
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    elif wanted == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was asked for, but torch finds no CUDA device (use cpu or auto)")
+    if wanted == "cuda" and local_rank is not None:
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"train.device: local rank {local_rank} needs cuda:{local_rank}, "
+                f"but torch finds {torch.cuda.device_count()} CUDA devices"
+            )
+        return torch.device("cuda", local_rank)
     return torch.device(wanted)
 
 
@@ -123,14 +140,16 @@ class WordDropout:
 
 
 class RunLog:
-    """Prints a line on the console and appends it to the run directory's ``train.log``."""
+    """Prints a line on the console and appends it to the run directory's ``train.log`` (if ``path``)."""
 
-    def __init__(self, console: Console, path: Path):
+    def __init__(self, console: Console, path: Path | None):
         self.console = console
         self.path = path
 
     def __call__(self, line: str) -> None:
         self.console.print(line, highlight=False, soft_wrap=True)
+        if self.path is None:
+            return
         try:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
@@ -226,17 +245,31 @@ def train(
     ``progress`` shows a live bar (default: only when ``console`` is a terminal).
     Ctrl-C ends training after the current batch; the checkpoints of the last finished
     epoch stay as they were and the report is written from the best one.
+
+    Started by torchrun with several processes, it trains data-parallel (see ``distributed.py``);
+    rank 0 writes the run directory and prints, the other ranks stay silent.
     """
     console = console or Console()
     output_dir = Path(output_dir)
-    device = resolve_device(config)
-    splits = Splits.read(config)
-    saved = _resume_point(config, output_dir) if resume else None
-    if saved is None:
-        prepare_output_dir(output_dir, force)
-    with run_lock(output_dir):
-        atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
-        return _run(config, output_dir, device, splits, saved, console, progress)
+    world = World.from_env()
+    device = resolve_device(config, world.local_rank if world.distributed else None)
+    if not world.is_main:
+        console, progress = Console(quiet=True), False
+    with world.connected(device), ExitStack() as lock:
+        with world.together():  # every rank reads the data; an error on any rank stops them all
+            splits = Splits.read(config)
+            vectors = _read_vectors(config)
+        with world.together():  # then rank 0 alone prepares the run directory and takes its lock
+            saved = None
+            if world.is_main:
+                saved = _resume_point(config, output_dir) if resume else None
+                if saved is None:
+                    prepare_output_dir(output_dir, force)
+                lock.enter_context(run_lock(output_dir))
+                atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
+        if resume:
+            saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
+        return _run(config, output_dir, device, splits, vectors, saved, console, progress, world)
 
 
 def _run(
@@ -244,17 +277,18 @@ def _run(
     output_dir: Path,
     device: torch.device,
     splits: Splits,
+    vectors: Vectors | None,
     saved: Checkpoint | None,
     console: Console,
     progress: bool | None,
+    world: World,
 ) -> TrainResult:
-    """The body of ``train``, run while holding the output directory's lock."""
+    """The body of ``train``, run while rank 0 holds the output directory's lock."""
     show_progress = console.is_terminal if progress is None else progress
-    say = RunLog(console, output_dir / "train.log")
+    say = RunLog(console, output_dir / "train.log" if world.is_main else None)
     train_set, dev_set = splits.train, splits.dev
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
-    vectors = read_vectors(config.model.vectors, config.model.embedding_dim, config.model.vectors_max_words) if config.model.vectors else None
     words, counts = build_word_vocab(
         (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback,
         extra=vectors.words if vectors is not None else (),
@@ -284,6 +318,12 @@ def _run(
         f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
         f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}"
     )
+    if world.distributed:
+        say(
+            f"data-parallel over {world.size} processes: each takes 1/{world.size} "
+            f"of every batch of {config.train.batch_size} sentences"
+        )
+    compute_loss = world.loss_function(model, device)
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
@@ -292,68 +332,80 @@ def _run(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batches = bucket_order(lengths, config.train.batch_size, rng)
+            world.seed_epoch(config.train.seed, epoch)
             model.train()
             started = time.perf_counter()
             loss_sum, tokens = 0.0, 0
             with _progress(console, show_progress) as bar:
                 task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 for index in batches:
-                    batch = collate([word_ids[i] for i in index], [tag_ids[i] for i in index], PAD_ID)
+                    share = world.share(index, lengths)  # one process: the whole batch
+                    mine = share.sentences
+                    batch = collate([word_ids[i] for i in mine], [tag_ids[i] for i in mine], PAD_ID)
                     batch_words = word_dropout(batch.words) if word_dropout else batch.words
-                    batch_chars = forms.batch(index).to(device) if forms is not None else None
+                    batch_chars = forms.batch(mine).to(device) if forms is not None else None
                     optimizer.zero_grad(set_to_none=True)
-                    loss = model.loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
-                    if not torch.isfinite(loss):
-                        raise _diverged(config, output_dir, epoch, f"the loss is {loss.item()}")
+                    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
+                    if world.distributed:
+                        loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
+                    batch_loss = world.average(loss)  # the whole batch's mean token loss, on every rank
+                    if not math.isfinite(batch_loss) or batch_loss > DIVERGED_LOSS:
+                        raise _diverged(config, output_dir, epoch, f"the loss is {batch_loss:.4g}")
                     loss.backward()
                     if config.train.grad_clip > 0:
                         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
                     optimizer.step()
                     if frozen is not None:
                         frozen.restore()
-                    loss_sum += loss.item() * batch.num_tokens
-                    tokens += batch.num_tokens
+                    loss_sum += batch_loss * share.batch_tokens
+                    tokens += share.batch_tokens
                     elapsed = time.perf_counter() - started
                     bar.update(task, advance=1, loss=loss_sum / tokens, speed=tokens / max(elapsed, 1e-9))
             train_seconds = time.perf_counter() - started
             if not all(torch.isfinite(p).all() for p in model.parameters()):
                 raise _diverged(config, output_dir, epoch, "the weights are no longer finite numbers")
-            dev_accuracy = evaluate(current, dev_set)["accuracy"]
-            record = {
-                "epoch": epoch,
-                "lr": round(lr, 6),
-                "train_loss": round(loss_sum / tokens, 6),
-                "dev_accuracy": round(dev_accuracy, 6),
-                "train_seconds": round(train_seconds, 3),
-                "train_tokens_per_second": round(tokens / train_seconds, 1),
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            loop.epoch = epoch
-            loop.history.append(record)
-            improved = dev_accuracy > loop.best_accuracy
-            if improved:
-                loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
-            else:
-                loop.stale += 1
-            loop.stopped_early = bool(config.train.patience and loop.stale >= config.train.patience)
-            current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
-            if improved:
-                save_checkpoint(output_dir / BEST, current)
-            current.train_state, current.train_tensors = _capture(loop, model, optimizer, rng)
-            save_checkpoint(output_dir / LAST, current)
-            current.train_state, current.train_tensors = None, {}
-            atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
-            say(
-                f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
-                f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else "")
-            )
-            if loop.stopped_early:
-                say(f"early stop: no dev improvement for {loop.stale} epochs")
+            with world.together():  # rank 0 scores, saves and logs; a failure there stops every rank
+                if world.is_main:
+                    dev_accuracy = evaluate(current, dev_set)["accuracy"]
+                    record = {
+                        "epoch": epoch,
+                        "lr": round(lr, 6),
+                        "train_loss": round(loss_sum / tokens, 6),
+                        "dev_accuracy": round(dev_accuracy, 6),
+                        "train_seconds": round(train_seconds, 3),
+                        "train_tokens_per_second": round(tokens / train_seconds, 1),
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                    loop.epoch = epoch
+                    loop.history.append(record)
+                    improved = dev_accuracy > loop.best_accuracy
+                    if improved:
+                        loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
+                    else:
+                        loop.stale += 1
+                    loop.stopped_early = bool(config.train.patience and loop.stale >= config.train.patience)
+                    current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
+                    if improved:
+                        save_checkpoint(output_dir / BEST, current)
+                    current.train_state, current.train_tensors = _capture(loop, model, optimizer, rng)
+                    save_checkpoint(output_dir / LAST, current)
+                    current.train_state, current.train_tensors = None, {}
+                    atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
+                    say(
+                        f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
+                        f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else "")
+                    )
+                    if loop.stopped_early:
+                        say(f"early stop: no dev improvement for {loop.stale} epochs")
+            loop = world.broadcast(loop)  # every rank goes on, or stops early, as rank 0 decided
     except KeyboardInterrupt:
         interrupted = True
         say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
+    world.save_debug_weights(model)
+    if not world.is_main:
+        return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
     report = _final_report(config, output_dir, device, splits, loop, num_params, interrupted)
     for name, scores in report["results"].items():
         print_scores(console, name, scores)
@@ -377,6 +429,13 @@ class FrozenRows:
     def restore(self) -> None:
         with torch.no_grad():
             self.weight[self.rows] = self.values
+
+
+def _read_vectors(config: Config) -> Vectors | None:
+    """``model.vectors`` read and checked against ``model.embedding_dim`` (before anything is written)."""
+    if config.model.vectors is None:
+        return None
+    return read_vectors(config.model.vectors, config.model.embedding_dim, config.model.vectors_max_words)
 
 
 def _load_vectors(model: Tagger, words: WordVocab, vectors: Vectors, config: Config, say: RunLog) -> FrozenRows | None:
