@@ -16,11 +16,12 @@ from .report import write_report
 def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
     """Tag ``sentences`` and score them against their gold tags (see ``metrics.score``).
 
-    A word counts as known when it has its own id in the model's vocabulary (it was
-    seen in training at least ``data.min_word_freq`` times); the rest are OOV.
+    A word counts as known when it has its own id in the model's vocabulary learned from
+    the training data (seen there at least ``data.min_word_freq`` times); the rest, words
+    that only a pretrained vectors file brought in among them, are OOV.
     """
     tagged = tag(checkpoint, [s.words for s in sentences], batch_size)
-    known = [[word in checkpoint.words for word in s.words] for s in sentences]
+    known = [[checkpoint.words.seen_in_training(word) for word in s.words] for s in sentences]
     return score([s.tags for s in sentences], [t.tags for t in tagged], known)
 
 

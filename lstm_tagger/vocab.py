@@ -86,11 +86,17 @@ class WordVocab(Vocab):
     """How many unknown words' ids ``encode`` remembers (then it starts over): tagging a large
     file meets the same unknown forms again and again, and placing one is the slow path."""
 
-    def __init__(self, itos: Sequence[str], shapes: bool = False, lowercase_fallback: bool = False):
+    def __init__(self, itos: Sequence[str], shapes: bool = False, lowercase_fallback: bool = False, trained: int | None = None):
         super().__init__(itos, unk=UNK_ID)
         self.shapes = shapes
         self.lowercase_fallback = lowercase_fallback
+        self.trained = len(self.itos) if trained is None else trained
+        """Entries before this came from the training data; the rest from a pretrained vectors file."""
         self._unknown: dict[str, int] = {}
+
+    def seen_in_training(self, word: str) -> bool:
+        """Whether ``word`` has its own id learned from the training data (what evaluation calls known, not OOV)."""
+        return self.stoi.get(word, self.trained) < self.trained
 
     def encode(self, items: Iterable[str]) -> torch.Tensor:
         """(N,) int64 ids of ``items``: a dictionary lookup per word, the unknown-word rules only for misses."""
@@ -125,11 +131,11 @@ class WordVocab(Vocab):
         return self.unknown_id(item)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "shapes": self.shapes, "lowercase_fallback": self.lowercase_fallback}
+        return {**super().to_dict(), "shapes": self.shapes, "lowercase_fallback": self.lowercase_fallback, "trained": self.trained}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WordVocab":
-        return cls(data["itos"], shapes=data["shapes"], lowercase_fallback=data["lowercase_fallback"])
+        return cls(data["itos"], shapes=data["shapes"], lowercase_fallback=data["lowercase_fallback"], trained=data.get("trained"))
 
 
 def build_word_vocab(
@@ -147,7 +153,8 @@ def build_word_vocab(
     kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w))
     seen = set(specials) | set(kept)
     added = [w for w in extra if not (w in seen or seen.add(w))]
-    return WordVocab([*specials, *kept, *added], shapes=shapes, lowercase_fallback=lowercase_fallback), counts
+    vocab = WordVocab([*specials, *kept, *added], shapes=shapes, lowercase_fallback=lowercase_fallback, trained=len(specials) + len(kept))
+    return vocab, counts
 
 
 def build_tag_vocab(sentences: Iterable[Sequence[str]]) -> Vocab:

@@ -61,3 +61,13 @@ def test_word_dropout_is_frequency_scaled_and_keeps_padding():
     assert 0.45 < dropped.float().mean() < 0.55
     assert torch.all((out[0, :2000] == rare) | dropped)
     assert torch.all(out[0, 2000:] == PAD_ID)
+
+
+def test_words_from_a_vectors_file_are_not_counted_as_seen_in_training():
+    vocab, _ = build_word_vocab([["the", "dog"]], extra=["cat", "the"], shapes=True)
+    assert vocab.itos[-1] == "cat" and vocab.itos.count("the") == 1
+    assert vocab.seen_in_training("dog") and vocab.seen_in_training("the")
+    assert not vocab.seen_in_training("cat")  # has a vector, but evaluation counts it as OOV
+    assert not vocab.seen_in_training("zebra")
+    again = WordVocab.from_dict(vocab.to_dict())
+    assert again.seen_in_training("dog") and not again.seen_in_training("cat")
