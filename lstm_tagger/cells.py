@@ -39,7 +39,7 @@ only the per-token outputs).
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import Callable, List
 
 import torch
 from torch import Tensor, nn
@@ -97,6 +97,69 @@ def reverse_index(lengths: Tensor, steps: int) -> Tensor:
     t = torch.arange(steps, device=lengths.device).unsqueeze(0)
     lengths = lengths.unsqueeze(1)
     return torch.where(t < lengths, lengths - 1 - t, t)
+
+
+def run_layers(
+    direction: Callable[[Tensor, int, str], Tensor],
+    inputs: Tensor,
+    lengths: Tensor,
+    num_layers: int,
+    bidirectional: bool,
+    hidden_size: int,
+    between_layers: nn.Module,
+) -> Tensor:
+    """A stack of (bi)directional recurrent layers over a padded batch, padding kept out.
+
+    ``direction(x (B, S, D), layer, suffix) -> (B, S, H)`` runs one left-to-right pass of
+    the layer's weights named with ``suffix`` ("" or "_reverse"). The backward direction
+    gets each sentence reversed within its own length (``reverse_index``), so in both
+    directions a real token's state never sees padding: padding only ever comes after the
+    real tokens. inputs (B, T, D), lengths (B,) int64 -> (B, T, H * directions), zeros
+    beyond each length.
+    """
+    batch, total, _ = inputs.shape
+    lengths = lengths.to(device=inputs.device, dtype=torch.long)
+    steps = int(lengths.max()) if batch > 0 else 0
+    if steps > total or (batch > 0 and int(lengths.min()) < 0):
+        raise ValueError(f"lengths must be in [0, {total}], got {lengths.tolist()}")
+    width = hidden_size * (2 if bidirectional else 1)
+    if steps == 0:
+        return inputs.new_zeros(batch, total, width)
+
+    mask = (torch.arange(steps, device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1))
+    mask = mask.unsqueeze(2).to(inputs.dtype)  # (B, S, 1): 1 at real tokens
+    if bidirectional:
+        rev = reverse_index(lengths, steps).unsqueeze(2)  # (B, S, 1)
+
+    layer_input = inputs[:, :steps]
+    for layer in range(num_layers):
+        if layer > 0:
+            layer_input = between_layers(layer_input)
+        outputs = [direction(layer_input, layer, "") * mask]
+        if bidirectional:
+            reversed_input = layer_input.gather(1, rev.expand(-1, -1, layer_input.size(2)))
+            backward = direction(reversed_input, layer, "_reverse")
+            outputs.append(backward.gather(1, rev.expand(-1, -1, hidden_size)) * mask)
+        layer_input = torch.cat(outputs, 2) if bidirectional else outputs[0]
+
+    if steps < total:
+        layer_input = torch.nn.functional.pad(layer_input, (0, 0, 0, total - steps))
+    return layer_input
+
+
+def fused_direction(rnn: nn.LSTM | nn.GRU, inputs: Tensor, layer: int, suffix: str) -> Tensor:
+    """One left-to-right pass of an ``nn.LSTM``/``nn.GRU`` layer's weights through PyTorch's
+    fused kernel on a dense batch: inputs (B, S, D) -> (B, S, H).
+
+    On the CPU, the dense kernel (oneDNN) trains 2.5-4x faster than the same layer over a
+    PackedSequence, which steps through time with many small ops; ``run_layers`` supplies
+    the per-sentence reversal that packing would otherwise provide for the backward direction.
+    """
+    weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    h0 = inputs.new_zeros(1, inputs.size(0), rnn.hidden_size)
+    if isinstance(rnn, nn.LSTM):
+        return torch.lstm(inputs, (h0, h0), weights, True, 1, 0.0, rnn.training, False, True)[0]
+    return torch.gru(inputs, h0, weights, True, 1, 0.0, rnn.training, False, True)[0]
 
 
 class _HandRNN(nn.Module):
@@ -164,33 +227,9 @@ class _HandRNN(nn.Module):
         Forward and backward outputs are concatenated on the last dim, forward first.
         Every length must be in [0, T]; the loop runs ``max(lengths)`` steps, not T.
         """
-        batch, total, _ = inputs.shape
-        lengths = lengths.to(device=inputs.device, dtype=torch.long)
-        steps = int(lengths.max()) if batch > 0 else 0
-        if steps > total or (batch > 0 and int(lengths.min()) < 0):
-            raise ValueError(f"lengths must be in [0, {total}], got {lengths.tolist()}")
-        if steps == 0:
-            return inputs.new_zeros(batch, total, self.output_size)
-
-        mask = (torch.arange(steps, device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1))
-        mask = mask.unsqueeze(2).to(inputs.dtype)  # (B, S, 1): 1 at real tokens
-        if self.bidirectional:
-            rev = reverse_index(lengths, steps).unsqueeze(2)  # (B, S, 1)
-
-        layer_input = inputs[:, :steps]
-        for layer in range(self.num_layers):
-            if layer > 0:
-                layer_input = self.between_layers(layer_input)
-            outputs = [self._direction(layer_input, layer, "") * mask]
-            if self.bidirectional:
-                reversed_input = layer_input.gather(1, rev.expand(-1, -1, layer_input.size(2)))
-                backward = self._direction(reversed_input, layer, "_reverse")
-                outputs.append(backward.gather(1, rev.expand(-1, -1, self.hidden_size)) * mask)
-            layer_input = torch.cat(outputs, 2) if self.bidirectional else outputs[0]
-
-        if steps < total:
-            layer_input = torch.nn.functional.pad(layer_input, (0, 0, 0, total - steps))
-        return layer_input
+        return run_layers(
+            self._direction, inputs, lengths, self.num_layers, self.bidirectional, self.hidden_size, self.between_layers
+        )
 
     def extra_repr(self) -> str:
         return (

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
+from .cells import fused_direction, run_layers
 from .vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
 
 MAX_WORD_CHARS = 30
@@ -117,7 +118,9 @@ class CharEncoder(nn.Module):
             features = features.masked_fill(beyond[:, None, :], float("-inf"))
             per_form = torch.tanh(features.max(dim=2).values)
         else:
-            packed = pack_padded_sequence(embedded, chars.lengths, batch_first=True, enforce_sorted=False)
-            _, (final, _) = self.rnn(packed)  # final: (2, U, hidden)
-            per_form = torch.cat([final[0], final[1]], dim=-1)
+            hidden = self.rnn.hidden_size
+            states = run_layers(partial(fused_direction, self.rnn), embedded, chars.lengths, 1, True, hidden, nn.Identity())
+            last = (chars.lengths - 1).to(states.device)  # (U, L, 2H): the forward pass ends at the
+            forward_final = states[torch.arange(states.size(0), device=states.device), last, :hidden]  # last character,
+            per_form = torch.cat([forward_final, states[:, 0, hidden:]], dim=-1)  # the backward one at the first
         return self.dropout(per_form[chars.index])

@@ -7,12 +7,12 @@ cell or another output layer replaces one piece without touching the others.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .cells import HandGRU, HandLSTM
+from .cells import HandGRU, HandLSTM, fused_direction, run_layers
 from .chars import CharBatch, CharEncoder
 from .config import ModelConfig
 from .crf import CRF
@@ -44,15 +44,21 @@ class WordEmbedding(nn.Module):
 
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "hand_lstm": HandLSTM, "hand_gru": HandGRU}
-"""``model.cell`` -> the recurrent module. PyTorch's run over packed sequences; ours
-(``cells.py``) take the padded batch and its lengths. Same-family cells share parameter
+"""``model.cell`` -> the recurrent module. Both kinds take the padded batch and its lengths
+(``RecurrentEncoder``). Same-family cells share parameter
 names and shapes, so their weights are interchangeable."""
 
 FAMILY = {"lstm": "lstm", "hand_lstm": "lstm", "gru": "gru", "hand_gru": "gru"}
 
 
 class RecurrentEncoder(nn.Module):
-    """A (Bi)LSTM or GRU over each sentence's real tokens, so padding never reaches a real token's state."""
+    """A (Bi)LSTM or GRU over each sentence's real tokens, so padding never reaches a real token's state.
+
+    PyTorch's cells keep their ``nn.LSTM``/``nn.GRU`` module (and so its parameter names) but
+    run layer by layer and direction by direction through the fused dense kernel
+    (``cells.fused_direction``), each sentence reversed within its length for the backward
+    direction; the hand-written cells do the same with their own loop.
+    """
 
     def __init__(self, cell: str, input_dim: int, hidden_dim: int, num_layers: int, bidirectional: bool, dropout: float):
         super().__init__()
@@ -62,9 +68,10 @@ class RecurrentEncoder(nn.Module):
                 input_dim, hidden_dim, num_layers=num_layers, bidirectional=bidirectional,
                 dropout=between_layers, batch_first=True,
             )
+            self.between_layers = nn.Dropout(between_layers)
         else:
             self.rnn = CELLS[cell](input_dim, hidden_dim, num_layers, bidirectional, between_layers)
-        self.packed = cell in ("lstm", "gru")
+        self.fused = cell in ("lstm", "gru")
         self.dropout = nn.Dropout(dropout)
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
 
@@ -73,11 +80,13 @@ class RecurrentEncoder(nn.Module):
 
         Positions beyond a sentence's length are zeros.
         """
-        if not self.packed:
+        if not self.fused:
             return self.dropout(self.rnn(inputs, lengths))
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        output, _ = self.rnn(packed)
-        output, _ = pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+        rnn = self.rnn
+        output = run_layers(
+            partial(fused_direction, rnn), inputs, lengths, rnn.num_layers, rnn.bidirectional, rnn.hidden_size,
+            self.between_layers,
+        )
         return self.dropout(output)
 
 

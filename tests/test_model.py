@@ -48,3 +48,23 @@ def test_same_family_cells_share_weights_and_outputs(hand, torch_cell):
     words = torch.tensor([[2, 3, 4, 5], [6, 7, 0, 0]])
     lengths = torch.tensor([4, 2])
     assert torch.allclose(ours(words, lengths), theirs(words, lengths), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional,num_layers", [(False, 1), (True, 1), (True, 2)])
+def test_fused_dense_encoder_equals_the_packed_module(cell, bidirectional, num_layers):
+    """The encoder runs nn.LSTM/GRU's weights direction by direction on the dense batch; the
+    result must be what the module itself gives over a PackedSequence (padding filled with 3.0)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from lstm_tagger.model import RecurrentEncoder
+
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(cell, 6, 5, num_layers, bidirectional, dropout=0.0).eval()
+    lengths = torch.tensor([7, 3, 5, 1])
+    inputs = torch.randn(4, 7, 6)
+    for row, n in enumerate(lengths.tolist()):
+        inputs[row, n:] = 3.0
+    packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(encoder.rnn(packed)[0], batch_first=True, total_length=7)
+    assert torch.allclose(encoder(inputs, lengths), expected, atol=1e-5)
