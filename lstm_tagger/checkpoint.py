@@ -51,20 +51,25 @@ class Checkpoint:
     """Tensors of the training state: RNG state, momentum buffers."""
 
 
-def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` atomically to ``path``."""
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in checkpoint.model.state_dict().items()}
-    tensors.update({TRAIN_PREFIX + name: t.detach().to("cpu").contiguous() for name, t in checkpoint.train_tensors.items()})
-    metadata = {
-        "format": FORMAT,
-        "format_version": str(FORMAT_VERSION),
+def describe(checkpoint: Checkpoint) -> dict[str, str]:
+    """What a file needs besides the weights to tag with them, as JSON strings: the config,
+    the vocabularies (words, tags, characters if any) and the metrics. Shared with ``export``."""
+    described = {
         "config": json.dumps(checkpoint.config.to_dict()),
         "words": json.dumps(checkpoint.words.to_dict()),
         "tags": json.dumps(checkpoint.tags.to_dict()),
         "metrics": json.dumps(checkpoint.metrics),
     }
     if checkpoint.chars is not None:
-        metadata["chars"] = json.dumps(checkpoint.chars.to_dict())
+        described["chars"] = json.dumps(checkpoint.chars.to_dict())
+    return described
+
+
+def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` atomically to ``path``."""
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in checkpoint.model.state_dict().items()}
+    tensors.update({TRAIN_PREFIX + name: t.detach().to("cpu").contiguous() for name, t in checkpoint.train_tensors.items()})
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **describe(checkpoint)}
     if checkpoint.train_state is not None:
         metadata["train_state"] = json.dumps(checkpoint.train_state)
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from .cells import reverse_index
 from .chars import FormTable
-from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint
 from .config import Config
 from .data import bucket_order
 from .errors import UserError
@@ -206,14 +206,9 @@ def _metadata(checkpoint: Checkpoint) -> dict[str, str]:
     meta = {
         "format": EXPORT_FORMAT,
         "format_version": str(EXPORT_VERSION),
-        "config": json.dumps(checkpoint.config.to_dict()),
-        "words": json.dumps(checkpoint.words.to_dict()),
-        "tags": json.dumps(checkpoint.tags.to_dict()),
         "inputs": json.dumps(input_names(checkpoint.chars is not None)),
-        "metrics": json.dumps(checkpoint.metrics),
+        **describe(checkpoint),
     }
-    if checkpoint.chars is not None:
-        meta["chars"] = json.dumps(checkpoint.chars.to_dict())
     crf = checkpoint.model.crf
     if crf is not None:
         meta["crf"] = json.dumps({name: getattr(crf, name).detach().cpu().tolist() for name in ("transitions", "start", "end")})

@@ -49,8 +49,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def read_bytes(path: Path, error: type[UserError], what: str) -> bytes:
     """The bytes of ``path``, or ``error`` with one line: ``PATH: <what> not found`` and the like."""
+    with open_binary(path, error, what) as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise error(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def open_binary(path: Path, error: type[UserError], what: str) -> BinaryIO:
+    """``path`` opened for binary reading, or ``error`` with one line: ``PATH: <what> not found`` and the like."""
     try:
-        return path.read_bytes()
+        return open(path, "rb")
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except IsADirectoryError:

@@ -31,6 +31,7 @@ import torch
 
 from .data import decode_lines
 from .errors import DataError
+from .files import open_binary
 
 _HEADER = re.compile(r"(\d+)\s+(\d+)", re.ASCII)
 
@@ -50,14 +51,7 @@ class Vectors:
 @contextmanager
 def _open(path: Path) -> Iterator[BinaryIO]:
     """``path`` opened for binary reading, through gzip if it starts with the gzip magic bytes."""
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise DataError(f"vectors file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a vectors file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    handle = open_binary(path, DataError, "vectors file")
     with handle:
         compressed = handle.read(2) == b"\x1f\x8b"
         handle.seek(0)

@@ -125,7 +125,7 @@ def test_no_vectors(tmp_path, text):
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(DataError) as err:
         read_vectors(tmp_path / "nope.vec")
-    assert str(err.value) == f"vectors file not found: {tmp_path / 'nope.vec'}"
+    assert str(err.value) == f"{tmp_path / 'nope.vec'}: vectors file not found"
     with pytest.raises(DataError) as err:
         read_vectors(tmp_path)
     assert str(err.value) == f"{tmp_path}: is a directory, expected a vectors file"
