@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,9 +45,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import cells
 from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import read_corpus
@@ -284,72 +285,58 @@ def analytic_flops_per_token(model: nn.Module) -> int:
     return total
 
 
-def _positions(inputs: Any) -> int:
-    """Time steps x sequences fed to a recurrent module: a PackedSequence's rows, or a tensor's (..., I) rows."""
-    if isinstance(inputs, PackedSequence):
-        return int(inputs.data.size(0))
-    return int(inputs.numel() // inputs.size(-1))
-
-
 @dataclass
 class FlopCount:
-    """FLOPs of a run: what FlopCounterMode counted, plus the analytic count of the fused
-    recurrent modules it saw nothing inside (by module name)."""
+    """What ``forward_flops`` found: the total, and the part added analytically per module."""
 
     counted: int
     added: dict[str, int]
-    fused_counted: dict[str, int]
 
     @property
     def total(self) -> int:
         return self.counted + sum(self.added.values())
 
 
+@contextmanager
+def _counting_fused_kernels(added: dict[str, int]) -> Iterator[None]:
+    """Count, analytically, every pass of ``cells.fused_direction`` made while inside.
+
+    The encoder and the character BiLSTM run PyTorch's fused dense kernel (``torch.lstm`` /
+    ``torch.gru``), which FlopCounterMode does not see (checked with torch 2.13 on CPU). Each
+    pass over a (B, S, D) batch costs 2 FLOPs per weight entry (``weight_ih`` and ``weight_hh``
+    of that layer and direction) per position, B * S positions, padding included.
+    """
+    from . import chars, model
+
+    real = cells.fused_direction
+
+    def counting(rnn: nn.Module, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
+        weights = sum(getattr(rnn, f"{name}_l{layer}{suffix}").numel() for name in ("weight_ih", "weight_hh"))
+        key = type(rnn).__name__
+        added[key] = added.get(key, 0) + 2 * weights * inputs.size(0) * inputs.size(1)
+        return real(rnn, inputs, layer, suffix)
+
+    model.fused_direction, chars.fused_direction = counting, counting
+    try:
+        yield
+    finally:
+        model.fused_direction, chars.fused_direction = real, real
+
+
 def forward_flops(model: nn.Module, run: Callable[[], Any]) -> FlopCount:
-    """Count the floating-point operations of ``run()`` (which calls ``model``) with FlopCounterMode.
+    """Count the floating-point operations of ``run()`` (which calls ``model``).
 
     FlopCounterMode counts the matrix products at the aten level (mm, addmm, bmm,
-    convolutions, attention; 2 FLOPs per multiply-add) and nothing element-wise (gate
-    non-linearities, log_softmax, a CRF's Viterbi adds and maxes). It sees
-    whatever ops a module dispatches, so any submodule built from them (a character CNN,
-    the hand-written cells of ``cells.py``, the Linear layers) is counted as it runs.
-
-    PyTorch's fused recurrent kernels are the exception. On CPU (checked with torch 2.13),
-    ``aten::lstm`` on a padded tensor runs one fused (mkldnn) kernel that the counter sees
-    nothing of; on a PackedSequence, as the tagger and the character encoder call it, the
-    same op is decomposed into one ``addmm`` per time step and is counted exactly; GRU is
-    counted either way. So that the result does not depend on the version or the path,
-    every ``nn.RNNBase`` submodule is watched with hooks: when the counter's total does not
-    move while it runs, its FLOPs are computed analytically
-    (``recurrent_flops_per_position`` x the positions it was given) and added.
+    convolutions; 2 FLOPs per multiply-add) and nothing element-wise (gate
+    non-linearities, log_softmax, a CRF's Viterbi adds and maxes): the character CNN, the
+    hand-written cells of ``cells.py`` and the Linear layers are counted as they run.
+    PyTorch's fused recurrent kernel is invisible to it, so its passes are added
+    analytically (``_counting_fused_kernels``).
     """
-    fused = {module: name or type(module).__name__ for name, module in model.named_modules() if isinstance(module, nn.RNNBase)}
     added: dict[str, int] = {}
-    fused_counted: dict[str, int] = {}
-    with FlopCounterMode(display=False) as counter:
-        starts: dict[nn.Module, tuple[int, int]] = {}
-
-        def before(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            starts[module] = (counter.get_total_flops(), _positions(args[0] if args else kwargs["input"]))
-
-        def after(module: nn.Module, args: tuple, output: Any) -> None:
-            start, positions = starts.pop(module)
-            name = fused[module]
-            seen = counter.get_total_flops() - start
-            fused_counted[name] = fused_counted.get(name, 0) + seen
-            if seen == 0:
-                added[name] = added.get(name, 0) + positions * recurrent_flops_per_position(module)
-
-        hooks = []
-        try:
-            for module in fused:
-                hooks.append(module.register_forward_pre_hook(before, with_kwargs=True))
-                hooks.append(module.register_forward_hook(after))
-            run()
-        finally:
-            for hook in hooks:
-                hook.remove()
-    return FlopCount(counter.get_total_flops(), added, fused_counted)
+    with FlopCounterMode(display=False) as counter, _counting_fused_kernels(added):
+        run()
+    return FlopCount(counter.get_total_flops(), added)
 
 
 def flops_per_token(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
@@ -367,7 +354,6 @@ def flops_per_token(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], 
         "flops_per_token": count.total / tokens,
         "counted_by_flop_counter": count.counted,
         "added_analytically": count.added,
-        "fused_rnn_counted_by_flop_counter": count.fused_counted,
         "sentences": len(sentences),
         "tokens": tokens,
         "batch_size": batch_size,
