@@ -1,8 +1,7 @@
 """LSTM and GRU encoders written out from their equations: ``HandLSTM`` and ``HandGRU``.
 
-Drop-in replacements for ``nn.LSTM(batch_first=True)`` / ``nn.GRU(batch_first=True)`` run
-over ``pack_padded_sequence`` as the tagger's encoder uses them, except that they take the
-padded batch and its lengths directly::
+Drop-in replacements for ``nn.LSTM(batch_first=True)`` / ``nn.GRU(batch_first=True)``, with
+the same parameters, that take the padded batch and its lengths directly::
 
     encoder = HandLSTM(input_size, hidden_size, num_layers=2, bidirectional=True, dropout=0.3)
     output = encoder(inputs, lengths)  # (B, T, input_size), (B,) -> (B, T, 2 * hidden_size)

@@ -134,7 +134,7 @@ class Batch:
 
     words:   (B, T) int64 word ids, ``<pad>`` beyond each length
     tags:    (B, T) int64 tag ids, ``TAG_PAD`` beyond each length
-    lengths: (B,)   int64 on the CPU (as ``pack_padded_sequence`` wants)
+    lengths: (B,)   int64 on the CPU
     """
 
     words: torch.Tensor

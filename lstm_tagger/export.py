@@ -18,9 +18,9 @@ turns tokens into ids as ``predict`` does, runs the network, and decodes in nump
 argmax per token, or Viterbi with a CRF; ``scores`` gives log_softmax, or the CRF's
 forward-backward marginals.
 
-The network is rebuilt for export, with the checkpoint's weights. The tagger runs
-PyTorch's LSTM or GRU over packed sequences, which neither exporter takes with free
-lengths; the hand-written cells (``cells.py``) loop over time in Python, which tracing
+The network is rebuilt for export, with the checkpoint's weights. The tagger calls
+``torch.lstm`` / ``torch.gru`` per direction with its module's weights (``cells.fused_direction``),
+which the exporters do not trace as modules; the hand-written cells (``cells.py``) loop over time in Python, which tracing
 unrolls for one length. Here every layer and direction is a one-directional ``nn.LSTM``
 or ``nn.GRU`` over the padded batch (the weights have the same names in all four
 cells), and the backward direction reverses each sentence within its own length by a
