@@ -298,13 +298,15 @@ class FlopCount:
 
 
 @contextmanager
-def _counting_fused_kernels(added: dict[str, int]) -> Iterator[None]:
-    """Count, analytically, every pass of ``cells.fused_direction`` made while inside.
+def _counting_fused_kernels(counter: FlopCounterMode, added: dict[str, int]) -> Iterator[None]:
+    """Count, analytically, every pass of ``cells.fused_direction`` that ``counter`` does not see.
 
     The encoder and the character BiLSTM run PyTorch's fused dense kernel (``torch.lstm`` /
-    ``torch.gru``), which FlopCounterMode does not see (checked with torch 2.13 on CPU). Each
-    pass over a (B, S, D) batch costs 2 FLOPs per weight entry (``weight_ih`` and ``weight_hh``
-    of that layer and direction) per position, B * S positions, padding included.
+    ``torch.gru``). With torch 2.13 on the CPU, FlopCounterMode sees nothing of the LSTM
+    kernel but does count the GRU's products; so a pass is added only when the counter's
+    total did not move. A pass over a (B, S, D) batch costs 2 FLOPs per weight entry
+    (``weight_ih`` and ``weight_hh`` of that layer and direction) per position, B * S
+    positions, padding included.
     """
     from . import chars, model
 
@@ -312,9 +314,12 @@ def _counting_fused_kernels(added: dict[str, int]) -> Iterator[None]:
 
     def counting(rnn: nn.Module, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
         weights = sum(getattr(rnn, f"{name}_l{layer}{suffix}").numel() for name in ("weight_ih", "weight_hh"))
-        key = type(rnn).__name__
-        added[key] = added.get(key, 0) + 2 * weights * inputs.size(0) * inputs.size(1)
-        return real(rnn, inputs, layer, suffix)
+        before = counter.get_total_flops()
+        output = real(rnn, inputs, layer, suffix)
+        if counter.get_total_flops() == before:
+            key = type(rnn).__name__
+            added[key] = added.get(key, 0) + 2 * weights * inputs.size(0) * inputs.size(1)
+        return output
 
     model.fused_direction, chars.fused_direction = counting, counting
     try:
@@ -330,11 +335,11 @@ def forward_flops(model: nn.Module, run: Callable[[], Any]) -> FlopCount:
     convolutions; 2 FLOPs per multiply-add) and nothing element-wise (gate
     non-linearities, log_softmax, a CRF's Viterbi adds and maxes): the character CNN, the
     hand-written cells of ``cells.py`` and the Linear layers are counted as they run.
-    PyTorch's fused recurrent kernel is invisible to it, so its passes are added
-    analytically (``_counting_fused_kernels``).
+    Passes of PyTorch's fused recurrent kernel that it does not see are added analytically
+    (``_counting_fused_kernels``).
     """
     added: dict[str, int] = {}
-    with FlopCounterMode(display=False) as counter, _counting_fused_kernels(added):
+    with FlopCounterMode(display=False) as counter, _counting_fused_kernels(counter, added):
         run()
     return FlopCount(counter.get_total_flops(), added)
 

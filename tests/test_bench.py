@@ -171,4 +171,5 @@ def test_fused_kernel_passes_are_counted(cell, gates):
     per_position = 2 * (2 * gates * 5 * (6 + 5) + 2 * gates * 5 * (10 + 5))
     assert recurrent_flops_per_position(encoder.rnn) == per_position
     assert count.total == pytest.approx(3 * 7 * per_position, rel=1e-3)
-    assert count.added  # added analytically: the counter alone would miss them
+    if cell == "lstm":
+        assert count.added  # added analytically: the counter alone misses the fused LSTM kernel
