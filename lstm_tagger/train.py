@@ -34,7 +34,7 @@ from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
 from .model import Tagger
 from .report import print_scores, write_report
-from .vectors import Vectors, align, read_vectors
+from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
 DIVERGED_LOSS = 1e4
@@ -442,8 +442,7 @@ def _load_vectors(model: Tagger, words: WordVocab, vectors: Vectors, config: Con
     """Copy the pretrained vectors into the word embedding; returns the rows to keep fixed, if frozen."""
     weight = model.embed.embedding.weight
     filled = align(vectors, words.itos, weight)
-    in_file = set(vectors.words)
-    rows = torch.tensor([i for i, w in enumerate(words.itos) if i != PAD_ID and (w in in_file or w.lower() in in_file)], dtype=torch.long)
+    rows = torch.tensor(matches(vectors, words.itos)[0], dtype=torch.long)
     say(
         f"vectors: {len(vectors.words):,} from {config.model.vectors}, {filled:,} of {len(words):,} vocabulary rows "
         f"set from them" + (" and frozen" if config.model.freeze_vectors else "")

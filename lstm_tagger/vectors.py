@@ -147,6 +147,22 @@ def read_vectors(path: str | Path, dim: int | None = None, max_words: int | None
     return Vectors(list(vectors), torch.from_numpy(np.stack(list(vectors.values()))))
 
 
+def matches(vectors: Vectors, words: list[str]) -> tuple[list[int], list[int]]:
+    """(rows of ``words``, rows of ``vectors``) of each word from position 1 on (never ``<pad>``)
+    that the file has: the exact word if it is there, else its lower-cased form."""
+    index = {word: i for i, word in enumerate(vectors.words)}
+    targets: list[int] = []
+    sources: list[int] = []
+    for target, word in enumerate(words[1:], start=1):
+        source = index.get(word)
+        if source is None:
+            source = index.get(word.lower())
+        if source is not None:
+            targets.append(target)
+            sources.append(source)
+    return targets, sources
+
+
 @torch.no_grad()
 def align(vectors: Vectors, words: list[str], weight: torch.Tensor) -> int:
     """Copy into ``weight`` (V, D), whose row i belongs to ``words[i]``, the vector of each word
@@ -158,16 +174,7 @@ def align(vectors: Vectors, words: list[str], weight: torch.Tensor) -> int:
     if weight.dim() != 2 or weight.shape[0] != len(words) or weight.shape[1] != vectors.dim:
         shape = tuple(weight.shape)
         raise ValueError(f"weight of shape {shape} does not fit {len(words)} words x {vectors.dim} dimensions")
-    index = {word: i for i, word in enumerate(vectors.words)}
-    targets: list[int] = []
-    sources: list[int] = []
-    for target, word in enumerate(words[1:], start=1):
-        source = index.get(word)
-        if source is None:
-            source = index.get(word.lower())
-        if source is not None:
-            targets.append(target)
-            sources.append(source)
+    targets, sources = matches(vectors, words)
     if targets:
         chosen = vectors.matrix[torch.tensor(sources)].to(weight)
         weight[torch.tensor(targets, device=weight.device)] = chosen
