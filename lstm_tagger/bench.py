@@ -255,36 +255,6 @@ def measure_latency(
 # --- 4. parameters and FLOPs ---------------------------------------------------------------
 
 
-def recurrent_flops_per_position(rnn: nn.Module) -> int:
-    """Matrix-product FLOPs of one time step of ``rnn`` (all layers and directions), analytically.
-
-    Every entry of a weight matrix (``weight_ih_l*``, ``weight_hh_l*``, and ``weight_hr_l*``
-    with projections) is one multiply-add per position, counted as 2 FLOPs. For one layer and
-    direction with input size I and hidden size H that is ``2 * 4 * H * (I + H)`` for an
-    LSTM and ``2 * 3 * H * (I + H)`` for a GRU. Biases and the element-wise gate arithmetic
-    are not counted (nor does FlopCounterMode count them). Works for ``nn.LSTM``,
-    ``nn.GRU``, ``nn.RNN`` and the hand-written cells, which share their parameter names.
-    """
-    return 2 * sum(p.numel() for name, p in rnn.named_parameters(recurse=False) if name.startswith("weight_"))
-
-
-def analytic_flops_per_token(model: nn.Module) -> int:
-    """Matrix-product FLOPs per token of a model whose recurrent and Linear modules each run once per word.
-
-    The sum of ``recurrent_flops_per_position`` over its recurrent modules (those with a
-    ``weight_ih_l0``) and ``2 * in * out`` over its ``nn.Linear`` modules. It holds for the
-    plain word-level tagger without padding; a character encoder runs once per character
-    and is not covered (``forward_flops`` counts it).
-    """
-    total = 0
-    for module in model.modules():
-        if hasattr(module, "weight_ih_l0"):
-            total += recurrent_flops_per_position(module)
-        elif isinstance(module, nn.Linear):
-            total += 2 * module.in_features * module.out_features
-    return total
-
-
 @dataclass
 class FlopCount:
     """What ``forward_flops`` found: the total, and the part added analytically per module."""
