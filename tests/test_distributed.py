@@ -51,7 +51,7 @@ def torchrun(output: Path, sets: list[str], *extra: str, env: dict[str, str] | N
     command += ["-m", "lstm_tagger", "train", str(DEMO), "--output", str(output), "--no-progress", *extra]
     for item in sets:
         command += ["--set", item]
-    return subprocess.run(command, cwd=output.parent, env=env or environment(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=output.parent, env=env or environment(), capture_output=True, text=True, timeout=900)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -227,7 +227,7 @@ def start_ranks(configs: list[Path], output: Path) -> list[subprocess.CompletedP
         for rank, config in enumerate(configs)
     ]
     try:
-        return [subprocess.CompletedProcess(p.args, p.wait(timeout=120), *p.communicate()) for p in processes]
+        return [subprocess.CompletedProcess(p.args, p.wait(timeout=600), *p.communicate()) for p in processes]
     finally:
         for p in processes:
             if p.poll() is None:

@@ -29,9 +29,34 @@ runner = CliRunner()
 DEMO = str(ROOT / "configs" / "demo.yaml")
 
 
-def start_train(out: Path, *extra: str) -> subprocess.Popen:
+def start_train(out: Path, *extra: str, kill_at_write: int = 0) -> subprocess.Popen:
+    """``lstm-tag train DEMO --output out ...`` in a child process.
+
+    With ``kill_at_write=n`` the child kills itself with SIGKILL inside its n-th checkpoint
+    write: after the data went into the temporary file, before the fsync and the rename.
+    """
     command = [sys.executable, "-m", "lstm_tagger", "train", DEMO, "--output", str(out), *extra]
+    if kill_at_write:
+        command[1:3] = ["-c", KILL_INSIDE_CHECKPOINT_WRITE, str(kill_at_write)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+KILL_INSIDE_CHECKPOINT_WRITE = """
+import os, signal, sys
+target, seen, real_fsync = int(sys.argv.pop(1)), [], os.fsync
+def fsync(fd):
+    if "safetensors" in os.readlink(f"/proc/self/fd/{fd}"):
+        seen.append(fd)
+        if len(seen) == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+    real_fsync(fd)
+os.fsync = fsync
+from lstm_tagger.cli import app
+sys.argv[0] = "lstm-tag"
+app()
+"""
+"""A child that runs the CLI with ``os.fsync`` wrapped: it dies at the n-th fsync of a checkpoint's
+temporary file, so a kill inside a checkpoint write happens on every machine, fast or slow."""
 
 
 def epochs_written(out: Path) -> int:
@@ -41,7 +66,7 @@ def epochs_written(out: Path) -> int:
         return 0
 
 
-def wait_for_epochs(process: subprocess.Popen, out: Path, count: int, timeout: float = 120) -> None:
+def wait_for_epochs(process: subprocess.Popen, out: Path, count: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while epochs_written(out) < count:
         assert process.poll() is None, process.stderr.read().decode()
@@ -57,7 +82,7 @@ def without_timings(out: Path) -> list[dict]:
 def test_resume_after_kill_equals_a_straight_run(tmp_path):
     epochs = ["--set", "train.epochs=6"]
     straight = start_train(tmp_path / "straight", *epochs)
-    assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()
+    assert straight.wait(timeout=900) == 0, straight.stderr.read().decode()
 
     killed = start_train(tmp_path / "killed", *epochs)
     wait_for_epochs(killed, tmp_path / "killed", 3)
@@ -65,7 +90,7 @@ def test_resume_after_kill_equals_a_straight_run(tmp_path):
     killed.wait()
     assert epochs_written(tmp_path / "killed") < 6
     resumed = start_train(tmp_path / "killed", *epochs, "--resume")
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    assert resumed.wait(timeout=900) == 0, resumed.stderr.read().decode()
 
     for name in (LAST, BEST):
         a = load_checkpoint(tmp_path / "straight" / name).model.state_dict()
@@ -77,7 +102,14 @@ def test_resume_after_kill_equals_a_straight_run(tmp_path):
 
 
 def test_kill_loop_never_leaves_a_bad_checkpoint(tmp_path):
-    """20 kill -9 at random moments, checkpoint writes included; every checkpoint loads, resume works."""
+    """20 kill -9 at moments chosen by what training has done, 40 epochs to go.
+
+    Each round resumes the run and is killed either from outside, right after its k-th new
+    epoch line (k in 1..2: while the next epoch trains), or from inside, in its n-th checkpoint
+    write (n in 1..3). Every epoch writes at least one checkpoint, so no round gets more than two
+    epochs further and every round kills a running trainer, however fast the machine is. After
+    each kill every checkpoint loads; at the end ``--resume`` completes the run.
+    """
     out = tmp_path / "run"
     chooser = random.Random(7)
     settings = ["--set", "train.epochs=40", "--set", "train.patience=0"]
@@ -85,17 +117,24 @@ def test_kill_loop_never_leaves_a_bad_checkpoint(tmp_path):
     wait_for_epochs(first, out, 1)
     first.send_signal(signal.SIGKILL)
     first.wait()
-    outcomes = {"killed": 1, "finished": 0}
+    outcomes = {"killed": 1, "killed inside a checkpoint write": 0, "finished": 0}
     for _ in range(19):
-        process = start_train(out, *settings, "--resume")
-        time.sleep(chooser.uniform(1.5, 5.0))
-        process.send_signal(signal.SIGKILL)
+        if chooser.random() < 0.5:
+            process = start_train(out, *settings, "--resume")
+            wait_for_epochs(process, out, epochs_written(out) + chooser.randint(1, 2))
+            process.send_signal(signal.SIGKILL)
+        else:
+            process = start_train(out, *settings, "--resume", kill_at_write=chooser.randint(1, 3))
+            assert process.wait(timeout=600) == -signal.SIGKILL, process.stderr.read().decode()
+            assert list(out.glob(".*.safetensors.*")), "the kill left no temporary checkpoint file"
+            outcomes["killed inside a checkpoint write"] += 1
         outcomes["killed" if process.wait() == -signal.SIGKILL else "finished"] += 1
         for checkpoint in out.glob("*.safetensors"):
             load_checkpoint(checkpoint)  # raises on a torn file
-    assert outcomes["killed"] >= 15, outcomes
+    assert outcomes["killed"] >= 15 and outcomes["killed inside a checkpoint write"] >= 5, outcomes
+    assert epochs_written(out) < 40
     final = start_train(out, *settings, "--resume")
-    assert final.wait(timeout=300) == 0, final.stderr.read().decode()
+    assert final.wait(timeout=900) == 0, final.stderr.read().decode()
     assert epochs_written(out) == 40
     assert load_checkpoint(out / LAST).train_state["epoch"] == 40
 
