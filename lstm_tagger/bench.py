@@ -131,6 +131,20 @@ def _mib(kib: int) -> float:
 # --- 1. training ---------------------------------------------------------------------------
 
 
+@contextmanager
+def busy_neighbour(enabled: bool) -> Iterator[None]:
+    """With ``enabled``, one busy process (a Python loop on one core) runs beside the block."""
+    if not enabled:
+        yield
+        return
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
 def measure_training(config_path: Path, overrides: Sequence[str], epochs: int, run_dir: Path, work: Path) -> dict[str, Any]:
     """Train ``epochs`` epochs in a subprocess into ``run_dir``; steady-state tokens/s, peak RSS, wall time."""
     args = ["train", str(config_path), "--output", str(run_dir), "--no-progress", "--quiet"]
@@ -185,12 +199,14 @@ def write_token_file(path: Path, sentences: Sequence[Sequence[str]], tokens: int
     return count, total
 
 
-def measure_tagging(model: Path, sentences: Sequence[Sequence[str]], tokens: int, batch_size: int, work: Path) -> dict[str, Any]:
+def measure_tagging(
+    model: Path, sentences: Sequence[Sequence[str]], tokens: int, batch_size: int, work: Path, threads: str = "auto"
+) -> dict[str, Any]:
     """``lstm-tag predict --model M --file F --batch-size B`` on ~``tokens`` tokens: whole-process tokens/s and peak RSS."""
     source = work / f"tag-{tokens}.txt"
     count, total = write_token_file(source, sentences, tokens)
     output = work / f"tag-{tokens}-bs{batch_size}.out"
-    args = ["predict", "--model", str(model), "--file", str(source), "--batch-size", str(batch_size)]
+    args = ["predict", "--model", str(model), "--file", str(source), "--batch-size", str(batch_size), "--threads", threads]
     run = run_measured(_lstm_tag(*args), output, work / "predict.err")
     _check(run, "tagging")
     with open(output, "rb") as handle:
@@ -423,6 +439,8 @@ def bench(
     run_dir: str | Path | None = None,
     small_batch: int | None = None,
     latency_sentences: int = LATENCY_SENTENCES,
+    threads: str | None = None,
+    contended: bool = False,
     say: Say = _stderr,
 ) -> dict[str, Any]:
     """Benchmark the tagger of ``config_path`` (with ``--set`` ``overrides``) on this machine.
@@ -432,12 +450,29 @@ def bench(
     the config's test set (dev without one), and ``small_batch`` tokens (default
     ``small_batch_tokens(tokens)``) at batch size 1. Returns the results as a JSON-ready
     dict and, with ``output``, writes them there atomically. ``say`` gets one progress line
-    per stage.
+    per stage. ``threads`` (``auto`` or a count) goes to the training run as ``train.threads``
+    and to the tagging runs as ``--threads``; ``contended`` runs a busy process beside every
+    measurement (see ``busy_neighbour``).
     """
+    with busy_neighbour(contended):
+        result = _bench(
+            Path(config_path), list(overrides) + ([f"train.threads={threads}"] if threads is not None else []),
+            tokens, epochs, model, output, scale_check, run_dir, small_batch, latency_sentences, threads or "auto", say,
+        )
+    result["contended"] = contended
+    if output is not None:
+        atomic_write_text(Path(output), json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _bench(
+    config_path: Path, overrides: list[str], tokens: int, epochs: int, model: str | Path | None, output: str | Path | None,
+    scale_check: bool, run_dir: str | Path | None, small_batch: int | None, latency_sentences: int, threads: str, say: Say,
+) -> dict[str, Any]:
+    """The measurements of ``bench``, in order."""
     if tokens < 1 or epochs < 1 or latency_sentences < 1:
         raise UserError("tokens, epochs and latency sentences must be at least 1")
-    config_path = Path(config_path)
-    config = load_config(config_path, list(overrides))  # a bad config fails here, in one line
+    config = load_config(config_path, overrides)  # a bad config fails here, in one line
     given = find_checkpoint(model) if model is not None else None
     if output is not None:
         output = Path(output)
@@ -469,14 +504,14 @@ def bench(
 
         tagging: dict[str, Any] = {}
         say(f"tagging {tokens:,} tokens of {corpus_path} at batch size {DEFAULT_BATCH_SIZE} (lstm-tag predict)")
-        tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work)
+        tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work, threads)
         small = small_batch or small_batch_tokens(tokens)
         say(f"tagging {small:,} tokens at batch size 1 (lstm-tag predict)")
-        tagging["batch_1"] = measure_tagging(checkpoint_path, sentences, small, 1, work)
+        tagging["batch_1"] = measure_tagging(checkpoint_path, sentences, small, 1, work, threads)
         tagging["scale_check"] = None
         if scale_check:
             say(f"tagging {SCALE_FACTOR * tokens:,} tokens at batch size {DEFAULT_BATCH_SIZE} for the memory scale check")
-            big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work)
+            big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work, threads)
             tagging["scale_check"] = {
                 **big,
                 "factor": SCALE_FACTOR,
@@ -507,8 +542,6 @@ def bench(
         "tag_fraction_of_model_shape": _fraction(per_token, tag_speed, 1, shaped["gflops"]),
     }
     result["machine"]["load_average"] = {"before": load_before, "after": _load()}
-    if output is not None:
-        atomic_write_text(output, json.dumps(result, indent=2) + "\n")
     return result
 
 

@@ -32,6 +32,7 @@ from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
 from .starter import write_starter_config
+from .threads import parse_threads, set_threads
 from .train import default_output_dir, train
 
 app = typer.Typer(
@@ -72,6 +73,10 @@ def main(
     """Train, use and evaluate (Bi)LSTM part-of-speech taggers."""
 
 
+TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
+THREADS_HELP = "Threads torch uses inside one operation: a count, or auto (one per core)."
+
+
 @app.command(
     "train",
     epilog=(
@@ -97,12 +102,15 @@ def train_cli(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors (train.log still records the run)."),
+    threads: Optional[str] = typer.Option(None, "--threads", metavar="auto|N", help=TRAIN_THREADS_HELP),
 ) -> None:
     """Train a tagger from a YAML config; writes checkpoints and a report into a run directory."""
     with _user_errors():
         if resume and output is None:
             raise UserError("--resume needs --output DIR, the run directory to continue")
-        resolved = load_config(config, overrides or [])
+        if threads is not None:
+            parse_threads(threads)
+        resolved = load_config(config, [*(overrides or []), *([f"train.threads={threads}"] if threads is not None else [])])
         result = train(
             resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress,
             console=Console(quiet=True) if quiet else None,
@@ -169,9 +177,11 @@ def predict_cli(
     onnx: Optional[Path] = typer.Option(
         None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
     ),
+    threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
+        set_threads(parse_threads(threads))
         if (text is None) == (file is None):
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
         if onnx is not None:
@@ -233,9 +243,11 @@ def eval_cli(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
+    threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
+        set_threads(parse_threads(threads))
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
@@ -398,13 +410,22 @@ def bench_cli(
         None, "--small-batch-tokens", min=1, help="Tokens to tag at batch size 1 \\[default: tokens/50, at least 10,000]."
     ),
     latency_sentences: int = typer.Option(LATENCY_SENTENCES, "--latency-sentences", min=1, help="Sentences tagged one at a time for the latency."),
+    threads: Optional[str] = typer.Option(
+        None, "--threads", metavar="auto|N", help="Threads for the training (train.threads) and tagging runs \\[default: the config's, and auto]."
+    ),
+    contended: bool = typer.Option(
+        False, "--contended", help="Measure with a busy process (a Python loop) running beside, as on a shared machine."
+    ),
 ) -> None:
     """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
     with _user_errors():
+        if threads is not None:
+            parse_threads(threads)
         destination = output or default_bench_output(config)
         result = bench(
             config, overrides or [], tokens, epochs, model, destination,
             scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
+            threads=threads, contended=contended,
         )
     console = Console()
     if not console.is_terminal:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 from .files import read_bytes
@@ -66,6 +66,13 @@ class ModelConfig(_Section):
     freeze_vectors: bool = False
 
 
+def _threads(value: Any) -> int | str:
+    """``train.threads``: ``auto`` or a whole number > 0 (see ``threads.py``)."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError("must be 'auto' or a whole number > 0")
+
+
 class TrainConfig(_Section):
     """The optimisation loop: SGD, clipping, early stopping, seed and device."""
 
@@ -80,6 +87,7 @@ class TrainConfig(_Section):
     patience: int = Field(5, ge=0)
     seed: int = 1
     device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: Annotated[Any, AfterValidator(_threads)] = "auto"
 
 
 class Config(_Section):
@@ -109,6 +117,8 @@ def _message(error: dict[str, Any]) -> str:
     if kind in bounds:
         (limit,) = ctx.values()
         return f"must be {bounds[kind]} {limit}, got {error['input']!r}"
+    if kind == "value_error":
+        return f"{ctx['error']}, got {error['input']!r}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}, got {error['input']!r}"
     return f"{error['msg'][0].lower()}{error['msg'][1:]}, got {error['input']!r}"

@@ -89,6 +89,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1
+    """processes of the run on this machine (torchrun's ``LOCAL_WORLD_SIZE``)"""
 
     @classmethod
     def from_env(cls) -> "World":
@@ -104,7 +106,7 @@ class World:
         size = number("WORLD_SIZE", "1")
         if size <= 1:
             return cls()
-        return cls(number("RANK", "0"), size, number("LOCAL_RANK", "0"))
+        return cls(number("RANK", "0"), size, number("LOCAL_RANK", "0"), number("LOCAL_WORLD_SIZE", str(size)))
 
     @property
     def distributed(self) -> bool:

@@ -32,6 +32,7 @@ from .distributed import World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
+from .threads import thread_chooser
 from .model import Tagger
 from .report import print_scores, write_report
 from .vectors import Vectors, align, matches, read_vectors
@@ -43,6 +44,9 @@ even while the numbers are still finite."""
 
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
+
+RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads")}
+"""Config keys a ``--resume`` may change: they extend a run or set its speed, never its results."""
 
 
 @dataclass
@@ -221,10 +225,10 @@ def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
     theirs = saved.config.to_dict()
     for section in ours:
         for key in ours[section]:
-            if (section, key) not in (("train", "epochs"), ("train", "patience")) and ours[section][key] != theirs[section][key]:
+            if (section, key) not in RESUME_MAY_CHANGE and ours[section][key] != theirs[section][key]:
                 raise UserError(
                     f"{output_dir}: cannot resume, {section}.{key} is {ours[section][key]!r} here but "
-                    f"{theirs[section][key]!r} in the run (only train.epochs and train.patience may change)"
+                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience and train.threads may change)"
                 )
     return saved
 
@@ -324,6 +328,7 @@ def _run(
             f"of every batch of {config.train.batch_size} sentences"
         )
     compute_loss = world.loss_function(model, device)
+    threads = thread_chooser(_threads_setting(config), world.local_size, say) if device.type == "cpu" else None
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
@@ -339,6 +344,8 @@ def _run(
             with _progress(console, show_progress) as bar:
                 task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
                 for index in batches:
+                    if threads is not None:
+                        threads.batch_started()
                     share = world.share(index, lengths)  # one process: the whole batch
                     mine = share.sentences
                     batch = collate([word_ids[i] for i in mine], [tag_ids[i] for i in mine], PAD_ID)
@@ -357,6 +364,8 @@ def _run(
                     optimizer.step()
                     if frozen is not None:
                         frozen.restore()
+                    if threads is not None:
+                        threads.batch_finished(share.batch_tokens)
                     loss_sum += batch_loss * share.batch_tokens
                     tokens += share.batch_tokens
                     elapsed = time.perf_counter() - started
@@ -412,6 +421,11 @@ def _run(
         say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
     say(f"run written to {output_dir}")
     return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
+
+
+def _threads_setting(config: Config) -> int | None:
+    """``train.threads`` as ``threads.thread_chooser`` takes it: a count, or None for auto."""
+    return None if config.train.threads == "auto" else config.train.threads
 
 
 class FrozenRows:

@@ -5,6 +5,7 @@ depend on the machine and its load.
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def demo_bench(tmp_path_factory) -> tuple[dict, Path, Path]:
 
 
 def check_result(result: dict, trained: bool) -> None:
-    assert set(result) == {"config", "overrides", "corpus", "machine", "train", "model", "tagging", "latency", "matmul", "achieved"}
+    assert set(result) == {"config", "overrides", "corpus", "machine", "train", "model", "tagging", "latency", "matmul", "achieved", "contended"}
+    assert result["contended"] is False
     machine = result["machine"]
     assert {"cpu", "cores", "torch_threads", "torch", "python", "date", "load_average"} <= set(machine)
     assert machine["cores"] >= 1 and machine["torch_threads"] >= 1 and machine["torch"] == torch.__version__
@@ -169,3 +171,29 @@ def test_fused_kernel_passes_are_counted(cell, gates):
     assert count.total == pytest.approx(3 * 7 * per_position, rel=1e-3)
     if cell == "lstm":
         assert count.added  # added analytically: the counter alone misses the fused LSTM kernel
+
+
+
+def test_busy_neighbour_runs_one_busy_process_for_the_block_only():
+    from lstm_tagger.bench import busy_neighbour
+
+    def children() -> set[int]:
+        me = os.getpid()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                    found.add(int(entry.name))
+        return found
+
+    before = children()
+    with busy_neighbour(True):
+        (busy,) = children() - before
+        assert "while True: pass" in Path(f"/proc/{busy}/cmdline").read_bytes().decode().replace("\0", " ")
+    assert busy not in children()
+    with busy_neighbour(False):
+        assert children() == before

@@ -1,0 +1,187 @@
+"""How many threads torch uses inside one operation, on a machine other programs share.
+
+PyTorch's OpenMP worker threads spin while they wait for work. With every core in use by
+torch, another busy program makes each of the thousands of small parallel regions of a
+recurrent network's backward pass wait for a worker that is not running, and training
+becomes many times slower; with one thread it barely changes. Alone on the machine, all
+cores are faster. ``ThreadChooser`` measures and decides while training runs:
+
+1. Probe: a few batches at each candidate count (the current one first; at the start one
+   thread, then all cores), the first batch after a switch not counted (warm-up); the
+   fewest seconds per token wins. A probe batch that is ``give_up`` times slower than the
+   best figure so far ends that candidate's probe at once, so probing a setting that
+   collapses costs one batch.
+2. Watch: the median seconds per token of the last ``window`` batches is compared with the
+   best median seen since the probe; ``slowdown`` times slower (another program started)
+   probes again at once.
+3. Probe again every ``interval`` seconds anyway (another program may have stopped, which
+   one thread does not feel): the interval doubles, up to ``max_interval``, each time a
+   probe confirms the choice, and starts again from ``interval`` when the choice changes.
+
+``threads: N`` in the config fixes the count instead. ``auto`` chooses between one thread
+and all the cores the process may use, or ``OMP_NUM_THREADS`` cores where that is set
+(``OMP_NUM_THREADS=1`` fixes one thread). Under torchrun ``auto`` gives each process an
+equal share of the cores (``cores // processes on this machine``), fixed, whatever
+``OMP_NUM_THREADS`` says: torchrun sets it to 1 for every process, which wastes cores.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import deque
+from typing import Callable, Sequence
+
+import torch
+
+from .errors import ConfigError
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` as a whole number > 0, or None where it is unset or not one."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def parse_threads(value: str | int, what: str = "--threads") -> int | None:
+    """``auto`` -> None, a positive whole number -> that number; anything else is a ConfigError."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise ConfigError(f"{what}: must be 'auto' or a whole number > 0, got {value!r}")
+
+
+def set_threads(count: int | None) -> None:
+    """Fix torch's intra-op thread count; ``None`` (auto) leaves torch's default, one per core."""
+    if count is not None:
+        torch.set_num_threads(count)
+
+
+class ThreadChooser:
+    """Chooses torch's intra-op thread count from the measured speed of training batches.
+
+    Call ``batch_started()`` before a batch and ``batch_finished(tokens)`` after it; the
+    chooser applies its choice through ``apply`` (``torch.set_num_threads``) between
+    batches and describes each decision through ``log``. ``clock`` gives seconds.
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[int],
+        *,
+        apply: Callable[[int], None] = torch.set_num_threads,
+        clock: Callable[[], float] = time.perf_counter,
+        log: Callable[[str], None] = lambda message: None,
+        probe_batches: int = 3,
+        window: int = 8,
+        slowdown: float = 1.5,
+        give_up: float = 3.0,
+        interval: float = 20.0,
+        max_interval: float = 160.0,
+    ):
+        self.candidates = list(dict.fromkeys(candidates))
+        self.apply, self.clock, self.log = apply, clock, log
+        self.probe_batches, self.slowdown, self.give_up = probe_batches, slowdown, give_up
+        self.first_interval, self.max_interval = interval, max_interval
+        self.interval = interval
+        self.threads = min(self.candidates)  # the start probe begins with the count that never collapses
+        self.recent: deque[float] = deque(maxlen=window)
+        self.best_recent = float("inf")
+        self.plan: list[tuple[int, bool]] = []  # (threads, counted) for the coming probe batches
+        self.probe: dict[int, list[float]] = {}
+        self.next_probe = float("inf")
+        self.started = 0.0
+        self.apply(self.threads)
+        self._start_probe("start")
+
+    def batch_started(self) -> None:
+        if self.plan and self.plan[0][0] != self.threads:
+            self.threads = self.plan[0][0]
+            self.apply(self.threads)
+        self.started = self.clock()
+
+    def batch_finished(self, tokens: int) -> None:
+        seconds_per_token = (self.clock() - self.started) / max(tokens, 1)
+        if self.plan:
+            self._probe_step(seconds_per_token)
+        else:
+            self._watch(seconds_per_token)
+
+    def _start_probe(self, reason: str) -> None:
+        """Plan the probe: the current count first (no warm-up needed), then the others."""
+        order = [self.threads] + [n for n in self.candidates if n != self.threads]
+        self.plan = [(n, counted) for i, n in enumerate(order) for counted in [i == 0] + [True] * self.probe_batches]
+        self.probe = {n: [] for n in order}
+        self.reason = reason
+
+    def _probe_step(self, seconds_per_token: float) -> None:
+        threads, counted = self.plan.pop(0)
+        if counted:
+            self.probe[threads].append(seconds_per_token)
+        measured = [statistics.median(v) for n, v in self.probe.items() if v and n != threads]
+        if measured and seconds_per_token > self.give_up * min(measured):
+            self.probe[threads].append(seconds_per_token)  # far slower: the rest of its probe is skipped
+            self.plan = [step for step in self.plan if step[0] != threads]
+        if not self.plan:
+            self._decide()
+
+    def _decide(self) -> None:
+        speed = {n: statistics.median(v) for n, v in self.probe.items() if v}
+        chosen = min(speed, key=speed.get)
+        if self.reason != "start":
+            confirmed = chosen == self.threads
+            self.interval = min(2 * self.interval, self.max_interval) if confirmed else self.first_interval
+        figures = ", ".join(f"{n} thread{'s' if n > 1 else ''} {1e6 * s:.1f} us/token" for n, s in speed.items())
+        self.log(f"threads: {chosen} ({self.reason}; {figures}; next probe in {self.interval:.0f} s)")
+        if chosen != self.threads:
+            self.threads = chosen
+            self.apply(chosen)
+        self.recent.clear()
+        self.best_recent = float("inf")
+        self.next_probe = self.clock() + self.interval
+
+    def _watch(self, seconds_per_token: float) -> None:
+        self.recent.append(seconds_per_token)
+        if len(self.recent) == self.recent.maxlen:
+            median = statistics.median(self.recent)
+            self.best_recent = min(self.best_recent, median)
+            if median > self.slowdown * self.best_recent:
+                self.interval = self.first_interval
+                self._start_probe(f"{median / self.best_recent:.1f}x slower")
+                return
+        if self.clock() >= self.next_probe:
+            self._start_probe("periodic")
+
+
+def thread_chooser(setting: int | None, distributed_processes: int, log: Callable[[str], None]) -> ThreadChooser | None:
+    """The chooser for ``train.threads`` (None: auto), or None when the count is fixed.
+
+    A fixed count (or torchrun's share) is applied here and logged.
+    """
+    cores = available_cores()
+    if setting is not None:
+        set_threads(setting)
+        if setting * distributed_processes > cores:
+            log(f"threads: {setting} per process x {distributed_processes} processes > {cores} cores: expect contention")
+        return None
+    if distributed_processes > 1:
+        share = max(1, cores // distributed_processes)
+        set_threads(share)
+        log(f"threads: {share} per process ({cores} cores, {distributed_processes} processes on this machine)")
+        return None
+    cores = min(cores, _omp_threads() or cores)
+    if cores == 1:
+        set_threads(1)
+        return None
+    return ThreadChooser([cores, 1], log=log)

@@ -1,0 +1,160 @@
+"""The thread chooser, driven by a fake clock: batches cost what a simulated machine says."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_tagger.errors import ConfigError
+from lstm_tagger.threads import ThreadChooser, parse_threads, thread_chooser
+
+# Seconds per token on a simulated 2-core machine, as measured on ours (issue 17): alone,
+# two threads are faster; beside a busy program, two spinning threads collapse.
+COST = {(2, False): 1.0, (1, False): 1.35, (2, True): 20.0, (1, True): 1.37}
+
+
+class Machine:
+    """A fake clock and the batches' cost; ``busy`` says whether another program runs."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.busy = False
+        self.applied: list[int] = []
+        self.log: list[str] = []
+
+    def chooser(self, **options) -> ThreadChooser:
+        return ThreadChooser([2, 1], apply=self.applied.append, clock=lambda: self.now, log=self.log.append, **options)
+
+    def run(self, chooser: ThreadChooser, batches: int, tokens: int = 100) -> list[int]:
+        """Train ``batches`` batches; the thread count of each."""
+        used = []
+        for _ in range(batches):
+            chooser.batch_started()
+            used.append(chooser.threads)
+            self.now += tokens * COST[chooser.threads, self.busy] * 1e-4
+            chooser.batch_finished(tokens)
+        return used
+
+
+def test_alone_it_keeps_all_cores_after_probing_one_thread():
+    machine = Machine()
+    chooser = machine.chooser()
+    used = machine.run(chooser, 20)
+    assert used[:8] == [1, 1, 1, 1, 2, 2, 2, 2]  # warm-up + 3 at one thread, warm-up + 3 at two
+    assert used[8:] == [2] * 12
+    assert machine.applied == [1, 2]
+    assert machine.log[0].startswith("threads: 2 (start; 1 thread 135.0 us/token, 2 threads 100.0 us/token")
+
+
+def test_it_switches_to_one_thread_when_another_program_starts_and_back_when_it_stops():
+    machine = Machine()
+    chooser = machine.chooser(interval=20.0)
+    machine.run(chooser, 20)
+    machine.busy = True
+    used = machine.run(chooser, 30)
+    assert used[-10:] == [1] * 10
+    assert sum(1 for n in used if n == 2) <= 10  # the window that noticed, and one batch of the probe
+    assert any("x slower" in line and line.startswith("threads: 1") for line in machine.log)
+    # busy: every periodic probe of two threads gives up after one batch
+    used = machine.run(chooser, 2000)
+    assert used.count(2) <= 12, used.count(2)
+    machine.busy = False
+    used = machine.run(chooser, 3000)
+    assert used[-100:] == [2] * 100
+    assert machine.log[-1].startswith("threads: 2 (periodic")
+
+
+def test_its_cost_stays_near_the_better_fixed_setting_alone_and_beside_a_busy_program():
+    for busy in (False, True):
+        machine = Machine()
+        machine.busy = busy
+        chooser = machine.chooser()
+        machine.run(chooser, 5000)
+        best_fixed = 5000 * 100 * min(COST[2, busy], COST[1, busy]) * 1e-4
+        assert machine.now <= 1.05 * best_fixed, (busy, machine.now / best_fixed)
+
+
+def test_a_batch_far_slower_ends_that_candidates_probe_at_once():
+    machine = Machine()
+    machine.busy = True
+    chooser = machine.chooser()
+    used = machine.run(chooser, 12)
+    # start: warm-up + 3 at one thread, then one batch at two threads, 14x slower: given up
+    assert used[:5] == [1, 1, 1, 1, 2] and used[5:] == [1] * 7
+    machine.now = chooser.next_probe  # the periodic probe is due
+    used = machine.run(chooser, 10)
+    assert used.count(2) == 1  # one batch at two threads, 14x slower: given up
+
+
+@pytest.mark.parametrize("text, expected", [("auto", None), ("AUTO", None), ("1", 1), ("4", 4), (3, 3)])
+def test_parse_threads(text, expected):
+    assert parse_threads(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
+def test_parse_threads_refuses_with_one_line(text):
+    with pytest.raises(ConfigError, match=r"^--threads: must be 'auto' or a whole number > 0, got "):
+        parse_threads(text)
+
+
+def test_fixed_counts_and_torchrun_shares_are_applied_without_a_chooser(monkeypatch):
+    monkeypatch.setattr("lstm_tagger.threads.available_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    log: list[str] = []
+    try:
+        assert thread_chooser(1, 1, log.append) is None and torch.get_num_threads() == 1
+        assert thread_chooser(None, 2, log.append) is None and torch.get_num_threads() == 1
+        assert log == ["threads: 1 per process (2 cores, 2 processes on this machine)"]
+        assert thread_chooser(2, 2, log.append) is None and torch.get_num_threads() == 2
+        assert "expect contention" in log[-1]
+        assert isinstance(thread_chooser(None, 1, log.append), ThreadChooser)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_omp_num_threads_caps_auto_outside_torchrun_only(monkeypatch):
+    monkeypatch.setattr("lstm_tagger.threads.available_cores", lambda: 4)
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert thread_chooser(None, 1, print) is None and torch.get_num_threads() == 1
+        assert thread_chooser(None, 2, lambda m: None) is None and torch.get_num_threads() == 2  # torchrun's 1 ignored
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert thread_chooser(None, 1, print).candidates == [3, 1]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_logs_its_choice_and_the_cli_refuses_a_bad_count(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lstm_tagger.cli import app
+    from conftest import tiny_config
+
+    monkeypatch.setattr("lstm_tagger.threads.available_cores", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runner = CliRunner()
+    config = tiny_config(tmp_path, train={"epochs": 12, "batch_size": 1})
+    before = torch.get_num_threads()
+    try:
+        result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--no-progress"])
+        assert result.exit_code == 0, result.output
+        log = (tmp_path / "run" / "train.log").read_text()
+        assert "threads: " in log and "(start; 1 thread " in log
+        for command in (["train", str(config), "--threads", "0"], ["predict", "--threads", "two", "a b"], ["eval", "--threads", "-1"]):
+            result = runner.invoke(app, command)
+            assert result.exit_code == 2, command
+            assert "--threads: must be 'auto' or a whole number > 0, got " in result.stderr
+            assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "one"), "--threads", "1", "--set", "train.epochs=1"])
+        assert result.exit_code == 0 and torch.get_num_threads() == 1
+        assert load_config_threads(tmp_path / "one") == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_config_threads(run) -> int:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"]
