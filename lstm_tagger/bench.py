@@ -481,7 +481,7 @@ def _bench(
         except OSError as exc:
             raise UserError(f"{output.parent}: cannot create: {exc.strerror}") from None
     corpus_path = config.data.test or config.data.dev
-    sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.tag_column)]
+    sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.columns)]
     load_before = _load()
     result: dict[str, Any] = {
         "config": str(config_path),

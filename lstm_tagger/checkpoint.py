@@ -3,8 +3,12 @@
 The file is a safetensors file: a JSON header and raw tensor bytes, no pickle, so
 loading it cannot execute code. The header's ``__metadata__`` holds (as JSON strings)
 the format name and version, the resolved training config, the vocabularies (words,
-tags and, with a character encoder, characters) and the
+each tag column's tags and, with a character encoder, characters) and the
 metrics at the time of saving; ``predict`` and ``eval`` need nothing else.
+
+Format 1 (before several tag columns) had one tag vocabulary, ``data.tag_column`` in its
+config and one output layer (``output.*``, ``crf.*``); it loads as a model with that one
+column (``upgrade_v1``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .model import FAMILY, Tagger
 from .vocab import Vocab, WordVocab
 
 FORMAT = "lstm-tag"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BEST = "model-best.safetensors"
 LAST = "model-last.safetensors"
 TRAIN_PREFIX = "train_state."
@@ -40,7 +44,8 @@ class Checkpoint:
     model: Tagger
     config: Config
     words: WordVocab
-    tags: Vocab
+    vocabs: dict[str, Vocab]
+    """Each tag column's vocabulary, in ``data.columns`` order."""
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     chars: Vocab | None = None
@@ -50,14 +55,21 @@ class Checkpoint:
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Tensors of the training state: RNG state, momentum buffers."""
 
+    @property
+    def tags(self) -> Vocab:
+        """The first column's tag vocabulary."""
+        return next(iter(self.vocabs.values()))
+
 
 def describe(checkpoint: Checkpoint) -> dict[str, str]:
     """What a file needs besides the weights to tag with them, as JSON strings: the config,
-    the vocabularies (words, tags, characters if any) and the metrics. Shared with ``export``."""
+    the vocabularies (words, each column's tags as ``columns``, characters if any) and the metrics;
+    ``tags`` repeats the first column's vocabulary for readers of one column. Shared with ``export``."""
     described = {
         "config": json.dumps(checkpoint.config.to_dict()),
         "words": json.dumps(checkpoint.words.to_dict()),
         "tags": json.dumps(checkpoint.tags.to_dict()),
+        "columns": json.dumps({column: vocab.to_dict() for column, vocab in checkpoint.vocabs.items()}),
         "metrics": json.dumps(checkpoint.metrics),
     }
     if checkpoint.chars is not None:
@@ -110,9 +122,12 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
             f"{path}: checkpoint format {version} is newer than this lstm-tag reads ({FORMAT_VERSION}); upgrade lstm-tag"
         )
     try:
-        config = Config.model_validate(json.loads(meta["config"]))
+        raw_config = json.loads(meta["config"])
+        if version == 1:
+            raw_config, meta = upgrade_v1(raw_config, meta)
+        config = Config.model_validate(raw_config)
         words = WordVocab.from_dict(json.loads(meta["words"]))
-        tags = Vocab.from_dict(json.loads(meta["tags"]))
+        vocabs = {column: Vocab.from_dict(vocab) for column, vocab in json.loads(meta["columns"]).items()}
         chars = Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None
         metrics = json.loads(meta.get("metrics", "{}"))
         train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
@@ -128,8 +143,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
+    if version == 1:
+        tensors = {_v1_name(name, config.data.columns[0]): t for name, t in tensors.items()}
+        train_tensors = {_v1_name(name, config.data.columns[0], "momentum."): t for name, t in train_tensors.items()}
     try:
-        model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0)
+        sizes = {column: len(vocab) for column, vocab in vocabs.items()}
+        if list(sizes) != config.data.columns:
+            raise ValueError("the tag vocabularies do not match data.columns")
+        model = Tagger(config.model, len(words), sizes, len(chars) if chars is not None else 0)
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError):
         raise CheckpointError(
@@ -137,9 +158,27 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path, chars=chars,
+        model=model, config=config, words=words, vocabs=vocabs, metrics=metrics, path=path, chars=chars,
         train_state=train_state, train_tensors=train_tensors,
     )
+
+
+def upgrade_v1(config: dict[str, Any], meta: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A format-1 config and metadata as format 2 has them: ``data.tag_column`` becomes the one
+    entry of ``data.columns``, and the one tag vocabulary that column's."""
+    data = dict(config["data"])
+    column = data.pop("tag_column", "upos")
+    data["columns"] = [column]
+    meta = {**meta, "columns": json.dumps({column: json.loads(meta["tags"])})}
+    return {**config, "data": data}, meta
+
+
+def _v1_name(name: str, column: str, prefix: str = "") -> str:
+    """A format-1 parameter name (``output.weight``, ``crf.start``) -> the one head's (``heads.upos.output.weight``)."""
+    rest = name[len(prefix) :]
+    if rest.startswith(("output.", "crf.")):
+        return f"{prefix}heads.{column}.{rest}"
+    return name
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:

@@ -6,13 +6,14 @@ Each command parses its options, calls one function of the package, prints, and 
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from contextlib import contextmanager
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -22,13 +23,12 @@ from . import __version__
 from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
 from .checkpoint import find_checkpoint, load_checkpoint
 from .config import load_config
-from .data import decode_lines
 from .distributed import RankStopped
 from .download import download_treebank
 from .errors import DataError, UserError
 from .evaluate import evaluate_model
-from .export import FORMATS, export_model, load_onnx, tag_lines_exported
-from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
+from .export import FORMATS, export_model, load_onnx, tag_exported
+from .predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
 from .report import print_scores
 from .runs import checkpoint_info, list_runs
 from .starter import write_starter_config
@@ -135,21 +135,28 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-def _read_input_lines(file: str) -> Iterator[str]:
-    """Lines of ``file`` (``-`` for stdin) decoded as UTF-8, with file:line on a decoding error."""
-    name = "<stdin>" if file == "-" else file
+class InputFormat(str, Enum):
+    text = "text"
+    conllu = "conllu"
+
+
+@contextmanager
+def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[bytes], str]]:
+    """The input as byte lines and its name: TEXT, ``--file FILE``, or stdin for ``--file -``."""
+    if file is None:
+        yield io.BytesIO((text or "").encode("utf-8")), "<text>"
+        return
+    if file == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
     try:
-        handle = sys.stdin.buffer if file == "-" else open(file, "rb")
+        handle = open(file, "rb")
     except FileNotFoundError:
         raise DataError(f"{file}: file not found") from None
     except OSError as exc:
         raise DataError(f"{file}: cannot read: {exc.strerror}") from None
-    try:
-        for _, line in decode_lines(handle, name):
-            yield line
-    finally:
-        if handle is not sys.stdin.buffer:
-            handle.close()
+    with handle:
+        yield handle, file
 
 
 @app.command(
@@ -159,6 +166,7 @@ def _read_input_lines(file: str) -> Iterator[str]:
         '  lstm-tag predict "The dog ate the apple"\n\n'
         "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
         '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores\n\n'
+        "  lstm-tag predict --file blanked.conllu --format conllu > tagged.conllu   (CoNLL-U in, CoNLL-U out)\n\n"
         "  lstm-tag predict --onnx tagger.onnx --file sentences.txt   (a file written by lstm-tag export)"
     ),
 )
@@ -167,8 +175,16 @@ def predict_cli(
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
-    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead, one sentence per line; - is stdin."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead (see --input-format); - is stdin."),
+    input_format: Optional[InputFormat] = typer.Option(
+        None, "--input-format",
+        help="text: whitespace-tokenised, one sentence per line; conllu: tag the word lines of CoNLL-U, "
+        "keep every other line and column \\[default: conllu for a .conllu file, else text].",
+    ),
+    format: OutputFormat = typer.Option(
+        OutputFormat.text, "--format",
+        help="Output format: text (dog/NOUN/NN), json (a key per column) or conllu (UPOS, XPOS, FEATS in their columns).",
+    ),
     scores: bool = typer.Option(
         False, "--scores", help="Add tag probabilities: the chosen tag's in text, every tag's in json and conllu."
     ),
@@ -188,19 +204,24 @@ def predict_cli(
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
             exported = load_onnx(onnx)
-            run, tags = partial(tag_lines_exported, exported), exported.tags
+            vocabs = {exported.config.data.columns[0]: exported.tags}
+            tagger = lambda sentences: (  # noqa: E731
+                t for chunk in chunks(sentences, batch_size * 8) for t in tag_exported(exported, chunk, batch_size, scores)
+            )
         else:
             path = find_checkpoint(model)
             if model is None:
                 print(f"lstm-tag: using {path}", file=sys.stderr)
             checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
-            run, tags = partial(tag_lines, checkpoint), checkpoint.tags
-        lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
-        try:
-            write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:  # e.g. piped into head: stop quietly
-            sys.stderr.close()
+            vocabs = checkpoint.vocabs
+            tagger = partial(tag_stream, checkpoint, batch_size=batch_size, scores=scores)
+        kind = input_format_for(file, input_format.value if input_format else None)
+        with _input_bytes(text, file) as (raw, name):
+            try:
+                write_predictions(tagger, read_input(raw, name, kind), vocabs, format.value, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # e.g. piped into head: stop quietly
+                sys.stderr.close()
 
 
 @app.command(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .files import read_bytes
@@ -35,6 +35,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+Column = Literal["upos", "xpos", "feats"]
+"""A CoNLL-U tag column a model can learn."""
+
+
 class DataConfig(_Section):
     """Where the corpus is and how to read it."""
 
@@ -42,10 +46,19 @@ class DataConfig(_Section):
     dev: str
     test: str | None = None
     format: Literal["conllu", "tsv"] = "conllu"
-    tag_column: Literal["upos", "xpos"] = "upos"
+    columns: list[Column] = ["upos"]
     min_word_freq: int = Field(1, ge=1)
     unk_shapes: bool = False
     lowercase_fallback: bool = False
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct(cls, columns: list[str]) -> list[str]:
+        if not columns:
+            raise ValueError("must name at least one column (upos, xpos, feats)")
+        if len(set(columns)) != len(columns):
+            raise ValueError("names a column twice")
+        return columns
 
 
 class ModelConfig(_Section):
@@ -61,9 +74,14 @@ class ModelConfig(_Section):
     char_dim: int = Field(32, gt=0)
     char_hidden: int = Field(64, gt=0)
     output: Literal["softmax", "crf"] = "softmax"
+    output_per_column: dict[Column, Literal["softmax", "crf"]] = {}
     vectors: str | None = None
     vectors_max_words: int | None = Field(None, gt=0)
     freeze_vectors: bool = False
+
+    def output_of(self, column: str) -> str:
+        """``softmax`` or ``crf``: the output layer of ``column``'s head."""
+        return self.output_per_column.get(column, self.output)
 
 
 def _threads(value: Any) -> int | str:
@@ -88,6 +106,7 @@ class TrainConfig(_Section):
     seed: int = 1
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
+    column_weights: dict[Column, Annotated[float, Field(gt=0.0)]] = {}
 
 
 class Config(_Section):
@@ -99,6 +118,17 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    @model_validator(mode="after")
+    def _columns_known(self) -> "Config":
+        columns = self.data.columns
+        if self.data.format == "tsv" and len(columns) > 1:
+            raise ValueError(f"data.columns: a tsv corpus has one tag column, got {columns}")
+        for key, named in (("model.output_per_column", self.model.output_per_column), ("train.column_weights", self.train.column_weights)):
+            for column in named:
+                if column not in columns:
+                    raise ValueError(f"{key}.{column}: {column} is not in data.columns {columns}")
+        return self
 
 
 _MESSAGES = {
@@ -187,12 +217,21 @@ def validate(raw: Any, source: str) -> Config:
     """Turn a raw mapping into a ``Config``, or raise ``ConfigError`` naming ``source`` and the key."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+    data = raw.get("data")
+    if isinstance(data, dict) and "tag_column" in data:
+        raise ConfigError(
+            f"{source}: data.tag_column: replaced by data.columns, a list of upos, xpos, feats "
+            f"(write columns: [{_shown(str(data['tag_column']))}])"
+        )
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
-        raise ConfigError(f"{source}: {key}: {_message(error)}") from None
+        key = _shown(".".join(str(part) for part in error["loc"]))
+        message = _message(error)
+        if not key:  # a check across sections names its own key
+            key, _, message = str(error["ctx"]["error"]).partition(": ")
+        raise ConfigError(f"{source}: {key}: {message}") from None
 
 
 def _existing_file(value: str, base: Path, source: str, key: str) -> str:

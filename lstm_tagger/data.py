@@ -6,44 +6,38 @@ typo in a corpus is found at once rather than silently skipped.
 
 from __future__ import annotations
 
+import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from .conllu import decode_lines, read_blocks
 from .errors import DataError
 from .files import read_bytes
 
 TAG_PAD = -100
 """Tag id at padded positions: ``nn.NLLLoss(ignore_index=TAG_PAD)`` skips them."""
 
-_CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
+NO_VALUE_ALLOWED = {"feats"}
+"""Columns where ``_`` is a value (no features), not a missing tag."""
 
 
 @dataclass(frozen=True)
 class Sentence:
-    """One sentence: its word forms and their gold tags (same length)."""
+    """One sentence: its word forms and, for each tag column (``upos``, ``xpos``, ``feats``,
+    in the order of ``data.columns``), their gold tags (same length as the words)."""
 
     words: tuple[str, ...]
-    tags: tuple[str, ...]
+    columns: dict[str, tuple[str, ...]]
 
-
-def decode_lines(raw_lines: Iterable[bytes], name: str | Path) -> Iterator[tuple[int, str]]:
-    """``(line_number, text)`` of UTF-8 byte lines, without line ends; a BOM on line 1 is dropped.
-
-    A line that is not UTF-8 raises ``DataError`` naming ``name`` and the line.
-    """
-    for number, raw in enumerate(raw_lines, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{name}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
-        yield number, line.rstrip("\r\n")
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The first column's tags."""
+        return next(iter(self.columns.values()))
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -51,61 +45,54 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     return decode_lines(read_bytes(path, DataError, "corpus file").split(b"\n"), path)
 
 
-def _read_sentences(path: Path, parse: Callable[[int, str], tuple[str, str] | None]) -> list[Sentence]:
-    """Blank-line separated blocks of ``path`` -> sentences; ``parse(line_number, line)``
-    turns a non-blank line into ``(word, tag)``, or ``None`` for a line to skip."""
+def read_conllu(path: str | Path, columns: Sequence[str] = ("upos",)) -> list[Sentence]:
+    """Read FORM and the tag ``columns`` (any of upos, xpos, feats) of a CoNLL-U file.
+
+    Comments, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped. A
+    missing tag (``_``, except in FEATS where it means no features) stops with the file and
+    line; a column that is ``_`` on every word gets one line saying it cannot be learned.
+    """
+    path = Path(path)
+    sentences: list[Sentence] = []
+    missing: dict[str, tuple[int, str]] = {}  # column -> (line, error) of its first missing tag
+    present: set[str] = set()
+    raw = io.BytesIO(read_bytes(path, DataError, "corpus file"))
+    try:
+        for block in read_blocks(raw, path):
+            if not block.words:
+                continue
+            values = {column: tuple(block.column(column)) for column in columns}
+            for column, tags in values.items():
+                for tag, number, form in zip(tags, block.numbers, block.forms):
+                    if tag == "" or (tag == "_" and column not in NO_VALUE_ALLOWED):
+                        missing.setdefault(column, (number, f"{path}:{number}: missing {column.upper()} tag for {form!r}"))
+                    else:
+                        present.add(column)
+            sentences.append(Sentence(tuple(block.forms), values))
+    except DataError:
+        if missing:  # a missing tag came first in the file
+            raise DataError(min(missing.values())[1]) from None
+        raise
+    for column in columns:
+        if column in missing and column not in present:
+            raise DataError(f"{path}: every word's {column.upper()} is _, nothing to learn: remove {column} from data.columns")
+    if missing:
+        raise DataError(min(missing.values())[1])
+    return sentences
+
+
+def read_tsv(path: str | Path, column: str = "upos") -> list[Sentence]:
+    """Read ``word<TAB>tag`` lines, one token per line, a blank line between sentences; the tag is ``column``'s."""
+    path = Path(path)
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
     for number, line in _lines(path):
         if not line.strip():
             if words:
-                sentences.append(Sentence(tuple(words), tuple(tags)))
+                sentences.append(Sentence(tuple(words), {column: tuple(tags)}))
                 words, tags = [], []
             continue
-        token = parse(number, line)
-        if token is not None:
-            words.append(token[0])
-            tags.append(token[1])
-    if words:
-        sentences.append(Sentence(tuple(words), tuple(tags)))
-    return sentences
-
-
-def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
-    """Read FORM and the UPOS or XPOS column of a CoNLL-U file.
-
-    Comments, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped.
-    """
-    path = Path(path)
-    column = _CONLLU_COLUMNS[tag_column]
-
-    def parse(number: int, line: str) -> tuple[str, str] | None:
-        if line.startswith("#"):
-            return None
-        fields = line.split("\t")
-        if len(fields) != 10:
-            raise DataError(f"{path}:{number}: expected 10 tab-separated columns, found {len(fields)}")
-        token_id = fields[0]
-        if "-" in token_id or "." in token_id:
-            return None
-        if not token_id.isdigit():
-            raise DataError(f"{path}:{number}: ID {token_id!r} is not a number, range or decimal")
-        form, tag = fields[1], fields[column]
-        if not form:
-            raise DataError(f"{path}:{number}: empty FORM")
-        if tag in ("", "_"):
-            raise DataError(f"{path}:{number}: missing {tag_column.upper()} tag for {form!r}")
-        return form, tag
-
-    return _read_sentences(path, parse)
-
-
-def read_tsv(path: str | Path) -> list[Sentence]:
-    """Read ``word<TAB>tag`` lines, one token per line, a blank line between sentences."""
-    path = Path(path)
-
-    def parse(number: int, line: str) -> tuple[str, str]:
         fields = line.split("\t")
         if len(fields) != 2:
             raise DataError(f"{path}:{number}: expected 2 tab-separated columns (word, tag), found {len(fields)}")
@@ -114,17 +101,19 @@ def read_tsv(path: str | Path) -> list[Sentence]:
             raise DataError(f"{path}:{number}: empty word")
         if not tag:
             raise DataError(f"{path}:{number}: missing tag for {form!r}")
-        return form, tag
+        words.append(form)
+        tags.append(tag)
+    if words:
+        sentences.append(Sentence(tuple(words), {column: tuple(tags)}))
+    return sentences
 
-    return _read_sentences(path, parse)
 
-
-def read_corpus(path: str | Path, format: str = "conllu", tag_column: str = "upos") -> list[Sentence]:
-    """Read a corpus in ``format`` (``conllu`` or ``tsv``)."""
+def read_corpus(path: str | Path, format: str = "conllu", columns: Sequence[str] = ("upos",)) -> list[Sentence]:
+    """Read a corpus in ``format`` (``conllu``, or ``tsv`` with its one tag column named ``columns[0]``)."""
     if format == "conllu":
-        return read_conllu(path, tag_column)
+        return read_conllu(path, columns)
     if format == "tsv":
-        return read_tsv(path)
+        return read_tsv(path, columns[0])
     raise ValueError(f"unknown corpus format {format!r}")
 
 
@@ -133,7 +122,8 @@ class Batch:
     """A padded minibatch.
 
     words:   (B, T) int64 word ids, ``<pad>`` beyond each length
-    tags:    (B, T) int64 tag ids, ``TAG_PAD`` beyond each length
+    tags:    (B, T, C) int64 tag ids of the C tag columns (or (B, T) for 1-D tag ids),
+             ``TAG_PAD`` beyond each length
     lengths: (B,)   int64 on the CPU
     """
 
@@ -147,7 +137,7 @@ class Batch:
 
 
 def collate(word_ids: Sequence[torch.Tensor], tag_ids: Sequence[torch.Tensor], pad: int) -> Batch:
-    """Pad one batch of 1-D id tensors."""
+    """Pad one batch: word ids (T,) and tag ids (T, C) (or (T,)) per sentence."""
     return Batch(
         words=pad_sequence(list(word_ids), batch_first=True, padding_value=pad),
         tags=pad_sequence(list(tag_ids), batch_first=True, padding_value=TAG_PAD),

@@ -9,24 +9,33 @@ from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .data import Sentence, read_corpus
 from .errors import DataError
 from .predict import DEFAULT_BATCH_SIZE, run_model, tag
-from .metrics import score
+from .metrics import all_tags, score
 from .report import write_report
 
 
 def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
-    """Tag ``sentences`` and score them against their gold tags (see ``metrics.score``).
+    """Tag ``sentences`` and score each tag column against its gold tags (see ``metrics.score``).
 
-    A word counts as known when it has its own id in the model's vocabulary learned from
-    the training data (seen there at least ``data.min_word_freq`` times); the rest, words
-    that only a pretrained vectors file brought in among them, are OOV.
+    Returns the first column's scores, and ``columns``: every column's scores by name; with
+    more than one column also ``all_tags`` (every column right at once). A word counts as
+    known when it has its own id in the model's vocabulary learned from the training data
+    (seen there at least ``data.min_word_freq`` times); the rest, words that only a
+    pretrained vectors file brought in among them, are OOV.
     """
     tagged = tag(checkpoint, [s.words for s in sentences], batch_size)
     known = [[checkpoint.words.seen_in_training(word) for word in s.words] for s in sentences]
-    return score([s.tags for s in sentences], [t.tags for t in tagged], known)
+    columns = checkpoint.model.columns
+    gold = {c: [s.columns[c] for s in sentences] for c in columns}
+    pred = {c: [t.columns[c] for t in tagged] for c in columns}
+    per_column = {c: score(gold[c], pred[c], known) for c in columns}
+    result = {**per_column[columns[0]], "columns": per_column}
+    if len(columns) > 1:
+        result["all_tags"] = all_tags([gold[c] for c in columns], [pred[c] for c in columns])
+    return result
 
 
 def tag_score_matrix(checkpoint: Checkpoint, words: Sequence[str], stage: str) -> dict[str, Any]:
-    """Every tag's probability for each word of one sentence, as in the PyTorch tutorial."""
+    """Every tag's probability for each word of one sentence, as in the PyTorch tutorial (the first column's)."""
     ((_, logp),) = run_model(checkpoint, [list(words)], scores=True)
     return {
         "stage": stage,
@@ -55,7 +64,7 @@ def evaluate_model(
         if data_config.test is None:
             raise DataError(f"{path}: its training config names no test set; pass --data FILE")
         data = data_config.test
-    sentences = read_corpus(data, data_config.format, data_config.tag_column)
+    sentences = read_corpus(data, data_config.format, data_config.columns)
     if not sentences:
         raise DataError(f"{data}: no sentences to evaluate")
     result = {"model": str(path), "data": str(data), **evaluate(checkpoint, sentences)}

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 
 from .cells import reverse_index
 from .chars import FormTable
-from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, upgrade_v1
 from .config import Config
 from .data import bucket_order
 from .errors import UserError
@@ -288,6 +288,8 @@ def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str |
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(find_checkpoint(checkpoint))
+    if len(checkpoint.vocabs) > 1:
+        raise ExportError(f"export carries one tag column; this model tags {', '.join(checkpoint.vocabs)} (not exportable yet)")
     net = EmissionNet(copy.deepcopy(checkpoint.model).to("cpu")).eval()  # the caller's model stays as it is
     meta = _metadata(checkpoint)
     data = _torchscript_bytes(net, meta) if format == "torchscript" else _onnx_bytes(net, meta)
@@ -330,8 +332,11 @@ def _read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
         raise ExportError(f"{path}: export format {version} is newer than this lstm-tag reads ({EXPORT_VERSION}); upgrade lstm-tag")
     try:
         crf = json.loads(meta["crf"]) if "crf" in meta else None
+        config = json.loads(meta["config"])
+        if "columns" not in meta:  # exported before several tag columns
+            config, meta = upgrade_v1(config, meta)
         return {
-            "config": Config.model_validate(json.loads(meta["config"])),
+            "config": Config.model_validate(config),
             "words": WordVocab.from_dict(json.loads(meta["words"])),
             "tags": Vocab.from_dict(json.loads(meta["tags"])),
             "chars": Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None,
@@ -503,7 +508,8 @@ def tag_exported(
     results = []
     for words, (best, logp, _) in zip(sentences, run_exported(model, sentences, batch_size, scores)):
         probs = torch.from_numpy(np.exp(logp).astype(np.float32)) if logp is not None else None
-        results.append(Tagged(list(words), model.tags.decode(best.tolist()), probs))
+        column = model.config.data.columns[0]
+        results.append(Tagged(list(words), {column: model.tags.decode(best.tolist())}, {column: probs} if probs is not None else None))
     return results
 
 

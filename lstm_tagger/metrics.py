@@ -81,3 +81,17 @@ def score(
         ],
         "confusion_matrix": {"labels": labels, "counts": matrix},
     }
+
+
+def all_tags(gold: Sequence[Sequence[Sequence[str]]], pred: Sequence[Sequence[Sequence[str]]]) -> dict[str, Any]:
+    """CoNLL 2018's AllTags on gold tokens: the share of tokens whose every column is right.
+
+    ``gold[c][s][i]``: column c's tag of word i of sentence s (``pred`` the same); returns
+    ``accuracy``, ``tokens`` and ``correct``.
+    """
+    tokens = correct = 0
+    for g_sents, p_sents in zip(zip(*gold), zip(*pred)):  # one sentence, every column
+        for g_token, p_token in zip(zip(*g_sents), zip(*p_sents)):
+            tokens += 1
+            correct += g_token == p_token
+    return {"accuracy": _ratio(correct, tokens), "tokens": tokens, "correct": correct}

@@ -1,4 +1,4 @@
-"""The tagger: word embedding [+ characters] -> recurrent encoder -> Linear -> log_softmax [or CRF].
+"""The tagger: word embedding [+ characters] -> recurrent encoder -> one head per tag column (Linear -> log_softmax [or CRF]).
 
 Each layer is its own module, so that a richer word representation, another recurrent
 cell or another output layer replaces one piece without touching the others.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -90,18 +91,58 @@ class RecurrentEncoder(nn.Module):
         return self.dropout(output)
 
 
+class Head(nn.Module):
+    """One tag column's output layer: Linear -> log_softmax, or Linear -> CRF emissions."""
+
+    def __init__(self, input_dim: int, num_tags: int, crf: bool):
+        super().__init__()
+        self.output = nn.Linear(input_dim, num_tags)
+        self.crf = CRF(num_tags) if crf else None
+
+    def log_probs(self, scores: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """scores (B, T, K) emissions -> (B, T, K) log-probabilities (a CRF's: the marginals)."""
+        if self.crf is not None:
+            return self.crf.marginals(scores, lengths)
+        return torch.log_softmax(scores, dim=-1)
+
+    def loss(self, scores: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per real token; tags (B, T) with ``TAG_PAD`` beyond each length."""
+        if self.crf is not None:
+            return self.crf.nll(scores, tags, lengths)
+        return nn.functional.nll_loss(torch.log_softmax(scores, dim=-1).flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD)
+
+    def predict(self, scores: torch.Tensor, lengths: torch.Tensor, probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> (B, T) best tags (argmax, or Viterbi with a CRF) and (B, T, K) log-probabilities when ``probs``."""
+        if self.crf is not None:
+            return self.crf.decode(scores, lengths), self.crf.marginals(scores, lengths) if probs else None
+        return scores.argmax(dim=-1), torch.log_softmax(scores, dim=-1) if probs else None
+
+
 class Tagger(nn.Module):
-    """Embedding(padding_idx=0) [+ character encoder] -> (Bi)LSTM or GRU -> Linear -> log_softmax or CRF.
+    """Embedding(padding_idx=0) [+ character encoder] -> (Bi)LSTM or GRU -> one head per tag column.
 
     With ``model.char_encoder`` set, each token's input is its word embedding
-    concatenated with its character encoding (``chars.py``). With ``model.output: crf``
-    the Linear layer's scores are a CRF's emissions: training maximises the whole tag
-    sequence's likelihood, tagging is Viterbi, and ``forward`` gives the marginals.
+    concatenated with its character encoding (``chars.py``). Each tag column (``upos``,
+    ``xpos``, ``feats``) has its own ``Head`` over the shared encoder: a Linear layer and,
+    with ``model.output: crf`` (or ``model.output_per_column``), a CRF whose emissions are
+    the Linear layer's scores: training maximises the whole tag sequence's likelihood,
+    tagging is Viterbi, and ``forward`` gives the marginals. ``columns`` maps each column
+    to its number of tags, in ``data.columns`` order (an int: one ``upos`` column);
+    ``loss_weights`` weighs each head's loss (default 1).
     """
 
-    def __init__(self, config: ModelConfig, num_words: int, num_tags: int, num_chars: int = 0):
+    def __init__(
+        self,
+        config: ModelConfig,
+        num_words: int,
+        columns: Mapping[str, int] | int,
+        num_chars: int = 0,
+        loss_weights: Mapping[str, float] | None = None,
+    ):
         super().__init__()
         self.config = config
+        if isinstance(columns, int):
+            columns = {"upos": columns}
         self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
         input_dim = self.embed.output_dim
         self.chars: CharEncoder | None = None
@@ -113,46 +154,73 @@ class Tagger(nn.Module):
         self.encoder = RecurrentEncoder(
             config.cell, input_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )
-        self.output = nn.Linear(self.encoder.output_dim, num_tags)
-        self.crf = CRF(num_tags) if config.output == "crf" else None
+        self.heads = nn.ModuleDict(
+            {column: Head(self.encoder.output_dim, size, config.output_of(column) == "crf") for column, size in columns.items()}
+        )
+        self.columns = list(columns)
+        self.loss_weights = [float((loss_weights or {}).get(column, 1.0)) for column in self.columns]
 
-    def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
-        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) unnormalised tag scores."""
+    @property
+    def output(self) -> nn.Linear:
+        """The first column's Linear layer."""
+        return self.heads[self.columns[0]].output
+
+    @property
+    def crf(self) -> CRF | None:
+        """The first column's CRF, if it has one."""
+        return self.heads[self.columns[0]].crf
+
+    def features(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, H) encoder outputs shared by the heads."""
         inputs = self.embed(words)
         if self.chars is not None:
             if chars is None:
                 raise ValueError("this model reads characters: pass a CharBatch")
             inputs = torch.cat([inputs, self.chars(chars)], dim=-1)
-        return self.output(self.encoder(inputs, lengths))
+        return self.encoder(inputs, lengths)
+
+    def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+        """words (B, T), lengths (B,) -> (B, T, K) unnormalised tag scores of the first column."""
+        return self.output(self.features(words, lengths, chars))
 
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
-        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities.
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities
+        of the first column.
 
-        K is the number of tags; with a CRF, each token's marginal tag probabilities.
+        K is its number of tags; with a CRF, each token's marginal tag probabilities.
         Rows beyond a sentence's length are meaningless and must be masked by the caller
         (the loss ignores them through ``TAG_PAD``).
         """
-        scores = self.emissions(words, lengths, chars)
-        if self.crf is not None:
-            return self.crf.marginals(scores, lengths)
-        return torch.log_softmax(scores, dim=-1)
+        head = self.heads[self.columns[0]]
+        return head.log_probs(head.output(self.features(words, lengths, chars)), lengths)
 
     def loss(self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
-        """Mean negative log-likelihood per real token: NLLLoss of log_softmax, or the CRF's sequence NLL.
+        """The weighted sum over the heads of each one's mean negative log-likelihood per real token
+        (NLLLoss of log_softmax, or the CRF's sequence NLL).
 
-        tags (B, T) int64 with ``TAG_PAD`` beyond each length.
+        tags (B, T, C) int64, one slice per column in ``columns`` order ((B, T) for one
+        column), ``TAG_PAD`` beyond each length.
         """
-        scores = self.emissions(words, lengths, chars)
-        if self.crf is not None:
-            return self.crf.nll(scores, tags, lengths)
-        return nn.functional.nll_loss(torch.log_softmax(scores, dim=-1).flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD)
+        if tags.dim() == 2:
+            tags = tags.unsqueeze(-1)
+        features = self.features(words, lengths, chars)
+        total = features.new_zeros(())
+        for c, (column, weight) in enumerate(zip(self.columns, self.loss_weights)):
+            head = self.heads[column]
+            total = total + weight * head.loss(head.output(features), lengths, tags[..., c])
+        return total
+
+    def predict_columns(
+        self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None, scores: bool = False
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+        """column -> ((B, T) int64 best tags, (B, T, K) log-probabilities when ``scores`` else None)."""
+        features = self.features(words, lengths, chars)
+        return {column: head.predict(head.output(features), lengths, scores) for column, head in self.heads.items()}
 
     def predict(
         self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None, scores: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and (B, T, K)
-        log-probabilities when ``scores`` (else None)."""
-        emissions = self.emissions(words, lengths, chars)
-        if self.crf is not None:
-            return self.crf.decode(emissions, lengths), self.crf.marginals(emissions, lengths) if scores else None
-        return emissions.argmax(dim=-1), torch.log_softmax(emissions, dim=-1) if scores else None
+        """The first column's (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and
+        (B, T, K) log-probabilities when ``scores`` (else None)."""
+        head = self.heads[self.columns[0]]
+        return head.predict(self.emissions(words, lengths, chars), lengths, scores)

@@ -10,13 +10,15 @@ import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, TextIO
+from itertools import tee
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .checkpoint import Checkpoint
 from .chars import CharBatch, FormTable
+from .conllu import Block, decode_lines, fresh_block, read_blocks
 from .data import bucket_order
 from .model import Tagger
 from .vocab import PAD_ID, Vocab
@@ -26,11 +28,17 @@ DEFAULT_BATCH_SIZE = 256
 
 @dataclass
 class Tagged:
-    """One tagged sentence; ``probs`` is (T, K) tag probabilities when asked for."""
+    """One tagged sentence: each column's tags (``data.columns`` order) and, when asked for,
+    each column's (T, K) tag probabilities."""
 
     words: list[str]
-    tags: list[str]
-    probs: torch.Tensor | None = None
+    columns: dict[str, list[str]]
+    probs: dict[str, torch.Tensor] | None = None
+
+    @property
+    def tags(self) -> list[str]:
+        """The first column's tags."""
+        return next(iter(self.columns.values()))
 
 
 @dataclass
@@ -58,46 +66,61 @@ def _prepare(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_s
     return _Prepared(lengths, batches)
 
 
-def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+Results = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
+"""One sentence's output: column -> (tag ids (len,), log-probabilities (len, K) or None)."""
+
+
+def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[Results]:
     """Run the model over prepared batches (the torch half of tagging; safe in a worker thread)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    num_tags = model.output.out_features
-    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, num_tags) if scores else None)
-    results: list[tuple[torch.Tensor, torch.Tensor | None]] = [empty] * len(prepared.lengths)
+    empty = {
+        column: (torch.empty(0, dtype=torch.long), torch.empty(0, head.output.out_features) if scores else None)
+        for column, head in model.heads.items()
+    }
+    results: list[Results] = [empty] * len(prepared.lengths)
     try:
         with torch.inference_mode():
             for index, words, lengths, chars in prepared.batches:
-                best, logp = model.predict(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
-                best = best.cpu()
-                logp = logp.cpu() if logp is not None else None
+                columns = model.predict_columns(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
+                columns = {c: (best.cpu(), logp.cpu() if logp is not None else None) for c, (best, logp) in columns.items()}
                 for row, i in enumerate(index):
                     n = prepared.lengths[i]
-                    results[i] = (best[row, :n], logp[row, :n] if logp is not None else None)
+                    results[i] = {
+                        c: (best[row, :n], logp[row, :n] if logp is not None else None) for c, (best, logp) in columns.items()
+                    }
     finally:
         model.train(was_training)
     return results
 
 
-def run_model(
+def run_columns(
     checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
-) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-    """Tag id tensors (len_i,) and, when ``scores``, log-probabilities (len_i, K) for each sentence, in order.
+) -> list[Results]:
+    """For each sentence, in order, each column's tag ids and (with ``scores``) log-probabilities.
 
     The model runs in eval and inference mode on batches of similar length.
     """
     return _compute(checkpoint.model, _prepare(checkpoint, sentences, batch_size), scores)
 
 
-def _tagged(
-    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], results: list[tuple[torch.Tensor, torch.Tensor | None]]
-) -> list[Tagged]:
-    decode = checkpoint.tags.decode
-    return [
-        Tagged(list(words), decode(best.tolist()), logp.exp() if logp is not None else None)
-        for words, (best, logp) in zip(sentences, results)
-    ]
+def run_model(
+    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The first column's tag ids (len_i,) and, when ``scores``, log-probabilities (len_i, K) for each sentence."""
+    first = checkpoint.model.columns[0]
+    return [result[first] for result in run_columns(checkpoint, sentences, batch_size, scores)]
+
+
+def _tagged(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], results: list[Results]) -> list[Tagged]:
+    vocabs = checkpoint.vocabs
+    tagged = []
+    for words, result in zip(sentences, results):
+        columns = {c: vocabs[c].decode(best.tolist()) for c, (best, _) in result.items()}
+        probs = {c: logp.exp() for c, (_, logp) in result.items() if logp is not None} or None
+        tagged.append(Tagged(list(words), columns, probs))
+    return tagged
 
 
 def tag(
@@ -107,13 +130,14 @@ def tag(
     scores: bool = False,
 ) -> list[Tagged]:
     """Tag each sentence (a list of words); ``scores=True`` also returns the probabilities."""
-    return _tagged(checkpoint, sentences, run_model(checkpoint, sentences, batch_size, scores))
+    return _tagged(checkpoint, sentences, run_columns(checkpoint, sentences, batch_size, scores))
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[list[str]]]:
-    chunk: list[list[str]] = []
-    for line in lines:
-        chunk.append(line.split())
+def chunks(sentences: Iterable[Sequence[str]], size: int) -> Iterator[list[Sequence[str]]]:
+    """Consecutive lists of ``size`` sentences (the last one shorter)."""
+    chunk: list[Sequence[str]] = []
+    for words in sentences:
+        chunk.append(words)
         if len(chunk) >= size:
             yield chunk
             chunk = []
@@ -121,19 +145,19 @@ def _chunks(lines: Iterable[str], size: int) -> Iterator[list[list[str]]]:
         yield chunk
 
 
-def tag_lines(
-    checkpoint: Checkpoint, lines: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+def tag_stream(
+    checkpoint: Checkpoint, sentences: Iterable[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> Iterator[Tagged]:
-    """Tag whitespace-tokenised lines (one sentence each) in chunks of ``8 * batch_size``, in order.
+    """Tag sentences (lists of words) in chunks of ``8 * batch_size``, in order.
 
     A pipeline of two stages: while a worker thread runs the model on one chunk (torch
     releases the GIL inside its kernels), this thread reads and encodes the next chunk
     and the caller formats and writes the previous one. At most two chunks are in
-    flight, so memory stays bounded whatever the length of ``lines``.
+    flight, so memory stays bounded whatever the length of ``sentences``.
     """
     with ThreadPoolExecutor(max_workers=1) as worker:
-        pending: deque[tuple[list[list[str]], Future]] = deque()
-        for chunk in _chunks(lines, batch_size * 8):
+        pending: deque[tuple[list[Sequence[str]], Future]] = deque()
+        for chunk in chunks(sentences, batch_size * 8):
             prepared = _prepare(checkpoint, chunk, batch_size)
             pending.append((chunk, worker.submit(_compute, checkpoint.model, prepared, scores)))
             if len(pending) > 1:
@@ -144,47 +168,116 @@ def tag_lines(
             yield from _tagged(checkpoint, done, future.result())
 
 
+def tag_lines(
+    checkpoint: Checkpoint, lines: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+) -> Iterator[Tagged]:
+    """Tag whitespace-tokenised lines (one sentence each), streaming, as ``tag_stream``."""
+    return tag_stream(checkpoint, (line.split() for line in lines), batch_size, scores)
+
+
 def _prob_dict(probs: torch.Tensor, tags: Vocab) -> dict[str, float]:
     return {tag: round(float(p), 4) for tag, p in sorted(zip(tags.itos, probs.tolist()), key=lambda x: -x[1])}
 
 
-def format_text(sentence: Tagged, tags: Vocab) -> str:
-    """``The/DET dog/NOUN``; with probabilities, the chosen tag's: ``The/DET:0.998``."""
+def _chosen(sentence: Tagged, column: str, vocab: Vocab) -> list[float]:
+    """The probability of each word's chosen tag in ``column`` (a CRF's tag need not be the most probable)."""
+    chosen = torch.tensor([vocab.stoi[t] for t in sentence.columns[column]], dtype=torch.long)
+    return sentence.probs[column].gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
+
+
+def format_text(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
+    """``The/DET/DT dog/NOUN/NN`` (one tag per column); with probabilities, each chosen tag's: ``The/DET:0.998/DT:0.990``."""
+    columns = list(sentence.columns.values())
     if sentence.probs is None:
-        return " ".join(f"{w}/{t}" for w, t in zip(sentence.words, sentence.tags))
-    chosen = torch.tensor([tags.stoi[t] for t in sentence.tags], dtype=torch.long)
-    best = sentence.probs.gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()  # a CRF's tag need not be the most probable
-    return " ".join(f"{w}/{t}:{p:.3f}" for w, t, p in zip(sentence.words, sentence.tags, best))
+        return " ".join("/".join((word, *tags)) for word, *tags in zip(sentence.words, *columns))
+    chosen = [_chosen(sentence, column, vocabs[column]) for column in sentence.columns]
+    parts = []
+    for i, word in enumerate(sentence.words):
+        parts.append("/".join([word, *(f"{tags[i]}:{probs[i]:.3f}" for tags, probs in zip(columns, chosen))]))
+    return " ".join(parts)
 
 
-def format_json(sentence: Tagged, tags: Vocab) -> str:
-    """One JSON object: ``{"words": [...], "tags": [...]}`` plus ``"scores"`` (every tag's probability)."""
-    record: dict[str, object] = {"words": sentence.words, "tags": sentence.tags}
+def format_json(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
+    """One JSON object: ``{"words": [...], "upos": [...], ...}`` (a key per column) plus
+    ``"scores": {column: [every tag's probability, per word]}``."""
+    record: dict[str, object] = {"words": sentence.words, **sentence.columns}
     if sentence.probs is not None:
-        record["scores"] = [_prob_dict(row, tags) for row in sentence.probs]
+        record["scores"] = {c: [_prob_dict(row, vocabs[c]) for row in probs] for c, probs in sentence.probs.items()}
     return json.dumps(record, ensure_ascii=False)
 
 
-def format_conllu(sentence: Tagged, tags: Vocab) -> str:
-    """A CoNLL-U block (tag in UPOS; probabilities in MISC as ``TagProbs=DET:0.9900,NOUN:0.0100``)."""
-    lines = [f"# text = {' '.join(sentence.words)}"]
-    for i, (word, tag_) in enumerate(zip(sentence.words, sentence.tags), start=1):
-        misc = "_"
-        if sentence.probs is not None:
-            probs = _prob_dict(sentence.probs[i - 1], tags)
-            misc = "TagProbs=" + ",".join(f"{t}:{p:.4f}" for t, p in probs.items() if p >= 0.0001)
-        lines.append(f"{i}\t{word}\t_\t{tag_}\t_\t_\t_\t_\t_\t{misc}")
-    return "\n".join(lines) + "\n"
+def _misc(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:
+    """Per word, ``UPOSProbs=DET:0.9900,NOUN:0.0100|XPOSProbs=...`` for MISC (FEATS values hold ``|``
+    and ``=``, which MISC cannot carry: their probabilities are in the json output only)."""
+    if sentence.probs is None:
+        return None
+    items: list[list[str]] = [[] for _ in sentence.words]
+    for column, probs in sentence.probs.items():
+        if column == "feats":
+            continue
+        for i, row in enumerate(probs):
+            shown = ",".join(f"{t}:{p:.4f}" for t, p in _prob_dict(row, vocabs[column]).items() if p >= 0.0001)
+            items[i].append(f"{column.upper()}Probs={shown}")
+    return ["|".join(item) or "_" for item in items]
 
 
-FORMATTERS = {"text": format_text, "json": format_json, "conllu": format_conllu}
+def format_conllu(sentence: Tagged, vocabs: Mapping[str, Vocab], sent_id: int = 1) -> str:
+    """A new CoNLL-U sentence (``# sent_id``, ``# text``): each column's tags in its own CoNLL-U
+    column (UPOS 4, XPOS 5, FEATS 6), ``_`` elsewhere; probabilities in MISC (see ``_misc``)."""
+    return fresh_block(sentence.words, sentence.columns, sent_id, _misc(sentence, vocabs))
 
 
-def write_tagged(sentences: Iterable[Tagged], tags: Vocab, format: str, out: TextIO) -> int:
-    """Write each tagged sentence in ``format``; returns the number of sentences."""
-    formatter = FORMATTERS[format]
+INPUT_FORMATS = ("text", "conllu")
+"""``text``: whitespace-tokenised words, one sentence per line; ``conllu``: the word lines of CoNLL-U."""
+
+
+def input_format_for(file: str | None, chosen: str | None) -> str:
+    """The input format: ``chosen``, else ``conllu`` for a ``.conllu`` file, else ``text``."""
+    if chosen is not None:
+        return chosen
+    return "conllu" if file is not None and file.endswith(".conllu") else "text"
+
+
+def read_input(raw_lines: Iterable[bytes], name: str, input_format: str) -> Iterator[tuple[list[str], Block | None]]:
+    """Input byte lines -> ``(words, block)`` per sentence, streaming; ``block`` is the CoNLL-U
+    sentence as read (``None`` for text), a block without words stands for lines to copy."""
+    if input_format == "conllu":
+        for block in read_blocks(raw_lines, name):
+            yield block.forms, block
+    else:
+        for _, line in decode_lines(raw_lines, name):
+            yield line.split(), None
+
+
+def write_predictions(
+    tagger: Callable[[Iterable[Sequence[str]]], Iterator[Tagged]],
+    inputs: Iterable[tuple[list[str], Block | None]],
+    vocabs: Mapping[str, Vocab],
+    format: str,
+    out: TextIO,
+) -> int:
+    """Tag ``inputs`` (from ``read_input``) with ``tagger`` and write them in ``format``; returns the sentences written.
+
+    ``text`` and ``json``: one line per sentence (an empty input line gives an empty line).
+    ``conllu``: a CoNLL-U block read is written back with only the model's columns (and
+    MISC, with scores) changed, and every line that is not a word line as it was; text
+    input gets new blocks with ``# sent_id`` and ``# text``, and a blank line gives none.
+    """
+    ahead, behind = tee(inputs)  # tee keeps only what the tagger has read ahead: a chunk or two
     count = 0
-    for sentence in sentences:
-        out.write(formatter(sentence, tags) + "\n")
+    for (words, block), sentence in zip(behind, tagger(words for words, _ in ahead)):
+        if format == "conllu":
+            if block is not None:
+                out.write(block.filled(sentence.columns, _misc(sentence, vocabs) if block.words else None))
+                if not block.words:
+                    continue
+            elif words:
+                out.write(format_conllu(sentence, vocabs, count + 1))
+            else:
+                continue
+        elif block is not None and not block.words:
+            continue
+        else:
+            out.write((format_json if format == "json" else format_text)(sentence, vocabs) + "\n")
         count += 1
     return count

@@ -20,7 +20,7 @@ data:
   dev: {dev}             # picks the best checkpoint and drives early stopping
   test: {test}
   format: {format}        # conllu | tsv (word<TAB>tag, blank line between sentences)
-  tag_column: {tag_column}      # upos | xpos (CoNLL-U only)
+  columns: [{tag_column}]       # tag columns to learn, any of upos, xpos, feats (tsv: one)
   min_word_freq: 1      # rarer training words count as unknown
   unk_shapes: true      # unknown words keep a capitalisation/digit class
   lowercase_fallback: true  # an unknown "Each" is looked up as "each"

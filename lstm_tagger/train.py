@@ -36,7 +36,7 @@ from .threads import thread_chooser
 from .model import Tagger
 from .report import print_scores, write_report
 from .vectors import Vectors, align, matches, read_vectors
-from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
+from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
 
 DIVERGED_LOSS = 1e4
 """A mean per-token loss above this (tag probabilities below e^-10000) means training has diverged,
@@ -112,7 +112,7 @@ class Splits:
         """Read the three files of ``config.data``; an empty training or dev set is an error."""
 
         def read(path: str, role: str) -> list[Sentence]:
-            sentences = read_corpus(path, config.data.format, config.data.tag_column)
+            sentences = read_corpus(path, config.data.format, config.data.columns)
             if not sentences:
                 raise DataError(f"{path}: the {role} set has no sentences")
             return sentences
@@ -298,20 +298,23 @@ def _run(
         extra=vectors.words if vectors is not None else (),
     )
     word_dropout = WordDropout(words, counts, config.train.word_dropout) if config.train.word_dropout > 0 else None
-    tags = build_tag_vocab(s.tags for s in train_set)
+    vocabs = build_tag_vocabs(config.data.columns, (s.columns for s in train_set))
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
     word_ids = [words.encode(s.words) for s in train_set]
-    tag_ids = [tags.encode(s.tags) for s in train_set]
+    tag_ids = [encode_tags(vocabs, s.columns) for s in train_set]
     lengths = [len(s.words) for s in train_set]
-    model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
+    model = Tagger(
+        config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
+        loss_weights=config.train.column_weights,
+    ).to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
-    current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars)
+    current = Checkpoint(model=model, config=config, words=words, vocabs=vocabs, chars=chars)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
     if saved is not None:
-        if saved.words.itos != words.itos or saved.tags.itos != tags.itos or (saved.chars and saved.chars.itos) != (chars and chars.itos):
+        if saved.words.itos != words.itos or {c: v.itos for c, v in saved.vocabs.items()} != {c: v.itos for c, v in vocabs.items()} or (saved.chars and saved.chars.itos) != (chars and chars.itos):
             raise UserError(f"{output_dir}: cannot resume, the training data changed since the run started")
         loop = _restore(saved, model, optimizer, rng)
         say(f"resuming {output_dir} after epoch {loop.epoch}")
@@ -320,7 +323,7 @@ def _run(
     num_params = sum(p.numel() for p in model.parameters())
     say(
         f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
-        f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}"
+        f"{len(words)} words, {' + '.join(f'{len(v)} {c}' for c, v in vocabs.items())} tags; {num_params:,} parameters on {device}"
     )
     if world.distributed:
         say(

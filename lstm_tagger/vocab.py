@@ -8,7 +8,7 @@ pad and no unk; padded positions carry ``data.TAG_PAD`` and are ignored by the l
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
@@ -161,3 +161,14 @@ def build_tag_vocab(sentences: Iterable[Sequence[str]]) -> Vocab:
     """Every tag of the training data, most frequent first; no pad, no unk."""
     counts = Counter(tag for tags in sentences for tag in tags)
     return Vocab(sorted(counts, key=lambda t: (-counts[t], t)), unk=None)
+
+
+def build_tag_vocabs(columns: Sequence[str], sentences: Iterable[Mapping[str, Sequence[str]]]) -> dict[str, Vocab]:
+    """One tag vocabulary per column (see ``build_tag_vocab``) from each sentence's ``{column: tags}``."""
+    sentences = list(sentences)
+    return {column: build_tag_vocab(tags[column] for tags in sentences) for column in columns}
+
+
+def encode_tags(vocabs: Mapping[str, Vocab], tags: Mapping[str, Sequence[str]]) -> torch.Tensor:
+    """One sentence's ``{column: tags}`` -> (T, C) int64 ids, the columns in ``vocabs`` order."""
+    return torch.stack([vocab.encode(tags[column]) for column, vocab in vocabs.items()], dim=1)

@@ -1,0 +1,135 @@
+"""CoNLL-U as it stands: one reader that keeps every original line, and the writers that fill in tags.
+
+``read_blocks`` cuts a file (any iterable of byte lines, so a file of any size streams)
+into ``Block``s: the lines of one sentence up to and including the blank line after it,
+each line kept exactly as read (line end, CRLF and a BOM included). Training, ``eval`` and
+``predict --input-format conllu`` all read through it; ``Block.filled`` writes a block back
+with only the model's columns replaced, so comments, multiword-token ranges, empty nodes,
+blank lines and every other column come back byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from .errors import DataError
+
+COLUMNS = {"upos": 3, "xpos": 4, "feats": 5}
+"""The tag columns a model can learn -> their field index in a CoNLL-U word line."""
+
+MISC = 9
+BOM = "\ufeff"
+
+
+def decode_lines(raw_lines: Iterable[bytes], name: str | Path, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` of UTF-8 byte lines; a BOM on line 1 is dropped unless ``keep_ends``.
+
+    Without ``keep_ends`` the line end (``\\n``, ``\\r\\n``) is stripped. A line that is not
+    UTF-8 raises ``DataError`` naming ``name`` and the line.
+    """
+    for number, raw in enumerate(raw_lines, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf") and not keep_ends:
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}:{number}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+        yield number, line if keep_ends else line.rstrip("\r\n")
+
+
+@dataclass
+class Block:
+    """One sentence of a CoNLL-U file as read, or only non-word lines (blank lines, comments at the end).
+
+    ``lines``: every original line, line ends kept; ``words``: the index in ``lines`` of each
+    word line (multiword ranges and empty nodes are not words); ``fields``: the ten fields of
+    each word line; ``numbers``: the file line number of each word line.
+    """
+
+    lines: list[str]
+    words: list[int]
+    fields: list[list[str]]
+    numbers: list[int]
+
+    @property
+    def forms(self) -> list[str]:
+        return [fields[1] for fields in self.fields]
+
+    def column(self, name: str) -> list[str]:
+        """The values of column ``name`` (a key of ``COLUMNS``) for each word."""
+        index = COLUMNS[name]
+        return [fields[index] for fields in self.fields]
+
+    def filled(self, columns: Mapping[str, Sequence[str]], misc: Sequence[str] | None = None) -> str:
+        """The block's text with each column of ``columns`` (one value per word) replaced and,
+        with ``misc``, each item added to the word's MISC; every other byte as read."""
+        lines = list(self.lines)
+        for k, (index, fields) in enumerate(zip(self.words, self.fields)):
+            new = list(fields)
+            for name, values in columns.items():
+                new[COLUMNS[name]] = values[k]
+            if misc is not None:
+                new[MISC] = misc[k] if new[MISC] == "_" else f"{new[MISC]}|{misc[k]}"
+            line = lines[index]
+            body = line.rstrip("\r\n")
+            lines[index] = (BOM if line.startswith(BOM) else "") + "\t".join(new) + line[len(body):]
+        return "".join(lines)
+
+
+def _word_fields(line: str, number: int, name: str | Path) -> list[str] | None:
+    """The ten fields of a word line, ``None`` for a range or empty node; ``DataError`` if malformed."""
+    fields = line.split("\t")
+    if len(fields) != 10:
+        raise DataError(f"{name}:{number}: expected 10 tab-separated columns, found {len(fields)}")
+    token_id = fields[0]
+    if "-" in token_id or "." in token_id:
+        return None
+    if not token_id.isdigit():
+        raise DataError(f"{name}:{number}: ID {token_id!r} is not a number, range or decimal")
+    if not fields[1]:
+        raise DataError(f"{name}:{number}: empty FORM")
+    return fields
+
+
+def read_blocks(raw_lines: Iterable[bytes], name: str | Path) -> Iterator[Block]:
+    """CoNLL-U byte lines (line ends kept, as iterating a binary file gives them) -> blocks, streaming.
+
+    A block ends after a blank (or whitespace-only) line; a blank line that follows another
+    is a block of its own, with no words. A malformed line raises ``DataError`` naming
+    ``name`` and the line.
+    """
+    block = Block([], [], [], [])
+    for number, line in decode_lines(raw_lines, name, keep_ends=True):
+        text = line.rstrip("\r\n")
+        if number == 1:
+            text = text.removeprefix(BOM)
+        block.lines.append(line)
+        if not text.strip():
+            yield block
+            block = Block([], [], [], [])
+            continue
+        if text.startswith("#"):
+            continue
+        fields = _word_fields(text, number, name)
+        if fields is not None:
+            block.words.append(len(block.lines) - 1)
+            block.fields.append(fields)
+            block.numbers.append(number)
+    if block.lines:
+        yield block
+
+
+def fresh_block(words: Sequence[str], columns: Mapping[str, Sequence[str]], sent_id: int, misc: Sequence[str] | None = None) -> str:
+    """A new CoNLL-U sentence for ``words``: ``# sent_id``, ``# text``, one word line each with
+    ``columns`` filled in, ``_`` in every other column; ends with its blank line."""
+    lines = [f"# sent_id = {sent_id}", f"# text = {' '.join(words)}"]
+    for k, word in enumerate(words):
+        fields = [str(k + 1), word] + ["_"] * 8
+        for name, values in columns.items():
+            fields[COLUMNS[name]] = values[k]
+        if misc is not None:
+            fields[MISC] = misc[k]
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n\n"
