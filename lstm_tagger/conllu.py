@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DataError
 
@@ -93,12 +93,15 @@ def _word_fields(line: str, number: int, name: str | Path) -> list[str] | None:
     return fields
 
 
-def read_blocks(raw_lines: Iterable[bytes], name: str | Path) -> Iterator[Block]:
+def read_blocks(
+    raw_lines: Iterable[bytes], name: str | Path, on_word: Callable[[list[str], int], None] | None = None
+) -> Iterator[Block]:
     """CoNLL-U byte lines (line ends kept, as iterating a binary file gives them) -> blocks, streaming.
 
     A block ends after a blank (or whitespace-only) line; a blank line that follows another
     is a block of its own, with no words. A malformed line raises ``DataError`` naming
-    ``name`` and the line.
+    ``name`` and the line. ``on_word(fields, line_number)`` sees each word line as it is
+    read (before a later line of its block can fail).
     """
     block = Block([], [], [], [])
     for number, line in decode_lines(raw_lines, name, keep_ends=True):
@@ -114,6 +117,8 @@ def read_blocks(raw_lines: Iterable[bytes], name: str | Path) -> Iterator[Block]
             continue
         fields = _word_fields(text, number, name)
         if fields is not None:
+            if on_word is not None:
+                on_word(fields, number)
             block.words.append(len(block.lines) - 1)
             block.fields.append(fields)
             block.numbers.append(number)

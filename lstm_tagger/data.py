@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .conllu import decode_lines, read_blocks
+from .conllu import COLUMNS, decode_lines, read_blocks
 from .errors import DataError
 from .files import read_bytes
 
@@ -53,29 +53,33 @@ def read_conllu(path: str | Path, columns: Sequence[str] = ("upos",)) -> list[Se
     line; a column that is ``_`` on every word gets one line saying it cannot be learned.
     """
     path = Path(path)
-    sentences: list[Sentence] = []
     missing: dict[str, tuple[int, str]] = {}  # column -> (line, error) of its first missing tag
     present: set[str] = set()
+
+    def check(fields: list[str], number: int) -> None:
+        for column in columns:
+            tag = fields[COLUMNS[column]]
+            if tag == "" or (tag == "_" and column not in NO_VALUE_ALLOWED):
+                missing.setdefault(column, (number, f"{path}:{number}: missing {column.upper()} tag for {fields[1]!r}"))
+            else:
+                present.add(column)
+
     raw = io.BytesIO(read_bytes(path, DataError, "corpus file"))
     try:
-        for block in read_blocks(raw, path):
-            if not block.words:
-                continue
-            values = {column: tuple(block.column(column)) for column in columns}
-            for column, tags in values.items():
-                for tag, number, form in zip(tags, block.numbers, block.forms):
-                    if tag == "" or (tag == "_" and column not in NO_VALUE_ALLOWED):
-                        missing.setdefault(column, (number, f"{path}:{number}: missing {column.upper()} tag for {form!r}"))
-                    else:
-                        present.add(column)
-            sentences.append(Sentence(tuple(block.forms), values))
+        sentences = [
+            Sentence(tuple(block.forms), {column: tuple(block.column(column)) for column in columns})
+            for block in read_blocks(raw, path, check)
+            if block.words
+        ]
     except DataError:
         if missing:  # a missing tag came first in the file
             raise DataError(min(missing.values())[1]) from None
         raise
     for column in columns:
         if column in missing and column not in present:
-            raise DataError(f"{path}: every word's {column.upper()} is _, nothing to learn: remove {column} from data.columns")
+            raise DataError(
+                f"{missing[column][1]} (every word's {column.upper()} is _, nothing to learn: remove {column} from data.columns)"
+            )
     if missing:
         raise DataError(min(missing.values())[1])
     return sentences

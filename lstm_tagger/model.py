@@ -126,7 +126,7 @@ class Tagger(nn.Module):
     ``xpos``, ``feats``) has its own ``Head`` over the shared encoder: a Linear layer and,
     with ``model.output: crf`` (or ``model.output_per_column``), a CRF whose emissions are
     the Linear layer's scores: training maximises the whole tag sequence's likelihood,
-    tagging is Viterbi, and ``forward`` gives the marginals. ``columns`` maps each column
+    tagging is Viterbi, and ``forward`` gives the marginals. ``num_tags`` maps each column
     to its number of tags, in ``data.columns`` order (an int: one ``upos`` column);
     ``loss_weights`` weighs each head's loss (default 1).
     """
@@ -135,14 +135,13 @@ class Tagger(nn.Module):
         self,
         config: ModelConfig,
         num_words: int,
-        columns: Mapping[str, int] | int,
+        num_tags: Mapping[str, int] | int,
         num_chars: int = 0,
         loss_weights: Mapping[str, float] | None = None,
     ):
         super().__init__()
         self.config = config
-        if isinstance(columns, int):
-            columns = {"upos": columns}
+        columns = {"upos": num_tags} if isinstance(num_tags, int) else dict(num_tags)
         self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
         input_dim = self.embed.output_dim
         self.chars: CharEncoder | None = None

@@ -74,11 +74,12 @@ def test_predict_file_stdin_formats_and_scores(demo_run, tmp_path):
     assert from_file.stdout.splitlines()[1] == ""  # an empty line stays an empty line
     as_json = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path), "--format", "json", "--scores"])
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert records[0]["words"] == ["The", "dog", "ate", "the", "apple"] and records[1]["tags"] == []
-    assert abs(sum(records[0]["scores"][0].values()) - 1) < 1e-2
-    assert max(records[0]["scores"][1], key=records[0]["scores"][1].get) == records[0]["tags"][1]
+    assert records[0]["words"] == ["The", "dog", "ate", "the", "apple"] and records[1]["upos"] == []
+    assert abs(sum(records[0]["scores"]["upos"][0].values()) - 1) < 1e-2
+    assert max(records[0]["scores"]["upos"][1], key=records[0]["scores"]["upos"][1].get) == records[0]["upos"][1]
     conllu = runner.invoke(app, ["predict", "-m", str(demo_run), "Everybody read", "--format", "conllu"])
-    assert conllu.stdout.splitlines()[1].startswith("1\tEverybody\t_\t")
+    assert conllu.stdout.splitlines()[:3] == ["# sent_id = 1", "# text = Everybody read", conllu.stdout.splitlines()[2]]
+    assert conllu.stdout.splitlines()[2].startswith("1\tEverybody\t_\t")
     scored = runner.invoke(app, ["predict", "-m", str(demo_run), "dog", "--scores"])
     word, rest = scored.stdout.strip().split("/")
     assert word == "dog" and 0 < float(rest.split(":")[1]) <= 1

@@ -43,6 +43,14 @@ def edit(path: Path, section: str, key: str, value) -> Path:
         ("train", "patience", 2.5, "train.patience: input should be a valid integer, got 2.5"),
         ("data", "train", "missing.conllu", "data.train: file not found:"),
         ("extra", "x", 1, "extra: unknown key"),
+        ("data", "columns", ["upos", "lemma"], "data.columns.1: must be one of 'upos', 'xpos' or 'feats', got 'lemma'"),
+        ("data", "columns", [], "data.columns: must name at least one column (upos, xpos, feats), got []"),
+        ("data", "columns", ["upos", "upos"], "data.columns: names a column twice, got ['upos', 'upos']"),
+        ("data", "tag_column", "xpos", "data.tag_column: replaced by data.columns, a list of upos, xpos, feats (write columns: [xpos])"),
+        ("model", "output_per_column", {"xpos": "crf"}, "model.output_per_column.xpos: xpos is not in data.columns ['upos']"),
+        ("model", "output_per_column", {"upos": "hmm"}, "model.output_per_column.upos: must be one of 'softmax' or 'crf', got 'hmm'"),
+        ("train", "column_weights", {"upos": 0}, "train.column_weights.upos: must be > 0.0, got 0"),
+        ("train", "column_weights", {"feats": 1.0}, "train.column_weights.feats: feats is not in data.columns ['upos']"),
     ],
 )
 def test_bad_config_value(tmp_path, section, key, value, message):

@@ -32,8 +32,28 @@ def test_conllu_skips_comments_ranges_and_empty_nodes(tmp_path):
 
 
 def test_conllu_xpos_column(tmp_path):
-    sentences = read_conllu(write(tmp_path, CONLLU), tag_column="xpos")
+    sentences = read_conllu(write(tmp_path, CONLLU), columns=["xpos"])
     assert sentences[0].tags == ("PRP", "VBP", "RB", "VB", ".")
+
+
+def test_conllu_several_columns_and_feats_underscore_is_a_value(tmp_path):
+    text = CONLLU.replace("1\tI\tI\tPRON\tPRP\t_", "1\tI\tI\tPRON\tPRP\tCase=Nom|Number=Sing")
+    sentences = read_conllu(write(tmp_path, text), columns=["xpos", "upos", "feats"])
+    assert list(sentences[0].columns) == ["xpos", "upos", "feats"]
+    assert sentences[0].columns["upos"] == ("PRON", "AUX", "PART", "VERB", "PUNCT")
+    assert sentences[0].columns["feats"] == ("Case=Nom|Number=Sing", "_", "_", "_", "_")
+    assert sentences[0].tags == ("PRP", "VBP", "RB", "VB", ".")  # the first column's
+
+
+def test_conllu_column_all_underscore_is_one_clear_error(tmp_path):
+    path = write(tmp_path, "1\tA\ta\tDET\t_\t_\t_\t_\t_\t_\n\n1\tdog\tdog\tNOUN\t_\t_\t_\t_\t_\t_\n")
+    with pytest.raises(DataError) as err:
+        read_conllu(path, ["upos", "xpos"])
+    assert str(err.value) == (
+        f"{path}:1: missing XPOS tag for 'A' (every word's XPOS is _, nothing to learn: remove xpos from data.columns)"
+    )
+    with pytest.raises(DataError, match=r"x\.conllu:3: missing XPOS tag for 'dog'"):  # only some missing: the first
+        read_conllu(write(tmp_path, "1\tA\ta\tDET\tDT\t_\t_\t_\t_\t_\n\n1\tdog\tdog\tNOUN\t_\t_\t_\t_\t_\t_\n"), ["upos", "xpos"])
 
 
 def test_conllu_bom_and_crlf(tmp_path):

@@ -168,8 +168,8 @@ def test_checkpoint_round_trip_with_chars_and_crf(chars_crf_run):
     got = tag(loaded, sentences, scores=True)
     assert [t.tags for t in got] == [t.tags for t in expected]
     for a, b in zip(got, expected):
-        assert a.probs.shape == b.probs.shape
-        assert torch.allclose(a.probs, b.probs, atol=1e-6, rtol=0)
+        assert a.probs["upos"].shape == b.probs["upos"].shape
+        assert torch.allclose(a.probs["upos"], b.probs["upos"], atol=1e-6, rtol=0)
     assert [t.tags for t in got[: len(WORDS)]] == GOLD
     # the checkpoint carries the character vocabulary: <pad>, <unk>, then every training character
     assert loaded.chars is not None and loaded.chars.itos == in_memory.chars.itos
@@ -189,10 +189,10 @@ def test_unknown_character_maps_to_unk(chars_crf_run):
     # Two words that differ only by an unknown character are the same input: <unk> word, same chars.
     snowman, omega = tag(checkpoint, [["The", "d☃g", "ate"], ["The", "dΩg", "ate"]], scores=True)
     assert len(snowman.tags) == 3 and snowman.tags == omega.tags
-    assert torch.equal(snowman.probs, omega.probs)
+    assert torch.equal(snowman.probs["upos"], omega.probs["upos"])
     # ... unlike a known character at that place
     known = tag(checkpoint, [["The", "dog", "ate"]], scores=True)[0]
-    assert not torch.equal(known.probs, snowman.probs)
+    assert not torch.equal(known.probs["upos"], snowman.probs["upos"])
 
 
 # 4. CRF --scores are marginals, tags are Viterbi ------------------------------------------------
@@ -236,9 +236,9 @@ def test_crf_scores_are_marginals_and_tags_are_viterbi(chars_crf_run, tmp_path):
     assert len(records) == len(sentences) == len(viterbi)
     for words, record, tags in zip(sentences, records, viterbi):
         assert record["words"] == words
-        assert record["tags"] == tags  # --scores does not change the chosen (Viterbi) tags
-        assert len(record["scores"]) == len(words)
-        for row in record["scores"]:
+        assert record["upos"] == tags  # --scores does not change the chosen (Viterbi) tags
+        assert len(record["scores"]["upos"]) == len(words)
+        for row in record["scores"]["upos"]:
             assert set(row) == set(tagset)
             assert abs(sum(row.values()) - 1) < 1e-3  # four decimals per tag
         # against the model directly: Tagger.predict's Viterbi path and forward-backward marginals
@@ -247,7 +247,7 @@ def test_crf_scores_are_marginals_and_tags_are_viterbi(chars_crf_run, tmp_path):
         with torch.inference_mode():
             best, logp = checkpoint.model.predict(ids, torch.tensor([len(words)]), chars, scores=True)
         assert checkpoint.tags.decode(best[0].tolist()) == tags
-        table = torch.tensor([[row[t] for t in tagset] for row in record["scores"]], dtype=torch.float64)
+        table = torch.tensor([[row[t] for t in tagset] for row in record["scores"]["upos"]], dtype=torch.float64)
         assert torch.allclose(table, logp[0].exp().double(), atol=6e-5, rtol=0)
         # and against every path enumerated: the scores are the marginals, the tags the best path
         marginals, path = _brute_force(checkpoint, words)
@@ -274,14 +274,14 @@ def test_crf_text_scores_show_the_chosen_tags_probability(chars_crf_run, tmp_pat
     itos = checkpoint.tags.itos
     command = ["predict", "-m", str(tmp_path / "odd.safetensors"), "dog dog", "--scores"]
     record = json.loads(runner.invoke(app, [*command, "--format", "json"]).stdout)
-    assert record["tags"] == [itos[0], itos[1]]
-    assert record["scores"][0][itos[0]] == pytest.approx(0.3, abs=1e-3)
-    assert record["scores"][0][itos[2]] == pytest.approx(0.7, abs=1e-3)
+    assert record["upos"] == [itos[0], itos[1]]
+    assert record["scores"]["upos"][0][itos[0]] == pytest.approx(0.3, abs=1e-3)
+    assert record["scores"]["upos"][0][itos[2]] == pytest.approx(0.7, abs=1e-3)
     text = runner.invoke(app, command)
     assert text.exit_code == 0, text.output
     shown = [token.rsplit(":", 1) for token in text.stdout.split()]
-    assert [t.split("/")[1] for t, _ in shown] == record["tags"]
-    for (token, probability), scores, chosen in zip(shown, record["scores"], record["tags"]):
+    assert [t.split("/")[1] for t, _ in shown] == record["upos"]
+    for (token, probability), scores, chosen in zip(shown, record["scores"]["upos"], record["upos"]):
         assert float(probability) == pytest.approx(scores[chosen], abs=1e-3), token
 
 
