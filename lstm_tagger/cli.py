@@ -366,7 +366,8 @@ def runs_cli(
     for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
         table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
     for r in records:
-        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), _pct(r["best_dev_accuracy"]), _pct(r["test_accuracy"]))
+        test = _pct(r["test_accuracy"]) + "".join(f" {c} {_pct(a)}" for c, a in list(r["test_columns"].items())[1:])
+        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), _pct(r["best_dev_accuracy"]), test)
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)  # piped: one row per run rather than wrapped cells
@@ -395,7 +396,8 @@ def info_cli(
             table.add_row(f"{section}.{key}", str(value))
     table.add_row("parameters", f"{info['parameters']:,}")
     table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
-    table.add_row("tag set", f"{len(info['tags'])} tags: {' '.join(info['tags'])}")
+    for column, tags in info["columns"].items():
+        table.add_row(f"tag set {column}", f"{len(tags)} tags: {' '.join(tags)}")
     for key in ("train", "dev", "test"):
         table.add_row(f"data.{key}", str(info["data"][key]))
     for key, value in info["metrics"].items():

@@ -3,7 +3,8 @@
 A report is a plain dict::
 
     {"title": str,
-     "results": {"dev": scores, "test": scores, ...},   # scores from metrics.score
+     "results": {"dev": scores, "test": scores, ...},   # scores from evaluate.evaluate: the first
+                                                         # column's, "columns" (each one's), "all_tags"
      "tag_scores": [matrix, ...],                        # optional, from evaluate.tag_score_matrix
      "training": {...}}                                  # optional summary of the run
 """
@@ -26,13 +27,32 @@ def _pct(value: float, count: int = 1) -> str:
     return f"{100 * value:.2f}" if count else "n/a"
 
 
-def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [
-        ("token accuracy", _pct(scores["accuracy"]), str(scores["tokens"])),
-        ("sentence accuracy", _pct(scores["sentence_accuracy"]), str(scores["sentences"])),
-        ("known words", _pct(scores["known_accuracy"], scores["known_tokens"]), str(scores["known_tokens"])),
-        ("unknown (OOV) words", _pct(scores["oov_accuracy"], scores["oov_tokens"]), str(scores["oov_tokens"])),
+def columns_of(scores: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each tag column's scores (``{"": scores}`` for scores made before several columns)."""
+    return scores.get("columns") or {"": scores}
+
+
+def _summary_header(scores: dict[str, Any]) -> list[str]:
+    columns = columns_of(scores)
+    if len(columns) == 1:
+        return ["measure", "accuracy %", "tokens"]
+    return ["measure", *(f"{column.upper()} %" for column in columns), "tokens"]
+
+
+def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Accuracy, sentence, known and OOV accuracy: one value column per tag column; then AllTags."""
+    columns = list(columns_of(scores).values())
+    first = columns[0]
+    rows = [
+        ("token accuracy", *(_pct(c["accuracy"]) for c in columns), str(first["tokens"])),
+        ("sentence accuracy", *(_pct(c["sentence_accuracy"]) for c in columns), str(first["sentences"])),
+        ("known words", *(_pct(c["known_accuracy"], c["known_tokens"]) for c in columns), str(first["known_tokens"])),
+        ("unknown (OOV) words", *(_pct(c["oov_accuracy"], c["oov_tokens"]) for c in columns), str(first["oov_tokens"])),
     ]
+    if "all_tags" in scores:
+        all_tags = scores["all_tags"]
+        rows.append(("all tags right", *([_pct(all_tags["accuracy"])] + [""] * (len(columns) - 1)), str(all_tags["tokens"])))
+    return rows
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -40,6 +60,10 @@ def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), str(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
+
+
+def _titled(title: str, column: str) -> str:
+    return f"{title} ({column.upper()})" if column else title
 
 
 def _md_table(header: list[str], rows: list[tuple[str, ...]] | list[list[str]]) -> str:
@@ -58,13 +82,14 @@ def to_markdown(report: dict[str, Any]) -> str:
         parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():
         parts.append(f"## {name}: {scores.get('data', '')}".rstrip(": "))
-        parts.append(_md_table(["measure", "accuracy %", "tokens"], _summary_rows(scores)))
-        parts.append("### Per tag")
-        parts.append(_md_table(["tag", "precision %", "recall %", "F1 %", "support"], _tag_rows(scores)))
-        if scores["confusions"]:
-            parts.append("### Most frequent confusions")
-            rows = [(c["gold"], c["predicted"], str(c["count"])) for c in scores["confusions"]]
-            parts.append(_md_table(["gold", "predicted", "count"], rows))
+        parts.append(_md_table(_summary_header(scores), _summary_rows(scores)))
+        for column, column_scores in columns_of(scores).items():
+            parts.append(f"### {_titled('Per tag', column)}")
+            parts.append(_md_table(["tag", "precision %", "recall %", "F1 %", "support"], _tag_rows(column_scores)))
+            if column_scores["confusions"]:
+                parts.append(f"### {_titled('Most frequent confusions', column)}")
+                rows = [(c["gold"], c["predicted"], str(c["count"])) for c in column_scores["confusions"]]
+                parts.append(_md_table(["gold", "predicted", "count"], rows))
     matrices = report.get("tag_scores") or []
     if matrices:
         parts.append("## Tag scores of example sentences")
@@ -90,10 +115,13 @@ def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str,
         plots.plot_learning_curves(history, directory / "learning-curves.png", f"{title}: learning curves")
         written["learning curves"] = "learning-curves.png"
     for name, scores in report["results"].items():
-        matrix = scores["confusion_matrix"]
-        file = f"confusion-{name}.png"
-        plots.plot_confusion_matrix(matrix["labels"], matrix["counts"], directory / file, f"{title}: confusion on {name}")
-        written[f"confusion on {name}"] = file
+        for column, column_scores in columns_of(scores).items():
+            matrix = column_scores["confusion_matrix"]
+            which = f"{name}-{column}" if len(columns_of(scores)) > 1 else name
+            file = f"confusion-{which}.png"
+            what = f"confusion on {name}" + (f" ({column.upper()})" if which != name else "")
+            plots.plot_confusion_matrix(matrix["labels"], matrix["counts"], directory / file, f"{title}: {what}")
+            written[what] = file
     return written
 
 
@@ -109,20 +137,30 @@ def write_report(directory: Path, report: dict[str, Any], history: list[dict[str
 
 
 def print_scores(console: Console, name: str, scores: dict[str, Any]) -> None:
-    """The summary and per-tag tables of one evaluation, on the terminal."""
+    """The summary and per-tag tables of one evaluation (one per tag column), on the terminal."""
     console.print(f"{name}: {scores.get('data', '')}".rstrip(": "), highlight=False, soft_wrap=True)
     summary = Table()
-    for column in ("measure", "accuracy %", "tokens"):
+    for column in _summary_header(scores):
         summary.add_column(column, justify="left" if column == "measure" else "right")
     for row in _summary_rows(scores):
         summary.add_row(*row)
     console.print(summary)
-    per_tag = Table(title="per tag", title_justify="left")
-    for column in ("tag", "precision %", "recall %", "F1 %", "support"):
-        per_tag.add_column(column, justify="left" if column == "tag" else "right")
-    for row in _tag_rows(scores):
-        per_tag.add_row(*row)
-    console.print(per_tag)
-    if scores["confusions"]:
-        top = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in scores["confusions"][:5])
-        console.print(f"most frequent confusions (gold->predicted): {top}", highlight=False)
+    for column, column_scores in columns_of(scores).items():
+        per_tag = Table(title=_titled("per tag", column), title_justify="left")
+        for heading in ("tag", "precision %", "recall %", "F1 %", "support"):
+            per_tag.add_column(heading, justify="left" if heading == "tag" else "right")
+        for row in _tag_rows(column_scores):
+            per_tag.add_row(*row)
+        console.print(per_tag)
+        if column_scores["confusions"]:
+            top = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in column_scores["confusions"][:5])
+            which = f"{column.upper()} " if column else ""
+            console.print(f"most frequent {which}confusions (gold->predicted): {top}", highlight=False)
+
+
+def column_accuracies(scores: dict[str, Any]) -> dict[str, float]:
+    """``{"upos": 0.95, "xpos": 0.94, "all_tags": 0.92}`` of scores with several columns (else empty)."""
+    columns = columns_of(scores)
+    if len(columns) == 1:
+        return {}
+    return {**{c: s["accuracy"] for c, s in columns.items()}, "all_tags": scores["all_tags"]["accuracy"]}

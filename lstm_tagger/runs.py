@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
+from .report import column_accuracies
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
@@ -19,10 +20,10 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
         return []
 
 
-def _test_accuracy(run: Path) -> float | None:
+def _test_scores(run: Path) -> dict[str, Any] | None:
     try:
         report = json.loads((run / "report.json").read_text(encoding="utf-8"))
-        return report["results"]["test"]["accuracy"]
+        return report["results"]["test"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -31,8 +32,9 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     """One record per run directory under ``runs_dir`` (those with a ``config.yaml``), oldest first.
 
     Each has ``name``, ``date`` (of the last write), ``train`` (the training file),
-    ``cell``, ``epochs`` (finished), ``best_dev_accuracy`` and ``test_accuracy`` (fractions,
-    or ``None`` while unknown, e.g. for a run still in its first epoch).
+    ``cell``, ``epochs`` (finished), ``best_dev_accuracy`` and ``test_accuracy`` (fractions, the
+    first tag column's, or ``None`` while unknown, e.g. for a run still in its first epoch), and
+    ``test_columns``: with several tag columns, each one's test accuracy and ``all_tags``.
     """
     records = []
     for run in sorted(Path(runs_dir).glob("*/config.yaml")):
@@ -43,6 +45,7 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
         except (OSError, ValueError, yaml.YAMLError):
             config = {}
         newest = max((p.stat().st_mtime for p in run.iterdir() if p.is_file()), default=run.stat().st_mtime)
+        test = _test_scores(run)
         records.append(
             {
                 "name": run.name,
@@ -52,7 +55,8 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
                 "cell": config.get("model", {}).get("cell", "lstm"),
                 "epochs": len(history),
                 "best_dev_accuracy": max((r["dev_accuracy"] for r in history), default=None),
-                "test_accuracy": _test_accuracy(run),
+                "test_accuracy": test.get("accuracy") if isinstance(test, dict) else None,
+                "test_columns": column_accuracies(test) if isinstance(test, dict) else {},
                 "has_model": (run / BEST).is_file(),
             }
         )
@@ -70,6 +74,7 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
         "parameters": sum(p.numel() for p in checkpoint.model.parameters()),
         "words": len(checkpoint.words),
         "tags": checkpoint.tags.itos,
+        "columns": {column: vocab.itos for column, vocab in checkpoint.vocabs.items()},
         "data": config["data"],
         "train": config["train"],
         "metrics": checkpoint.metrics,

@@ -34,7 +34,7 @@ from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
 from .threads import thread_chooser
 from .model import Tagger
-from .report import print_scores, write_report
+from .report import column_accuracies, print_scores, write_report
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
 
@@ -182,6 +182,8 @@ class LoopState:
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best_accuracy: float = -1.0
+    best_all_tags: float = -1.0
+    """With several tag columns, the AllTags accuracy of the best epoch: it breaks ties of the first column's."""
     best_epoch: int = 0
     stale: int = 0
     stopped_early: bool = False
@@ -378,25 +380,28 @@ def _run(
                 raise _diverged(config, output_dir, epoch, "the weights are no longer finite numbers")
             with world.together():  # rank 0 scores, saves and logs; a failure there stops every rank
                 if world.is_main:
-                    dev_accuracy = evaluate(current, dev_set)["accuracy"]
+                    dev_scores = evaluate(current, dev_set)
+                    dev_accuracy = dev_scores["accuracy"]  # the first column's: it picks the best checkpoint
                     record = {
                         "epoch": epoch,
                         "lr": round(lr, 6),
                         "train_loss": round(loss_sum / tokens, 6),
                         "dev_accuracy": round(dev_accuracy, 6),
+                        **{f"dev_{c}": round(a, 6) for c, a in column_accuracies(dev_scores).items()},
                         "train_seconds": round(train_seconds, 3),
                         "train_tokens_per_second": round(tokens / train_seconds, 1),
                         "seconds": round(time.perf_counter() - started, 3),
                     }
                     loop.epoch = epoch
                     loop.history.append(record)
-                    improved = dev_accuracy > loop.best_accuracy
+                    all_tags = dev_scores.get("all_tags", {}).get("accuracy", dev_accuracy)
+                    improved = (dev_accuracy, all_tags) > (loop.best_accuracy, loop.best_all_tags)
                     if improved:
-                        loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
+                        loop.best_accuracy, loop.best_all_tags, loop.best_epoch, loop.stale = dev_accuracy, all_tags, epoch, 0
                     else:
                         loop.stale += 1
                     loop.stopped_early = bool(config.train.patience and loop.stale >= config.train.patience)
-                    current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
+                    current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy, **{f"dev_{c}": a for c, a in column_accuracies(dev_scores).items()}}
                     if improved:
                         save_checkpoint(output_dir / BEST, current)
                     current.train_state, current.train_tensors = _capture(loop, model, optimizer, rng)
@@ -421,7 +426,8 @@ def _run(
     report = _final_report(config, output_dir, device, splits, loop, num_params, interrupted)
     for name, scores in report["results"].items():
         print_scores(console, name, scores)
-        say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
+        say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})"
+            + "".join(f", {c} {100 * a:.2f}" for c, a in column_accuracies(scores).items()))
     say(f"run written to {output_dir}")
     return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
 
