@@ -1,4 +1,5 @@
-"""Tagging with a trained model: lists of words in, tags (and tag probabilities) out.
+"""Tagging with a trained model: lists of words in, the tags of every tag column (and their
+probabilities) out; reading text or CoNLL-U input and writing text, JSON or CoNLL-U output.
 
 Sentences are batched by length for speed and returned in the order given. Words
 outside the vocabulary become ``<unk>``; an empty sentence gets no tags.
@@ -168,13 +169,6 @@ def tag_stream(
             yield from _tagged(checkpoint, done, future.result())
 
 
-def tag_lines(
-    checkpoint: Checkpoint, lines: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
-) -> Iterator[Tagged]:
-    """Tag whitespace-tokenised lines (one sentence each), streaming, as ``tag_stream``."""
-    return tag_stream(checkpoint, (line.split() for line in lines), batch_size, scores)
-
-
 def _prob_dict(probs: torch.Tensor, tags: Vocab) -> dict[str, float]:
     return {tag: round(float(p), 4) for tag, p in sorted(zip(tags.itos, probs.tolist()), key=lambda x: -x[1])}
 
@@ -227,8 +221,23 @@ def format_conllu(sentence: Tagged, vocabs: Mapping[str, Vocab], sent_id: int = 
     return fresh_block(sentence.words, sentence.columns, sent_id, _misc(sentence, vocabs))
 
 
-INPUT_FORMATS = ("text", "conllu")
-"""``text``: whitespace-tokenised words, one sentence per line; ``conllu``: the word lines of CoNLL-U."""
+def _text_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[str], Block | None]]:
+    """Whitespace-tokenised words, one sentence per line."""
+    for _, line in decode_lines(raw_lines, name):
+        yield line.split(), None
+
+
+def _conllu_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[str], Block | None]]:
+    """The FORMs of each CoNLL-U sentence, with the sentence as read."""
+    for block in read_blocks(raw_lines, name):
+        yield block.forms, block
+
+
+INPUT_FORMATS = {"text": _text_input, "conllu": _conllu_input}
+"""``--input-format`` -> its reader: byte lines and their name -> ``(words, block)`` per sentence,
+streaming; ``block`` is the CoNLL-U sentence as read (``None`` for a format that makes new
+sentences), and a block without words stands for lines to copy. A new input format is one
+more entry here (and in the CLI's choices)."""
 
 
 def input_format_for(file: str | None, chosen: str | None) -> str:
@@ -239,14 +248,8 @@ def input_format_for(file: str | None, chosen: str | None) -> str:
 
 
 def read_input(raw_lines: Iterable[bytes], name: str, input_format: str) -> Iterator[tuple[list[str], Block | None]]:
-    """Input byte lines -> ``(words, block)`` per sentence, streaming; ``block`` is the CoNLL-U
-    sentence as read (``None`` for text), a block without words stands for lines to copy."""
-    if input_format == "conllu":
-        for block in read_blocks(raw_lines, name):
-            yield block.forms, block
-    else:
-        for _, line in decode_lines(raw_lines, name):
-            yield line.split(), None
+    """Input byte lines -> ``(words, block)`` per sentence in ``input_format`` (see ``INPUT_FORMATS``)."""
+    return INPUT_FORMATS[input_format](raw_lines, name)
 
 
 def write_predictions(

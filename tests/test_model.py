@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lstm_tagger.config import ModelConfig
+from lstm_tagger.data import TAG_PAD
 from lstm_tagger.model import CELLS, Tagger
 
 
@@ -68,3 +69,24 @@ def test_fused_dense_encoder_equals_the_packed_module(cell, bidirectional, num_l
     packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
     expected, _ = pad_packed_sequence(encoder.rnn(packed)[0], batch_first=True, total_length=7)
     assert torch.allclose(encoder(inputs, lengths), expected, atol=1e-5)
+
+
+def test_one_head_per_column_and_the_loss_is_their_weighted_sum():
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_dim=8, hidden_dim=6, output="crf", output_per_column={"feats": "softmax"})
+    model = Tagger(config, num_words=30, num_tags={"upos": 4, "xpos": 5, "feats": 3}, loss_weights={"xpos": 2.0}).eval()
+    assert list(model.heads) == ["upos", "xpos", "feats"] and model.loss_weights == [1.0, 2.0, 1.0]
+    assert model.heads["upos"].crf is not None and model.heads["feats"].crf is None
+    assert model.output is model.heads["upos"].output  # the first column's, as a one-column model has it
+    words = torch.tensor([[2, 3, 4], [5, 6, 0]])
+    lengths = torch.tensor([3, 2])
+    tags = torch.stack([torch.tensor([[0, 1, 2], [3, 0, TAG_PAD]]), torch.tensor([[4, 1, 2], [3, 0, TAG_PAD]]),
+                        torch.tensor([[0, 1, 2], [2, 0, TAG_PAD]])], dim=-1)
+    features = model.features(words, lengths)
+    expected = sum(
+        weight * model.heads[c].loss(model.heads[c].output(features), lengths, tags[..., i])
+        for i, (c, weight) in enumerate(zip(["upos", "xpos", "feats"], [1.0, 2.0, 1.0]))
+    )
+    assert torch.allclose(model.loss(words, lengths, tags), expected)
+    predicted = model.predict_columns(words, lengths, scores=True)
+    assert [predicted[c][1].shape[-1] for c in model.heads] == [4, 5, 3]
