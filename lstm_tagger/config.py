@@ -227,10 +227,11 @@ def validate(raw: Any, source: str) -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = _shown(".".join(str(part) for part in error["loc"]))
-        message = _message(error)
-        if not key:  # a check across sections names its own key
+        if not error["loc"] and error["type"] == "value_error":  # a check across sections names its own key
             key, _, message = str(error["ctx"]["error"]).partition(": ")
+        else:
+            key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
+            message = _message(error)
         raise ConfigError(f"{source}: {key}: {message}") from None
 
 
