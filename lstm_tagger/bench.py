@@ -52,7 +52,7 @@ from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import read_corpus
 from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
 from .predict import DEFAULT_BATCH_SIZE, tag
 
 DEFAULT_TOKENS = 1_000_000
@@ -476,10 +476,7 @@ def _bench(
     given = find_checkpoint(model) if model is not None else None
     if output is not None:
         output = Path(output)
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"{output.parent}: cannot create: {exc.strerror}") from None
+        make_dir(output.parent)
     corpus_path = config.data.test or config.data.dev
     sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.tag_column)]
     load_before = _load()

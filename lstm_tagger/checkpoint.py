@@ -181,5 +181,5 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
         return path
     candidates = sorted(Path(runs_dir).glob(f"*/{BEST}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
+        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]

@@ -33,7 +33,7 @@ from .report import print_scores
 from .runs import checkpoint_info, list_runs
 from .starter import write_starter_config
 from .threads import parse_threads, set_threads
-from .train import default_output_dir, train
+from .training import default_output_dir, train
 
 app = typer.Typer(
     name="lstm-tag",
@@ -56,7 +56,7 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
-            _error(str(exc))
+            _error(exc.for_cli())
         raise typer.Exit(2) from None
 
 
@@ -113,7 +113,7 @@ def train_cli(
         resolved = load_config(config, [*(overrides or []), *([f"train.threads={threads}"] if threads is not None else [])])
         result = train(
             resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress,
-            console=Console(quiet=True) if quiet else None,
+            console=None if quiet else Console(),
         )
     if result.interrupted:
         raise typer.Exit(130)

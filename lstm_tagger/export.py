@@ -190,7 +190,7 @@ def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str |
         raise ExportError(f"unknown export format {format!r}: use torchscript or onnx")
     output = Path(output)
     if output.is_dir():
-        raise ExportError(f"{output}: is a directory; --output takes the file to write")
+        raise ExportError(f"{output}: is a directory; output= takes the file to write", {"output=": "--output"})
     if not output.parent.is_dir():
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):

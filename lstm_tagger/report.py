@@ -17,8 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
 
 
 def _pct(value: float, count: int = 1) -> str:
@@ -99,10 +98,7 @@ def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str,
 
 def write_report(directory: Path, report: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
     """Write ``report.md``, ``report.json`` and the plots into ``directory`` (created if needed)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{directory}: cannot create: {exc.strerror}") from None
+    make_dir(directory)
     report = {**report, "plots": write_plots(directory, report, history)}
     atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(directory / "report.md", to_markdown(report))

@@ -23,7 +23,7 @@ from lstm_tagger.bench import (
 from lstm_tagger.checkpoint import BEST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.config import load_config
-from lstm_tagger.train import train
+from lstm_tagger.training import train
 
 from conftest import CLASSIC, ROOT, tiny_config
 

@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train
+from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
 from lstm_tagger.chars import FormTable
 from lstm_tagger.checkpoint import BEST, LAST, save_checkpoint
 from lstm_tagger.cli import app
@@ -31,7 +31,6 @@ runner = CliRunner()
 QUIET = Console(quiet=True)
 DEMO = ROOT / "configs" / "demo.yaml"
 DEMO_DEV = ROOT / "data" / "demo" / "dev.conllu"
-train_module = importlib.import_module("lstm_tagger.train")  # the package exports a function of that name
 
 # Small sentences where some words are ambiguous ("fish", "can"): the tag depends on the context.
 SENTENCES = [
@@ -147,14 +146,14 @@ def chars_crf_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chars_crf")
     config = load_config(features_config(tmp, model={"char_encoder": "lstm", "output": "crf"}, train={"epochs": 25}))
     saved = {}
-    real = train_module.save_checkpoint
+    real = training.save_checkpoint
 
     def spy(path, checkpoint):
         saved[Path(path).name] = checkpoint
         return real(path, checkpoint)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "save_checkpoint", spy)
+        patch.setattr(training, "save_checkpoint", spy)
         result = train(config, tmp / "run", progress=False, console=QUIET)
     assert result.best_dev_accuracy == 1.0 and result.epochs_run == 25
     return tmp / "run", saved[LAST]
@@ -344,7 +343,7 @@ def test_pretrained_vectors_end_to_end(tmp_path, monkeypatch, header, freeze, ma
     config = features_config(tmp_path, model=model, train={"epochs": 10})
     # the embedding right after the vectors were loaded: the model's initialisation
     initial = {}
-    real = train_module._load_vectors
+    real = training._load_vectors
 
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -353,7 +352,7 @@ def test_pretrained_vectors_end_to_end(tmp_path, monkeypatch, header, freeze, ma
         initial["itos"] = list(words_.itos)
         return result
 
-    monkeypatch.setattr(train_module, "_load_vectors", spy)
+    monkeypatch.setattr(training, "_load_vectors", spy)
     trained = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"])
     assert trained.exit_code == 0, trained.output
     checkpoint = load_checkpoint(tmp_path / "run" / LAST)
