@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
+from .flops import parameter_count
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
@@ -67,7 +68,7 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
     return {
         "path": str(path),
         "model": config["model"],
-        "parameters": sum(p.numel() for p in checkpoint.model.parameters()),
+        "parameters": parameter_count(checkpoint.model),
         "words": len(checkpoint.words),
         "tags": checkpoint.tags.itos,
         "data": config["data"],

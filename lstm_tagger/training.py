@@ -32,6 +32,7 @@ from .distributed import Share, World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, make_dir, run_lock
+from .flops import parameter_count
 from .model import Tagger
 from .threads import ThreadChooser, thread_chooser
 from .report import print_scores, write_report
@@ -343,7 +344,7 @@ def _start(session: Session, saved: Checkpoint | None) -> LoopState:
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in splits.train[:EXAMPLE_SENTENCES]])
     say(
         f"train {len(splits.train)} sentences / {sum(session.lengths)} tokens, dev {len(splits.dev)} sentences; "
-        f"{len(current.words)} words, {len(current.tags)} tags; {_parameters(session.model):,} parameters on {session.device}"
+        f"{len(current.words)} words, {len(current.tags)} tags; {parameter_count(session.model):,} parameters on {session.device}"
     )
     if session.world.distributed:
         say(
@@ -351,10 +352,6 @@ def _start(session: Session, saved: Checkpoint | None) -> LoopState:
             f"of every batch of {session.config.train.batch_size} sentences"
         )
     return loop
-
-
-def _parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _run(session: Session, loop: LoopState, console: Console, show_progress: bool) -> TrainResult:
@@ -553,7 +550,7 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
             "best epoch": loop.best_epoch,
             "best dev accuracy %": round(100 * loop.best_accuracy, 2),
             "training seconds": round(sum(r["train_seconds"] for r in loop.history), 1),
-            "parameters": _parameters(session.model),
+            "parameters": parameter_count(session.model),
             "interrupted": interrupted,
         },
         "results": results,

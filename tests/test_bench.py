@@ -13,13 +13,8 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lstm_tagger.bench import (
-    bench,
-    cycled_lines,
-    flops_per_token,
-    forward_flops,
-    write_token_file,
-)
+from lstm_tagger.bench import bench, cycled_lines, write_token_file
+from lstm_tagger.flops import flops_per_token, forward_flops
 from lstm_tagger.checkpoint import BEST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.config import load_config
