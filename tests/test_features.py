@@ -25,7 +25,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.data import read_corpus
 from lstm_tagger.vocab import PAD, UNK, UNK_ID
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_one_line_error, tiny_config
 
 runner = CliRunner()
 QUIET = Console(quiet=True)
@@ -62,14 +62,6 @@ def no_plots():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(importlib.import_module("lstm_tagger.report"), "write_plots", lambda directory, report, history: {})
         yield
-
-
-def one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
 
 
 # 1. Overfitting ----------------------------------------------------------------------------
@@ -383,7 +375,7 @@ def test_vectors_dimension_mismatch_is_one_line(tmp_path, header):
     path = write_vectors(tmp_path / "vecs.txt", vector_rows(1, dim=DIM - 8), header=header)
     config = features_config(tmp_path, model={"vectors": "vecs.txt"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{path}:1:", f"{DIM - 8} dimensions", f"model.embedding_dim is {DIM}")
+    assert_one_line_error(result, f"{path}:1:", f"{DIM - 8} dimensions", f"model.embedding_dim is {DIM}")
 
 
 @pytest.mark.parametrize(
@@ -398,16 +390,16 @@ def test_vectors_unreadable_line_names_file_and_line(tmp_path, bad_line, message
     path.write_text("\n".join(lines) + "\n")
     config = features_config(tmp_path, model={"vectors": "vecs.txt"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{path}:3: {message}")
+    assert_one_line_error(result, f"{path}:3: {message}")
 
 
 def test_missing_vectors_file_is_a_config_error(tmp_path):
     config = features_config(tmp_path, model={"vectors": "nowhere.vec"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{config}: model.vectors: file not found:", "nowhere.vec")
+    assert_one_line_error(result, f"{config}: model.vectors: file not found:", "nowhere.vec")
     assert not (tmp_path / "run").exists()
     result = runner.invoke(app, ["train", str(DEMO), "--output", str(tmp_path / "run"), "--set", "model.vectors=nowhere.vec"])
-    one_line_error(result, "model.vectors: file not found:")
+    assert_one_line_error(result, "model.vectors: file not found:")
 
 
 def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
@@ -416,7 +408,7 @@ def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
     path = write_vectors(tmp_path / "vecs.txt", vector_rows(3, dim=DIM - 8))
     config = features_config(tmp_path, model={"vectors": "vecs.txt"}, train={"epochs": 1})
     command = ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]
-    one_line_error(runner.invoke(app, command), "model.embedding_dim")
+    assert_one_line_error(runner.invoke(app, command), "model.embedding_dim")
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     write_vectors(path, vector_rows(3))
     result = runner.invoke(app, command)
@@ -440,7 +432,7 @@ def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
 def test_bad_feature_settings_are_one_line(tmp_path, override, message):
     config = features_config(tmp_path)
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--set", override])
-    one_line_error(result, f"{config}: {message}")
+    assert_one_line_error(result, f"{config}: {message}")
     assert not (tmp_path / "run").exists()
 
 
