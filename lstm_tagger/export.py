@@ -95,7 +95,7 @@ def emission_net(checkpoint: Checkpoint) -> EmissionNet:
     (the caller's model stays as it is)."""
     config = checkpoint.config.model
     fused = config.model_copy(update={"cell": FAMILY[config.cell]})
-    model = Tagger(fused, len(checkpoint.words), len(checkpoint.tags), len(checkpoint.chars) if checkpoint.chars else 0)
+    model = Tagger(fused, len(checkpoint.words), len(checkpoint.tags), len(checkpoint.chars) if checkpoint.chars is not None else 0)
     model.load_state_dict(checkpoint.model.state_dict())
     return EmissionNet(model).eval()
 
