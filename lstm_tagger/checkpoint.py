@@ -104,6 +104,54 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
     return metadata
 
 
+@dataclass
+class Description:
+    """What ``describe`` wrote, read back: the config and the vocabularies (and the metrics), format 1 upgraded."""
+
+    config: Config
+    words: WordVocab
+    vocabs: dict[str, Vocab]
+    """Each tag column's vocabulary, in ``data.columns`` order."""
+    chars: Vocab | None
+    metrics: dict[str, Any]
+    upgraded: bool
+    """Written with one tag column (checkpoint format 1): its parameter names are format 1's."""
+
+    @property
+    def tags(self) -> Vocab:
+        """The first column's tag vocabulary."""
+        return next(iter(self.vocabs.values()))
+
+
+def read_description(
+    meta: dict[str, str], path: Path, what: str = "checkpoint", version: int = FORMAT_VERSION, error: type = CheckpointError
+) -> Description:
+    """Check ``meta``'s format version (at most ``version``) and read what ``describe`` wrote;
+    every way it can be wrong is an ``error`` naming ``path`` and ``what`` was read (shared with ``export``)."""
+    try:
+        found = int(meta["format_version"])
+    except (KeyError, ValueError):
+        raise error(f"{path}: {what} has no valid format_version") from None
+    if found > version:
+        noun = "checkpoint" if what == "checkpoint" else "export"
+        raise error(f"{path}: {noun} format {found} is newer than this lstm-tag reads ({version}); upgrade lstm-tag")
+    try:
+        raw_config = json.loads(meta["config"])
+        upgraded = "columns" not in meta  # written before several tag columns (checkpoint format 1)
+        if upgraded:
+            raw_config, meta = upgrade_v1(raw_config, meta)
+        return Description(
+            config=Config.model_validate(raw_config),
+            words=WordVocab.from_dict(json.loads(meta["words"])),
+            vocabs={column: Vocab.from_dict(vocab) for column, vocab in json.loads(meta["columns"]).items()},
+            chars=Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None,
+            metrics=json.loads(meta.get("metrics", "{}")),
+            upgraded=upgraded,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+        raise error(f"{path}: {what} metadata is damaged ({type(exc).__name__})") from None
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
     """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``.
 
@@ -113,25 +161,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
     meta = _read_metadata(data, path)
+    described = read_description(meta, path)
+    config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
     try:
-        version = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise CheckpointError(f"{path}: checkpoint has no valid format_version") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this lstm-tag reads ({FORMAT_VERSION}); upgrade lstm-tag"
-        )
-    try:
-        raw_config = json.loads(meta["config"])
-        if version == 1:
-            raw_config, meta = upgrade_v1(raw_config, meta)
-        config = Config.model_validate(raw_config)
-        words = WordVocab.from_dict(json.loads(meta["words"]))
-        vocabs = {column: Vocab.from_dict(vocab) for column, vocab in json.loads(meta["columns"]).items()}
-        chars = Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None
-        metrics = json.loads(meta.get("metrics", "{}"))
         train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
@@ -143,7 +177,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
-    if version == 1:
+    if described.upgraded:
         tensors = {_v1_name(name, config.data.columns[0]): t for name, t in tensors.items()}
         train_tensors = {_v1_name(name, config.data.columns[0], "momentum."): t for name, t in train_tensors.items()}
     try:
@@ -158,7 +192,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, vocabs=vocabs, metrics=metrics, path=path, chars=chars,
+        model=model, config=config, words=words, vocabs=vocabs, metrics=described.metrics, path=path, chars=chars,
         train_state=train_state, train_tensors=train_tensors,
     )
 
@@ -196,5 +230,5 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
         return path
     candidates = sorted(Path(runs_dir).glob(f"*/{BEST}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
+        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]

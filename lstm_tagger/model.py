@@ -16,7 +16,7 @@ from torch import nn
 from .cells import HandGRU, HandLSTM, fused_direction, run_layers
 from .chars import CharBatch, CharEncoder
 from .config import ModelConfig
-from .crf import CRF
+from .crf import CRF, decode_tags
 from .data import TAG_PAD
 from .vocab import PAD_ID
 
@@ -113,9 +113,7 @@ class Head(nn.Module):
 
     def predict(self, scores: torch.Tensor, lengths: torch.Tensor, probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (B, T) best tags (argmax, or Viterbi with a CRF) and (B, T, K) log-probabilities when ``probs``."""
-        if self.crf is not None:
-            return self.crf.decode(scores, lengths), self.crf.marginals(scores, lengths) if probs else None
-        return scores.argmax(dim=-1), torch.log_softmax(scores, dim=-1) if probs else None
+        return decode_tags(scores, lengths, self.crf, probs)
 
 
 class Tagger(nn.Module):
@@ -221,5 +219,4 @@ class Tagger(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first column's (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and
         (B, T, K) log-probabilities when ``scores`` (else None)."""
-        head = self.heads[self.columns[0]]
-        return head.predict(self.emissions(words, lengths, chars), lengths, scores)
+        return decode_tags(self.emissions(words, lengths, chars), lengths, self.crf, scores)

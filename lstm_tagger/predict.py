@@ -12,7 +12,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import tee
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -51,13 +51,14 @@ class _Prepared:
     """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
 
 
-def _prepare(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
+def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
+    """Encode ``sentences`` with ``source``'s ``words`` and ``chars`` vocabularies (a ``Checkpoint``,
+    or an exported model) and batch them by length."""
     lengths = [len(words) for words in sentences]
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
-    encode = checkpoint.words.encode
+    encode = source.words.encode
     word_ids = [encode(words) if words else None for words in sentences]
-    chars = checkpoint.chars if checkpoint.model.chars is not None else None
-    forms = FormTable(chars, sentences) if chars is not None else None
+    forms = FormTable(source.chars, sentences) if source.chars is not None else None
     batches = []
     for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
         index = [nonempty[j] for j in group]
@@ -71,29 +72,39 @@ Results = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
 """One sentence's output: column -> (tag ids (len,), log-probabilities (len, K) or None)."""
 
 
+def per_sentence(prepared: _Prepared, run: Callable[..., tuple], empty: tuple) -> list[tuple]:
+    """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None) on every batch;
+    returns each sentence's tuple, in order, every tensor cut to its length (``empty`` when it has none)."""
+    results = [empty] * len(prepared.lengths)
+    for index, words, lengths, chars in prepared.batches:
+        outputs = run(words, lengths, chars)
+        for row, i in enumerate(index):
+            n = prepared.lengths[i]
+            results[i] = tuple(output[row, :n] if output is not None else None for output in outputs)
+    return results
+
+
 def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[Results]:
     """Run the model over prepared batches (the torch half of tagging; safe in a worker thread)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    empty = {
-        column: (torch.empty(0, dtype=torch.long), torch.empty(0, head.output.out_features) if scores else None)
-        for column, head in model.heads.items()
-    }
-    results: list[Results] = [empty] * len(prepared.lengths)
+    columns = model.columns
+    empty = tuple(
+        t for head in model.heads.values()
+        for t in (torch.empty(0, dtype=torch.long), torch.empty(0, head.output.out_features) if scores else None)
+    )
+
+    def run(words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None) -> tuple:
+        heads = model.predict_columns(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
+        return tuple(t.cpu() if t is not None else None for column in columns for t in heads[column])
+
     try:
         with torch.inference_mode():
-            for index, words, lengths, chars in prepared.batches:
-                columns = model.predict_columns(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
-                columns = {c: (best.cpu(), logp.cpu() if logp is not None else None) for c, (best, logp) in columns.items()}
-                for row, i in enumerate(index):
-                    n = prepared.lengths[i]
-                    results[i] = {
-                        c: (best[row, :n], logp[row, :n] if logp is not None else None) for c, (best, logp) in columns.items()
-                    }
+            flat = per_sentence(prepared, run, empty)  # (tags, log-probabilities) of each column in turn
     finally:
         model.train(was_training)
-    return results
+    return [{column: (result[2 * k], result[2 * k + 1]) for k, column in enumerate(columns)} for result in flat]
 
 
 def run_columns(
@@ -103,7 +114,7 @@ def run_columns(
 
     The model runs in eval and inference mode on batches of similar length.
     """
-    return _compute(checkpoint.model, _prepare(checkpoint, sentences, batch_size), scores)
+    return _compute(checkpoint.model, prepare(checkpoint, sentences, batch_size), scores)
 
 
 def run_model(
@@ -159,7 +170,7 @@ def tag_stream(
     with ThreadPoolExecutor(max_workers=1) as worker:
         pending: deque[tuple[list[Sequence[str]], Future]] = deque()
         for chunk in chunks(sentences, batch_size * 8):
-            prepared = _prepare(checkpoint, chunk, batch_size)
+            prepared = prepare(checkpoint, chunk, batch_size)
             pending.append((chunk, worker.submit(_compute, checkpoint.model, prepared, scores)))
             if len(pending) > 1:
                 done, future = pending.popleft()

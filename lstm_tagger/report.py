@@ -18,12 +18,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
 
 
-def _pct(value: float, count: int = 1) -> str:
-    """A fraction as a percentage; ``n/a`` when it was measured over nothing."""
+def percent(value: float | None, count: int = 1) -> str:
+    """A fraction as a percentage; ``n/a`` when it was measured over nothing, ``-`` when unknown (None)."""
+    if value is None:
+        return "-"
     return f"{100 * value:.2f}" if count else "n/a"
 
 
@@ -44,20 +45,20 @@ def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, ...]]:
     columns = list(columns_of(scores).values())
     first = columns[0]
     rows = [
-        ("token accuracy", *(_pct(c["accuracy"]) for c in columns), str(first["tokens"])),
-        ("sentence accuracy", *(_pct(c["sentence_accuracy"]) for c in columns), str(first["sentences"])),
-        ("known words", *(_pct(c["known_accuracy"], c["known_tokens"]) for c in columns), str(first["known_tokens"])),
-        ("unknown (OOV) words", *(_pct(c["oov_accuracy"], c["oov_tokens"]) for c in columns), str(first["oov_tokens"])),
+        ("token accuracy", *(percent(c["accuracy"]) for c in columns), str(first["tokens"])),
+        ("sentence accuracy", *(percent(c["sentence_accuracy"]) for c in columns), str(first["sentences"])),
+        ("known words", *(percent(c["known_accuracy"], c["known_tokens"]) for c in columns), str(first["known_tokens"])),
+        ("unknown (OOV) words", *(percent(c["oov_accuracy"], c["oov_tokens"]) for c in columns), str(first["oov_tokens"])),
     ]
     if "all_tags" in scores:
         all_tags = scores["all_tags"]
-        rows.append(("all tags right", *([_pct(all_tags["accuracy"])] + [""] * (len(columns) - 1)), str(all_tags["tokens"])))
+        rows.append(("all tags right", *([percent(all_tags["accuracy"])] + [""] * (len(columns) - 1)), str(all_tags["tokens"])))
     return rows
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), str(s["support"]))
+        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), str(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -127,10 +128,7 @@ def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str,
 
 def write_report(directory: Path, report: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
     """Write ``report.md``, ``report.json`` and the plots into ``directory`` (created if needed)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{directory}: cannot create: {exc.strerror}") from None
+    make_dir(directory)
     report = {**report, "plots": write_plots(directory, report, history)}
     atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(directory / "report.md", to_markdown(report))

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
-from .report import column_accuracies
+from .flops import parameter_count
+from .report import column_accuracies, percent
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +73,7 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
     return {
         "path": str(path),
         "model": config["model"],
-        "parameters": sum(p.numel() for p in checkpoint.model.parameters()),
+        "parameters": parameter_count(checkpoint.model),
         "words": len(checkpoint.words),
         "tags": checkpoint.tags.itos,
         "columns": {column: vocab.itos for column, vocab in checkpoint.vocabs.items()},
@@ -79,3 +81,33 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
         "train": config["train"],
         "metrics": checkpoint.metrics,
     }
+
+
+def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
+    """``list_runs``'s records as the terminal table of ``lstm-tag runs``."""
+    table = Table(title=f"runs in {runs_dir}/", title_justify="left")
+    for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
+        table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
+    for r in records:
+        test = percent(r["test_accuracy"]) + "".join(f" {c} {percent(a)}" for c, a in list(r["test_columns"].items())[1:])
+        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), percent(r["best_dev_accuracy"]), test)
+    return table
+
+
+def info_table(info: dict[str, Any]) -> Table:
+    """``checkpoint_info``'s record as the terminal table of ``lstm-tag info``."""
+    table = Table(title=info["path"], title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for section in ("model", "train"):
+        for key, value in info[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    table.add_row("parameters", f"{info['parameters']:,}")
+    table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
+    for column, tags in info["columns"].items():
+        table.add_row(f"tag set {column}", f"{len(tags)} tags: {' '.join(tags)}")
+    for key in ("train", "dev", "test"):
+        table.add_row(f"data.{key}", str(info["data"][key]))
+    for key, value in info["metrics"].items():
+        table.add_row(key, str(value))
+    return table
