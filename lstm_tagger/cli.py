@@ -209,7 +209,7 @@ def predict_cli(
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
             exported = load_onnx(onnx)
-            vocabs = {exported.config.data.columns[0]: exported.tags}
+            vocabs = exported.vocabs
             tagger = lambda sentences: (  # noqa: E731
                 t for chunk in chunks(sentences, batch_size * 8) for t in tag_exported(exported, chunk, batch_size, scores)
             )

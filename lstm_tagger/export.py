@@ -8,16 +8,18 @@ What is exported is the network from ids to tag scores, for a padded batch::
     char_forms    (U, L) int64    > only with a character encoder: a ``chars.CharBatch``
     char_lengths  (U,)   int64   /
     -> emissions  (B, T, K) float32, unnormalised tag scores (meaningless beyond a length)
+       [, emissions_COLUMN (B, T, K_c) for each further tag column of ``data.columns``]
 
 B, T, U and L are free (dynamic axes). Everything else travels with the file as JSON
 strings: the format name and version, the training config, the word, tag and character
-vocabularies and, for a CRF model, its transition, start and end scores (ONNX: the
+vocabularies (each column's) and, for each CRF head, its transition, start and end scores
+(``crf`` for the first column, ``crf_COLUMN`` for the others) (ONNX: the
 model's ``metadata_props``; TorchScript: the extra file ``lstm_tag.json``, a JSON object
 of the same strings). Tagging an exported file (``load_exported``, ``tag_exported``)
 batches and encodes as ``predict`` does (``predict.prepare``), runs the network, and
-decodes the emissions with ``crf.decode_tags``, the tagger's own decoder.
+decodes each head's emissions with ``crf.decode_tags``, the tagger's own decoder.
 
-The network is the tagger's own ``Tagger.emissions``, traced (``torch.jit.trace`` for
+The network is the tagger's own ``Tagger.column_emissions``, traced (``torch.jit.trace`` for
 TorchScript; ONNX's TorchScript-based exporter traces too), with the checkpoint's weights
 in a ``Tagger`` of the cell's fused family (``hand_lstm`` -> ``lstm``, ``hand_gru`` ->
 ``gru``: the same parameters). Every layer and direction is then one ``torch.lstm`` /
@@ -70,7 +72,8 @@ class ExportError(UserError):
 
 
 class EmissionNet(nn.Module):
-    """The exported network: ``Tagger.emissions`` with the character batch as three tensors."""
+    """The exported network: ``Tagger.column_emissions`` with the character batch as three tensors
+    (one output for one tag column, a tuple of one per column for several)."""
 
     def __init__(self, model: Tagger):
         super().__init__()
@@ -85,9 +88,10 @@ class EmissionNet(nn.Module):
         char_lengths: Optional[Tensor] = None,
     ) -> Tensor:
         """words (B, T), lengths (B,) [, char_index (B, T), char_forms (U, L), char_lengths (U,)],
-        all int64 -> emissions (B, T, K)."""
+        all int64 -> emissions (B, T, K) [, each further column's (B, T, K_c)]."""
         chars = None if char_index is None else CharBatch(char_index, char_forms, char_lengths)
-        return self.model.emissions(words, lengths, chars)
+        emissions = self.model.column_emissions(words, lengths, chars)
+        return emissions[0] if len(emissions) == 1 else tuple(emissions)
 
 
 def emission_net(checkpoint: Checkpoint) -> EmissionNet:
@@ -99,6 +103,16 @@ def emission_net(checkpoint: Checkpoint) -> EmissionNet:
     model = Tagger(fused, len(checkpoint.words), sizes, len(checkpoint.chars) if checkpoint.chars is not None else 0)
     model.load_state_dict(checkpoint.model.state_dict())
     return EmissionNet(model).eval()
+
+
+def output_names(columns: Sequence[str]) -> list[str]:
+    """The network's outputs: ``emissions`` (the first column's), then ``emissions_COLUMN`` for each further one."""
+    return ["emissions", *(f"emissions_{column}" for column in columns[1:])]
+
+
+def _crf_key(columns: Sequence[str], column: str) -> str:
+    """The metadata key of ``column``'s CRF scores: ``crf`` for the first column, ``crf_COLUMN`` for the others."""
+    return "crf" if column == columns[0] else f"crf_{column}"
 
 
 def input_names(with_chars: bool) -> list[str]:
@@ -117,9 +131,12 @@ def _metadata(checkpoint: Checkpoint) -> dict[str, str]:
         "inputs": json.dumps(input_names(checkpoint.chars is not None)),
         **describe(checkpoint),
     }
-    crf = checkpoint.model.crf
-    if crf is not None:
-        meta["crf"] = json.dumps({name: getattr(crf, name).detach().cpu().tolist() for name in ("transitions", "start", "end")})
+    columns = list(checkpoint.vocabs)
+    for column in columns:
+        crf = checkpoint.model.heads[column].crf
+        if crf is not None:
+            scores = {name: getattr(crf, name).detach().cpu().tolist() for name in ("transitions", "start", "end")}
+            meta[_crf_key(columns, column)] = json.dumps(scores)
     return meta
 
 
@@ -159,7 +176,8 @@ def _onnx_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
         raise ExportError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
     example = _example_inputs(net)
     names = input_names(net.model.chars is not None)
-    axes = {"words": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "emissions": {0: "batch", 1: "time"}}
+    outputs = output_names(net.model.columns)
+    axes = {"words": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, **{name: {0: "batch", 1: "time"} for name in outputs}}
     if net.model.chars is not None:
         axes.update(char_index={0: "batch", 1: "time"}, char_forms={0: "forms", 1: "chars"}, char_lengths={0: "forms"})
     # The TorchScript-based exporter; torch >= 2.5 has to be told not to use torch.export.
@@ -173,7 +191,7 @@ def _onnx_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
         warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(
-            net, example, buffer, input_names=names, output_names=["emissions"], dynamic_axes=axes,
+            net, example, buffer, input_names=names, output_names=outputs, dynamic_axes=axes,
             opset_version=ONNX_OPSET, **legacy,
         )
     model = onnx.load_from_string(buffer.getvalue())
@@ -196,8 +214,6 @@ def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str |
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(find_checkpoint(checkpoint))
-    if len(checkpoint.vocabs) > 1:
-        raise ExportError(f"export carries one tag column; this model tags {', '.join(checkpoint.vocabs)} (not exportable yet)")
     net = emission_net(checkpoint)
     meta = _metadata(checkpoint)
     data = _torchscript_bytes(net, meta) if format == "torchscript" else _onnx_bytes(net, meta)
@@ -216,13 +232,24 @@ class ExportedModel:
     format: str
     config: Config
     words: WordVocab
-    tags: Vocab
+    vocabs: dict[str, Vocab]
+    """Each tag column's vocabulary, in ``data.columns`` order."""
     chars: Vocab | None
-    crf: CRF | None
-    """The CRF's transition, start and end scores, for a CRF model."""
+    crfs: dict[str, CRF | None]
+    """Each column's CRF (its transition, start and end scores), None for a softmax head."""
     inputs: list[str]
-    run: Callable[[dict[str, np.ndarray]], np.ndarray]
-    """Inputs by name (int64 arrays) -> emissions (B, T, K) float32."""
+    run: Callable[[dict[str, np.ndarray]], list[np.ndarray]]
+    """Inputs by name (int64 arrays) -> each column's emissions (B, T, K_c) float32, in column order."""
+
+    @property
+    def tags(self) -> Vocab:
+        """The first column's tag vocabulary."""
+        return next(iter(self.vocabs.values()))
+
+    @property
+    def crf(self) -> CRF | None:
+        """The first column's CRF, if it has one."""
+        return next(iter(self.crfs.values()))
 
 
 def _not_exported(path: Path, why: str) -> ExportError:
@@ -236,15 +263,22 @@ def _read_metadata(meta: dict[str, str], path: Path) -> dict:
     described = read_description(meta, path, "exported model", EXPORT_VERSION, ExportError)
     try:
         inputs = [str(name) for name in json.loads(meta["inputs"])]
-        crf = None
-        if "crf" in meta:
-            scores = json.loads(meta["crf"])
-            crf = CRF(len(described.tags))
-            crf.load_state_dict({name: torch.tensor(scores[name], dtype=torch.float32) for name in ("transitions", "start", "end")})
+        columns = list(described.vocabs)
+        crfs = {column: _read_crf(meta.get(_crf_key(columns, column)), len(vocab)) for column, vocab in described.vocabs.items()}
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: exported model metadata is damaged ({type(exc).__name__})") from None
-    return {"config": described.config, "words": described.words, "tags": described.tags, "chars": described.chars,
-            "crf": crf, "inputs": inputs}
+    return {"config": described.config, "words": described.words, "vocabs": described.vocabs, "chars": described.chars,
+            "crfs": crfs, "inputs": inputs}
+
+
+def _read_crf(stored: str | None, num_tags: int) -> CRF | None:
+    """A CRF of ``num_tags`` tags with the scores stored as JSON (None when there are none)."""
+    if stored is None:
+        return None
+    scores = json.loads(stored)
+    crf = CRF(num_tags)
+    crf.load_state_dict({name: torch.tensor(scores[name], dtype=torch.float32) for name in ("transitions", "start", "end")})
+    return crf
 
 
 def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
@@ -268,8 +302,10 @@ def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
     if [i.name for i in session.get_inputs()] != fields["inputs"]:
         raise ExportError(f"{path}: exported model metadata is damaged (inputs do not match)")
 
-    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-        return session.run(["emissions"], feed)[0]
+    outputs = output_names(list(fields["vocabs"]))
+
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return session.run(outputs, feed)
 
     return ExportedModel(path=path, format="onnx", run=run, **fields)
 
@@ -292,9 +328,10 @@ def load_torchscript(path: str | Path) -> ExportedModel:
     module.eval()
     names = fields["inputs"]
 
-    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
-            return module(*(torch.from_numpy(feed[name]) for name in names)).numpy()
+            outputs = module(*(torch.from_numpy(feed[name]) for name in names))
+        return [output.numpy() for output in (outputs if isinstance(outputs, tuple) else (outputs,))]
 
     return ExportedModel(path=path, format="torchscript", run=run, **fields)
 
@@ -307,34 +344,55 @@ def load_exported(path: str | Path, threads: int | None = None) -> ExportedModel
     return load_onnx(path, threads)
 
 
-def run_exported(
+ExportedResult = tuple[Tensor, Tensor | None, Tensor]
+"""One sentence's output of one column: tag ids (len,), log-probabilities (len, K) or None, emissions (len, K)."""
+
+
+def run_exported_columns(
     model: ExportedModel, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
-) -> list[tuple[Tensor, Tensor | None, Tensor]]:
-    """For each sentence, in order: tag ids (len_i,), log-probabilities (len_i, K) when
-    ``scores`` (else None), and emissions (len_i, K); batched by length as ``predict.run_model``."""
-    num_tags = len(model.tags)
-    empty = (torch.zeros(0, dtype=torch.long), torch.zeros(0, num_tags) if scores else None, torch.zeros(0, num_tags))
+) -> list[dict[str, ExportedResult]]:
+    """For each sentence, in order, each column's tag ids, log-probabilities when ``scores`` (else None)
+    and emissions; batched by length as ``predict.run_model``, each head decoded by ``crf.decode_tags``."""
+    columns = list(model.vocabs)
+    empty = tuple(
+        t for vocab in model.vocabs.values()
+        for t in (torch.zeros(0, dtype=torch.long), torch.zeros(0, len(vocab)) if scores else None, torch.zeros(0, len(vocab)))
+    )
 
     def run(words: Tensor, lengths: Tensor, chars: CharBatch | None) -> tuple:
         feed = {"words": words, "lengths": lengths}
         if chars is not None:
             feed.update(char_index=chars.index, char_forms=chars.forms, char_lengths=chars.lengths)
-        emissions = torch.from_numpy(model.run({name: tensor.numpy() for name, tensor in feed.items()}))
+        outputs = model.run({name: tensor.numpy() for name, tensor in feed.items()})
+        decoded = []
         with torch.inference_mode():
-            return (*decode_tags(emissions, lengths, model.crf, scores), emissions)
+            for column, output in zip(columns, outputs):
+                emissions = torch.from_numpy(output)
+                decoded += [*decode_tags(emissions, lengths, model.crfs[column], scores), emissions]
+        return tuple(decoded)
 
-    return per_sentence(prepare(model, sentences, batch_size), run, empty)
+    flat = per_sentence(prepare(model, sentences, batch_size), run, empty)  # three tensors per column in turn
+    return [{column: result[3 * k : 3 * k + 3] for k, column in enumerate(columns)} for result in flat]
+
+
+def run_exported(
+    model: ExportedModel, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+) -> list[ExportedResult]:
+    """The first column's ``run_exported_columns``: tag ids (len_i,), log-probabilities (len_i, K)
+    when ``scores`` (else None) and emissions (len_i, K) for each sentence, in order."""
+    first = next(iter(model.vocabs))
+    return [result[first] for result in run_exported_columns(model, sentences, batch_size, scores)]
 
 
 def tag_exported(
     model: ExportedModel, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> list[Tagged]:
-    """Tag each sentence (a list of words) with an exported model, as ``predict.tag`` does."""
+    """Tag each sentence (a list of words) with an exported model, as ``predict.tag`` does: every column."""
     results = []
-    for words, (best, logp, _) in zip(sentences, run_exported(model, sentences, batch_size, scores)):
-        column = model.config.data.columns[0]
-        probs = {column: logp.exp()} if logp is not None else None
-        results.append(Tagged(list(words), {column: model.tags.decode(best.tolist())}, probs))
+    for words, result in zip(sentences, run_exported_columns(model, sentences, batch_size, scores)):
+        columns = {column: model.vocabs[column].decode(best.tolist()) for column, (best, _, _) in result.items()}
+        probs = {column: logp.exp() for column, (_, logp, _) in result.items() if logp is not None} or None
+        results.append(Tagged(list(words), columns, probs))
     return results
 
 

@@ -180,6 +180,11 @@ class Tagger(nn.Module):
         """words (B, T), lengths (B,) -> (B, T, K) unnormalised tag scores of the first column."""
         return self.output(self.features(words, lengths, chars))
 
+    def column_emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> list[torch.Tensor]:
+        """words (B, T), lengths (B,) -> each column's (B, T, K_c) unnormalised tag scores, in ``columns`` order."""
+        features = self.features(words, lengths, chars)
+        return [self.heads[column].output(features) for column in self.columns]
+
     def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
         """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities
         of the first column.

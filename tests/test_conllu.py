@@ -7,6 +7,7 @@ from ``predict`` byte for byte as the original.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -24,6 +25,7 @@ from lstm_tagger.checkpoint import BEST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.config import Config, DataConfig, ModelConfig
 from lstm_tagger.conllu import read_blocks
+from lstm_tagger.export import load_exported, tag_exported
 from lstm_tagger.model import Tagger
 from lstm_tagger.predict import tag
 
@@ -211,11 +213,37 @@ def test_training_on_a_column_that_is_all_underscore_is_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_export_of_several_columns_is_refused_with_one_line(three_columns, tmp_path):
-    result = runner.invoke(app, ["export", str(three_columns), "--format", "torchscript", "--output", str(tmp_path / "m.pt")])
-    assert result.exit_code == 2
-    assert result.stderr == "lstm-tag: error: export carries one tag column; this model tags upos, xpos, feats (not exportable yet)\n"
-    assert not (tmp_path / "m.pt").exists()
+HAVE_ONNX = all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+@pytest.mark.parametrize(
+    "format", ["torchscript", pytest.param("onnx", marks=pytest.mark.skipif(not HAVE_ONNX, reason="onnx and onnxruntime are not installed"))]
+)
+def test_export_carries_every_head_and_tags_as_the_checkpoint(three_columns, tmp_path, format):
+    output = tmp_path / ("m.pt" if format == "torchscript" else "m.onnx")
+    result = runner.invoke(app, ["export", str(three_columns), "--format", format, "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    exported = load_exported(output)
+    checkpoint = load_checkpoint(three_columns / BEST)
+    assert list(exported.vocabs) == COLUMNS and [c is not None for c in exported.crfs.values()] == [True, True, False]
+    sentences = [list(w for w, *_ in sentence) for sentence in GOLD] + [["dog"], []]
+    expected, got = tag(checkpoint, sentences, scores=True), tag_exported(exported, sentences, batch_size=2, scores=True)
+    assert [t.columns for t in got] == [t.columns for t in expected]
+    for a, b in zip(got, expected):
+        for column in COLUMNS:
+            torch.testing.assert_close(a.probs[column], b.probs[column], atol=1e-4, rtol=0)
+    if format == "onnx":
+        source = tmp_path / "in.conllu"
+        source.write_text(conllu_text(extras=True), encoding="utf-8")
+        for args in (["--format", "json", "--scores"], ["--format", "conllu"], ["--format", "text"]):
+            by_model = runner.invoke(app, ["predict", "-m", str(three_columns), "--file", str(source), *args])
+            by_onnx = runner.invoke(app, ["predict", "--onnx", str(output), "--file", str(source), *args])
+            assert by_model.exit_code == by_onnx.exit_code == 0, by_onnx.output
+            if "--scores" in args:
+                rows = [(json.loads(x), json.loads(y)) for x, y in zip(by_onnx.stdout.splitlines(), by_model.stdout.splitlines())]
+                assert [x[c] for x, _ in rows for c in COLUMNS] == [y[c] for _, y in rows for c in COLUMNS]
+            else:
+                assert by_onnx.stdout == by_model.stdout
 
 
 def _as_format_1(path: Path, out: Path) -> None:
