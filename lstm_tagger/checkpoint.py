@@ -13,18 +13,19 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Json, ValidationError, model_validator
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Config
-from .errors import CheckpointError
+from .errors import CheckpointError, UserError
 from .files import atomic_write_bytes, read_bytes
+from .limits import check_parameters, planned_parameters
 from .model import FAMILY, Tagger
-from .vocab import Vocab, WordVocab
+from .vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
 FORMAT_VERSION = 1
@@ -75,8 +76,108 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
-def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (8-byte little-endian size, then JSON)."""
+# --- the metadata schema: every field typed and checked before anything is built from it ---
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class VocabMeta(_Strict):
+    """A ``Vocab.to_dict()``: unique strings, and ``unk`` (if any) one of their ids."""
+
+    itos: list[str]
+    unk: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VocabMeta":
+        if len(set(self.itos)) != len(self.itos):
+            raise ValueError("vocabulary entries are not unique")
+        if self.unk is not None and not 0 <= self.unk < len(self.itos):
+            raise ValueError(f"unk id {self.unk} is outside the vocabulary of {len(self.itos)}")
+        return self
+
+
+class WordVocabMeta(VocabMeta):
+    """A ``WordVocab.to_dict()``: ``<pad>``, ``<unk>``, the shape classes if used, then words."""
+
+    shapes: bool
+    lowercase_fallback: bool
+    trained: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _specials(self) -> "WordVocabMeta":
+        specials = [PAD, UNK, *(SHAPES if self.shapes else ())]
+        if self.itos[: len(specials)] != specials or self.unk != UNK_ID:
+            raise ValueError(f"a word vocabulary starts with {', '.join(specials)} and has unk {UNK_ID}")
+        if self.trained is not None and not len(specials) <= self.trained <= len(self.itos):
+            raise ValueError(f"trained {self.trained} is outside the vocabulary of {len(self.itos)}")
+        return self
+
+
+class TagVocabMeta(VocabMeta):
+    @model_validator(mode="after")
+    def _tags(self) -> "TagVocabMeta":
+        if not self.itos or self.unk is not None:
+            raise ValueError("a tag vocabulary has at least one tag and no unk")
+        return self
+
+
+class Described(_Strict):
+    """What ``describe`` writes: shared by checkpoints and exported files (each adds its own fields)."""
+
+    format_version: Json[int]
+    config: Json[Config]
+    words: Json[WordVocabMeta]
+    tags: Json[TagVocabMeta]
+    chars: Optional[Json[VocabMeta]] = None
+    metrics: Json[dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _chars_match_config(self) -> "Described":
+        if (self.chars is None) != (self.config.model.char_encoder == "none"):
+            raise ValueError("a character vocabulary goes with a character encoder, and only with one")
+        if self.chars is not None and self.chars.unk is None:
+            raise ValueError("the character vocabulary has no unk")
+        return self
+
+
+class CheckpointMeta(Described):
+    """The ``__metadata__`` of a checkpoint's safetensors header."""
+
+    format: Literal["lstm-tag"]
+    train_state: Optional[Json[dict[str, Any]]] = None
+
+
+class TensorEntry(_Strict):
+    """One tensor of a safetensors header."""
+
+    dtype: str
+    shape: list[int]
+    data_offsets: list[int]
+
+
+def _short(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message[0].lower()}{message[1:]}"
+
+
+def validate_metadata(schema: type[Described], meta: Any, path: Path, kind: str, newest: int, error: type[UserError]) -> Any:
+    """``meta`` (the string fields of a ``kind`` file's header) checked against ``schema``: a
+    version newer than ``newest`` asks for an upgrade; any field of the wrong type or out of
+    range is one line naming it. The one place where metadata is trusted: extend the schema."""
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if isinstance(version, str) and version.isdecimal() and int(version) > newest:
+        raise error(f"{path}: {kind} format {int(version)} is newer than this lstm-tag reads ({newest}); upgrade lstm-tag")
+    try:
+        return schema.model_validate(meta)
+    except ValidationError as exc:
+        raise error(f"{path}: {kind} metadata is damaged: {_short(exc.errors()[0])}") from None
+
+
+def _read_header(data: bytes, path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file (8-byte little-endian size, then JSON)."""
     if len(data) < 8:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (file too short)")
     (size,) = struct.unpack("<Q", data[:8])
@@ -84,12 +185,36 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (truncated or foreign file)")
     try:
         header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (unreadable header)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (no lstm-tag metadata)")
-    return metadata
+    return header
+
+
+def _checked_shapes(header: dict[str, Any], meta: CheckpointMeta, path: Path) -> None:
+    """The header's weights against the model its metadata describes, built on the meta device
+    (no memory): within ``model.max_parameters``, and every tensor of the right shape."""
+    try:
+        stored = {
+            name: tuple(TensorEntry.model_validate(entry).shape)
+            for name, entry in header.items() if name != "__metadata__" and not name.startswith(TRAIN_PREFIX)
+        }
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: weights are damaged: {_short(exc.errors()[0])}") from None
+    chars = len(meta.chars.itos) if meta.chars is not None else 0
+    model = meta.config.model
+    planned = planned_parameters(lambda: Tagger(model, len(meta.words.itos), len(meta.tags.itos), chars))
+    try:
+        check_parameters(planned, model.max_parameters, str(path))
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
+    if stored != planned:
+        wrong = sorted(set(stored) ^ set(planned)) or [n for n in planned if stored[n] != planned[n]]
+        raise CheckpointError(
+            f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them ({wrong[0]})"
+        )
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
@@ -100,24 +225,13 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     """
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
-    meta = _read_metadata(data, path)
-    try:
-        version = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise CheckpointError(f"{path}: checkpoint has no valid format_version") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this lstm-tag reads ({FORMAT_VERSION}); upgrade lstm-tag"
-        )
-    try:
-        config = Config.model_validate(json.loads(meta["config"]))
-        words = WordVocab.from_dict(json.loads(meta["words"]))
-        tags = Vocab.from_dict(json.loads(meta["tags"]))
-        chars = Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None
-        metrics = json.loads(meta.get("metrics", "{}"))
-        train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
+    header = _read_header(data, path)
+    meta = validate_metadata(CheckpointMeta, header["__metadata__"], path, "checkpoint", FORMAT_VERSION, CheckpointError)
+    config = meta.config
+    words = WordVocab.from_dict(meta.words.model_dump())
+    tags = Vocab.from_dict(meta.tags.model_dump())
+    chars = Vocab.from_dict(meta.chars.model_dump()) if meta.chars is not None else None
+    _checked_shapes(header, meta, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
             raise CheckpointError(f"{path}: the model's cell is {config.model.cell}; only a cell of the same family can serve it, not {cell}")
@@ -137,8 +251,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path, chars=chars,
-        train_state=train_state, train_tensors=train_tensors,
+        model=model, config=config, words=words, tags=tags, metrics=meta.metrics, path=path, chars=chars,
+        train_state=meta.train_state, train_tensors=train_tensors,
     )
 
 
