@@ -11,10 +11,20 @@ The Python API is the same functions the command line calls::
 
 __version__ = "0.1.0"
 
-from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from .config import Config, load_config  # noqa: E402
-from .evaluate import evaluate, evaluate_model  # noqa: E402
-from .predict import tag  # noqa: E402
-from .train import train  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = ["Checkpoint", "Config", "evaluate", "evaluate_model", "load_checkpoint", "load_config", "tag", "train"]
+_API = {
+    "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "Config": "config", "load_config": "config",
+    "evaluate": "evaluate", "evaluate_model": "evaluate", "tag": "predict", "train": "train",
+}
+"""The public names and their modules: imported on first use, so that ``python -m lstm_tagger``
+can catch a Ctrl-C while torch is being imported (see ``__main__``)."""
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)

@@ -6,8 +6,12 @@ Each command parses its options, calls one function of the package, prints, and 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import tempfile
+import traceback
 from contextlib import contextmanager
 from enum import Enum
 from functools import partial
@@ -16,6 +20,7 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -26,6 +31,7 @@ from .data import decode_lines
 from .distributed import RankStopped
 from .download import download_treebank
 from .errors import DataError, UserError
+from .files import bounded_lines, check_output
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_lines_exported
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
@@ -66,11 +72,82 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_options = {"debug": False}
+"""Global options that ``run`` reads after the command: ``--debug``."""
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error (a bug) instead of one line."),
 ) -> None:
     """Train, use and evaluate (Bi)LSTM part-of-speech taggers."""
+    _options["debug"] = debug
+
+
+def _stdout_failure() -> OSError | None:
+    """The error that writing standard output's pending bytes gives (full disk, closed pipe), if any."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+_STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF)
+
+
+def _stdout_lost(exc: OSError) -> None:
+    """One line for an unwritable standard output, which then goes to /dev/null so that the
+    interpreter's last flush stays quiet; exit code 2."""
+    _error(f"cannot write to standard output: {exc.strerror or exc}")
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(2)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """The last line of defence: one line, the traceback saved to a file, exit code 1."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, saved = tempfile.mkstemp(prefix="lstm-tag-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        where = f"traceback saved to {saved}"
+    except OSError:
+        where = "the traceback could not be saved; rerun with --debug to see it"
+    summary = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    print(f"lstm-tag: internal error: {summary} ({where}). This is a bug: please report it with that traceback.", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def run(args: list[str] | None = None) -> None:
+    """The ``lstm-tag`` program: ``app`` behind a last line of defence.
+
+    A user's error is one line and exit code 2 (``_user_errors``); an unwritable standard output
+    one line and exit code 2; anything else is a bug: one line naming the saved traceback and exit
+    code 1, or the traceback itself with ``--debug``.
+    """
+    try:
+        os.fstat(1)
+    except OSError:
+        _error("standard output is closed (redirect it, e.g. >/dev/null, to discard it)")
+        raise SystemExit(2) from None
+    try:
+        app(args=args, prog_name="lstm-tag")
+    except SystemExit:
+        failure = _stdout_failure()
+        if failure is not None:
+            _stdout_lost(failure)
+        raise
+    except Exception as exc:  # noqa: BLE001 -- the point of this function
+        if isinstance(exc, OSError) and exc.errno in _STREAM_ERRORS and exc.filename is None:
+            _stdout_lost(exc)  # our file writes name their file (atomic_writer): a nameless one is a stream
+        if _options["debug"]:
+            raise
+        _internal_error(exc)
 
 
 TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
@@ -145,7 +222,7 @@ def _read_input_lines(file: str) -> Iterator[str]:
     except OSError as exc:
         raise DataError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        for _, line in decode_lines(handle, name):
+        for _, line in decode_lines(bounded_lines(handle, name, DataError), name):
             yield line
     finally:
         if handle is not sys.stdin.buffer:
@@ -216,11 +293,12 @@ def export_cli(
     model: Path = typer.Argument(..., help="Checkpoint file or run directory (its best checkpoint)."),
     format: str = typer.Option(..., "--format", help=f"{' or '.join(FORMATS)}."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write; its directory must exist."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Export a model's network (ids -> tag scores, any batch size and length) to TorchScript or ONNX,
     with its vocabularies and config inside the file."""
     with _user_errors():
-        written = export_model(model, format, output)
+        written = export_model(model, format, output, force=force)
     print(f"exported {model} to {written} ({format})")
 
 
@@ -244,6 +322,7 @@ def eval_cli(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace a report already in --output."),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
@@ -251,7 +330,7 @@ def eval_cli(
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
-        result = evaluate_model(path, data, output, cell=cell.value if cell else None)
+        result = evaluate_model(path, data, output, cell=cell.value if cell else None, force=force)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -345,6 +424,9 @@ def runs_cli(
     for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
         table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
     for r in records:
+        if r["damaged"]:
+            table.add_row(escape(r["name"]), "?", escape(f"damaged: {r['damaged']}"), "?", "-", "-", "-")
+            continue
         table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), _pct(r["best_dev_accuracy"]), _pct(r["test_accuracy"]))
     console = Console()
     if not console.is_terminal:
@@ -416,12 +498,14 @@ def bench_cli(
     contended: bool = typer.Option(
         False, "--contended", help="Measure with a busy process (a Python loop) running beside, as on a shared machine."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
     with _user_errors():
         if threads is not None:
             parse_threads(threads)
         destination = output or default_bench_output(config)
+        check_output(destination, force)
         result = bench(
             config, overrides or [], tokens, epochs, model, destination,
             scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
@@ -435,4 +519,4 @@ def bench_cli(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -18,13 +18,14 @@ import http.client
 import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError
-from .files import atomic_writer
+from .files import atomic_writer, remove_stale_temporaries
 
 RAW_ROOT = "https://raw.githubusercontent.com/UniversalDependencies"
 SPLITS = ("train", "dev", "test")
@@ -63,6 +64,21 @@ def _resolve(name: str) -> str:
     raise DownloadError(f"{name}: not a treebank name. Known: {known}")
 
 
+def _checked_url(url: str) -> str:
+    """``--base-url`` without its trailing ``/``, if it is an http(s) or file URL; else a ``DownloadError``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        usable = (
+            parts.scheme in ("http", "https", "file") and bool(parts.netloc or parts.scheme == "file")
+            and url.isprintable() and (parts.port is None or parts.port >= 0)  # .port raises ValueError if not a number
+        )
+    except ValueError:
+        usable = False
+    if not usable:
+        raise DownloadError(f"--base-url {url!r}: not an http(s) or file URL (e.g. https://mirror.example.org/UD_English-EWT/r2.15)")
+    return url.rstrip("/")
+
+
 def treebank_files(name: str) -> tuple[str, list[str], dict[str, str]]:
     """``name`` -> (base URL, file names, known SHA-256 per file (may be empty)).
 
@@ -93,7 +109,7 @@ def download_treebank(
     key = _resolve(name)
     root, files, sums = treebank_files(key)
     if base_url is not None:
-        root = base_url.rstrip("/")
+        root = _checked_url(base_url)
     if progress is None:
         progress = sys.stderr.isatty()
     folder = Path(dest_root) / key
@@ -101,6 +117,7 @@ def download_treebank(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(f"{folder}: cannot create: {exc.strerror or exc}") from None
+    remove_stale_temporaries(folder)  # of an interrupted download
     for file in files:
         target = folder / file
         expected = sums.get(file)

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .data import Sentence, read_corpus
 from .errors import DataError
+from .files import check_output
 from .predict import DEFAULT_BATCH_SIZE, run_model, tag
 from .metrics import score
 from .report import write_report
@@ -42,12 +43,17 @@ def evaluate_model(
     output: str | Path | None = None,
     runs_dir: str | Path = "runs",
     cell: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score a trained model on ``data`` (default: the test set of its training config).
 
     Returns the scores with ``model`` and ``data`` paths added; with ``output``, also
-    writes ``report.md`` and ``report.json`` there. ``cell`` as in ``load_checkpoint``.
+    writes ``report.md`` and ``report.json`` there; an existing report there is replaced only
+    with ``force``. ``cell`` as in ``load_checkpoint``.
     """
+    if output is not None:
+        for name in ("report.md", "report.json"):  # what write_report writes, checked before the work
+            check_output(Path(output) / name, force)
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path, cell=cell)
     data_config = checkpoint.config.data

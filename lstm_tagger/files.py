@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import UserError
+from .limits import MAX_LINE_BYTES
 
 
 @contextmanager
@@ -64,6 +65,20 @@ def read_bytes(path: Path, error: type[UserError], what: str, limit: int | None 
     if limit is not None and len(data) > limit:
         raise error(f"{path}: {what} is larger than the limit of {limit:,} bytes")
     return data
+
+
+def bounded_lines(handle: BinaryIO, name: str, error: type[UserError], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a stream (stdin, a pipe, ``/dev/zero``), each at most ``limit`` bytes: a longer
+    one is an ``error`` naming ``name`` and the line, read no further than the limit."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+            raise error(f"{name}:{number}: line longer than the limit of {limit:,} bytes")
+        yield line
 
 
 def file_kind(mode: int) -> str:

@@ -7,12 +7,12 @@ exit code 2, quickly and in bounded memory, rather than in an exhausted machine.
 
 from __future__ import annotations
 
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MAX_CONFIG_BYTES = 1 << 20
 """A config file (YAML) is at most 1 MiB."""
@@ -38,6 +38,7 @@ def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, .
     The module is built on PyTorch's ``meta`` device, which records shapes and holds no data,
     so a config or a checkpoint header that asks for a huge model costs nothing to inspect.
     """
+    import torch  # here: the config loader uses this module and needs no torch
     with torch.device("meta"):
         module = build()
     return {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}

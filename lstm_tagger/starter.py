@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import Config, load_config
 from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, check_output
 
 TEMPLATE = """\
 # lstm-tag config written by `lstm-tag init` for your corpus.
@@ -66,11 +66,10 @@ def write_starter_config(
     force: bool = False,
 ) -> Config:
     """Write the starter config to ``output`` and return it validated (files must exist)."""
-    if output.exists() and not force:
-        raise UserError(f"{output}: exists already (use --force to overwrite it)")
+    check_output(output, force)
     for role, path in (("train", train), ("dev", dev), ("test", test)):
         if path is not None and not path.is_file():
-            raise UserError(f"{path}: {role} file not found")
+            raise UserError(f"{path}: {role} file not found" if not path.exists() else f"{path}: {role} file is not a regular file")
     folder = output.parent
     text = TEMPLATE.format(
         config_name=output,

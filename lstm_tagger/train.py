@@ -16,10 +16,12 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
@@ -33,6 +35,8 @@ from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, run_lock
 from .threads import thread_chooser
+from .files import atomic_write_text, remove_stale_temporaries, run_lock
+from .limits import check_parameters, planned_parameters
 from .model import Tagger
 from .report import print_scores, write_report
 from .vectors import Vectors, align, matches, read_vectors
@@ -203,14 +207,21 @@ def _capture(loop: LoopState, model: Tagger, optimizer: torch.optim.Optimizer, r
 def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> LoopState:
     """Undo ``_capture``: weights, momentum buffers and both RNGs as they were after ``saved``'s epoch."""
     meta, tensors = dict(saved.train_state or {}), saved.train_tensors
-    version, internal, gauss = meta.pop("python_rng")
-    rng.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(tensors["torch_rng"])
+    try:
+        version, internal, gauss = meta.pop("python_rng")
+        rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(tensors["torch_rng"])
+        loop = TypeAdapter(LoopState).validate_python(meta, strict=True)
+        momentum = {name: tensors[f"momentum.{name}"] for name, _ in model.named_parameters() if f"momentum.{name}" in tensors}
+        if any(momentum[name].shape != p.shape for name, p in model.named_parameters() if name in momentum):
+            raise ValueError("momentum of the wrong shape")
+    except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
+        raise UserError(f"{saved.path}: the training state to resume from is damaged ({type(exc).__name__}); train anew") from None
     model.load_state_dict(saved.model.state_dict())
     for name, parameter in model.named_parameters():
-        if f"momentum.{name}" in tensors:
-            optimizer.state[parameter]["momentum_buffer"] = tensors[f"momentum.{name}"].to(parameter.device)
-    return LoopState(**meta)
+        if name in momentum:
+            optimizer.state[parameter]["momentum_buffer"] = momentum[name].to(parameter.device)
+    return loop
 
 
 def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
@@ -270,6 +281,7 @@ def train(
                 if saved is None:
                     prepare_output_dir(output_dir, force)
                 lock.enter_context(run_lock(output_dir))
+                remove_stale_temporaries(output_dir)  # of writes a killed run left behind
                 atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
         if resume:
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
@@ -304,7 +316,9 @@ def _run(
     word_ids = [words.encode(s.words) for s in train_set]
     tag_ids = [tags.encode(s.tags) for s in train_set]
     lengths = [len(s.words) for s in train_set]
-    model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
+    build = partial(Tagger, config.model, len(words), len(tags), len(chars) if chars is not None else 0)
+    check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
+    model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
     current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars)
     optimizer = torch.optim.SGD(
