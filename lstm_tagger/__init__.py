@@ -12,6 +12,8 @@ The Python API is the same functions the command line calls::
 __version__ = "0.1.0"
 
 import importlib
+import sys
+import types
 from typing import Any
 
 _API = {
@@ -28,3 +30,15 @@ def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``lstm_tagger.train`` the function (as an eager ``from .train import train`` did):
+    importing the submodule of the same name does not replace it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not (name in _API and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
