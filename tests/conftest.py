@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 import yaml
@@ -46,3 +47,25 @@ def tiny_config(tmp_path: Path, sentences=CLASSIC, **sections: dict[str, Any]) -
 @pytest.fixture
 def classic_config(tmp_path: Path) -> Path:
     return tiny_config(tmp_path)
+
+
+def rewrite_header(source: Path, target: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """``source`` (a safetensors file) written to ``target`` with its JSON header changed in place
+    by ``edit``; the tensor bytes are kept as they were. Metadata values may become any JSON."""
+    data = source.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    edit(header)
+    text = json.dumps(header).encode("utf-8")
+    target.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run directory of a tiny model trained for 2 epochs, shared by the whole test session (do not change it)."""
+    from lstm_tagger import load_config, train
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    train(load_config(tiny_config(folder, train={"epochs": 2})), folder / "run", progress=False)
+    return folder / "run"
