@@ -160,7 +160,9 @@ class TensorEntry(_Strict):
 def _short(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message[0].lower()}{message[1:]}"
+    if not message[:2].isupper():  # "Input should be ..." -> "input should be ...", but "JSON ..." stays
+        message = message[0].lower() + message[1:]
+    return f"{where}: {message}"
 
 
 def validate_metadata(schema: type[Described], meta: Any, path: Path, kind: str, newest: int, error: type[UserError]) -> Any:
