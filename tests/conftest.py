@@ -64,8 +64,10 @@ def rewrite_header(source: Path, target: Path, edit: Callable[[dict[str, Any]], 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A run directory of a tiny model trained for 2 epochs, shared by the whole test session (do not change it)."""
+    from rich.console import Console
+
     from lstm_tagger import load_config, train
 
     folder = tmp_path_factory.mktemp("tiny-run")
-    train(load_config(tiny_config(folder, train={"epochs": 2})), folder / "run", progress=False)
+    train(load_config(tiny_config(folder, train={"epochs": 2})), folder / "run", progress=False, console=Console(quiet=True))
     return folder / "run"
