@@ -33,9 +33,8 @@ from .data import Sentence, bucket_order, collate, read_corpus
 from .distributed import World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
-from .files import atomic_write_text, run_lock
-from .threads import thread_chooser
 from .files import atomic_write_text, remove_stale_temporaries, run_lock
+from .threads import thread_chooser
 from .limits import check_parameters, planned_parameters
 from .model import Tagger
 from .report import print_scores, write_report
@@ -49,8 +48,8 @@ even while the numbers are still finite."""
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
 
-RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads")}
-"""Config keys a ``--resume`` may change: they extend a run or set its speed, never its results."""
+RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads"), ("model", "max_parameters")}
+"""Config keys a ``--resume`` may change: they extend a run, set its speed or a limit, never its results."""
 
 
 @dataclass
@@ -239,7 +238,7 @@ def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
             if (section, key) not in RESUME_MAY_CHANGE and ours[section][key] != theirs[section][key]:
                 raise UserError(
                     f"{output_dir}: cannot resume, {section}.{key} is {ours[section][key]!r} here but "
-                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience and train.threads may change)"
+                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience, train.threads and model.max_parameters may change)"
                 )
     return saved
 
