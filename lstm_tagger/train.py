@@ -210,7 +210,7 @@ def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer,
         version, internal, gauss = meta.pop("python_rng")
         rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(tensors["torch_rng"])
-        loop = TypeAdapter(LoopState).validate_python(meta, strict=True)
+        loop = TypeAdapter(LoopState).validate_json(json.dumps(meta), strict=True)  # JSON-strict: "3" is no int
         momentum = {name: tensors[f"momentum.{name}"] for name, _ in model.named_parameters() if f"momentum.{name}" in tensors}
         if any(momentum[name].shape != p.shape for name, p in model.named_parameters() if name in momentum):
             raise ValueError("momentum of the wrong shape")

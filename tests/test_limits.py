@@ -213,7 +213,11 @@ def test_ranges_and_empty_nodes_are_still_skipped(tmp_path):
     assert sentence.words == ("Do", "n't", "go") and sentence.tags == ("AUX", "PART", "VERB")
 
 
-def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path):
+@pytest.mark.parametrize(
+    "damage, kind",
+    [({"python_rng": [3, [1, 2], None]}, "ValueError"), ({"epoch": "2"}, "ValidationError"), ({"stale": None}, "ValidationError")],
+)
+def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path, damage, kind):
     run = tmp_path / "run"
     run.mkdir()
     for name in ("config.yaml", BEST):
@@ -221,7 +225,7 @@ def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path):
 
     def damage(header):
         state = json.loads(header["__metadata__"]["train_state"])
-        state["python_rng"] = [3, [1, 2], None]
+        state.update(damage)
         header["__metadata__"]["train_state"] = json.dumps(state)
 
     rewrite_header(tiny_run / LAST, run / LAST, damage)
@@ -229,4 +233,4 @@ def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path):
     config["train"]["epochs"] = 3
     (tmp_path / "again.yaml").write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["train", str(tmp_path / "again.yaml"), "--output", str(run), "--resume"])
-    one_line_error(result, f"{run / LAST}: the training state to resume from is damaged (ValueError)")
+    one_line_error(result, f"{run / LAST}: the training state to resume from is damaged ({kind})")
