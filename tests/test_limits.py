@@ -223,12 +223,12 @@ def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path, damage
     for name in ("config.yaml", BEST):
         (run / name).write_bytes((tiny_run / name).read_bytes())
 
-    def damage(header):
+    def edit(header):
         state = json.loads(header["__metadata__"]["train_state"])
         state.update(damage)
         header["__metadata__"]["train_state"] = json.dumps(state)
 
-    rewrite_header(tiny_run / LAST, run / LAST, damage)
+    rewrite_header(tiny_run / LAST, run / LAST, edit)
     config = yaml.safe_load((tiny_run / "config.yaml").read_text())
     config["train"]["epochs"] = 3
     (tmp_path / "again.yaml").write_text(yaml.safe_dump(config))
