@@ -103,7 +103,7 @@ def open_binary(path: Path, error: type[UserError], what: str, streams: bool = F
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     if stat.S_ISDIR(mode) or not (stat.S_ISREG(mode) or streams):
-        raise error(f"{path}: is {file_kind(mode)}, expected a {what} (a regular file)")
+        raise error(f"{path}: is {file_kind(mode)}, expected a {what}")
     try:
         return open(path, "rb")
     except OSError as exc:
