@@ -18,7 +18,7 @@ from typing import Any
 
 _API = {
     "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "Config": "config", "load_config": "config",
-    "evaluate": "evaluate", "evaluate_model": "evaluate", "tag": "predict", "train": "train",
+    "evaluate": "evaluate", "evaluate_model": "evaluate", "tag": "predict", "train": "training",
 }
 """The public names and their modules: imported on first use, so that ``python -m lstm_tagger``
 can catch a Ctrl-C while torch is being imported (see ``__main__``)."""
@@ -32,9 +32,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
 
 
+
 class _Package(types.ModuleType):
-    """Keeps ``lstm_tagger.train`` the function (as an eager ``from .train import train`` did):
-    importing the submodule of the same name does not replace it."""
+    """Keeps ``lstm_tagger.evaluate`` the function (as an eager ``from .evaluate import evaluate``
+    did): importing the submodule of the same name does not replace it."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if not (name in _API and isinstance(value, types.ModuleType)):

@@ -165,19 +165,6 @@ def _short(error: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-def validate_metadata(schema: type[Described], meta: Any, path: Path, kind: str, newest: int, error: type[UserError]) -> Any:
-    """``meta`` (the string fields of a ``kind`` file's header) checked against ``schema``: a
-    version newer than ``newest`` asks for an upgrade; any field of the wrong type or out of
-    range is one line naming it. The one place where metadata is trusted: extend the schema."""
-    version = meta.get("format_version") if isinstance(meta, dict) else None
-    if isinstance(version, str) and version.isdecimal() and int(version) > newest:
-        raise error(f"{path}: {kind} format {int(version)} is newer than this lstm-tag reads ({newest}); upgrade lstm-tag")
-    try:
-        return schema.model_validate(meta)
-    except ValidationError as exc:
-        raise error(f"{path}: {kind} metadata is damaged: {_short(exc.errors()[0])}") from None
-
-
 def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file (8-byte little-endian size, then JSON)."""
     if len(data) < 8:
@@ -195,7 +182,7 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
-def _checked_shapes(header: dict[str, Any], meta: CheckpointMeta, path: Path) -> None:
+def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> None:
     """The header's weights against the model its metadata describes, built on the meta device
     (no memory): within ``model.max_parameters``, and every tensor of the right shape."""
     try:
@@ -205,9 +192,9 @@ def _checked_shapes(header: dict[str, Any], meta: CheckpointMeta, path: Path) ->
         }
     except ValidationError as exc:
         raise CheckpointError(f"{path}: weights are damaged: {_short(exc.errors()[0])}") from None
-    chars = len(meta.chars.itos) if meta.chars is not None else 0
+    chars = len(meta.chars) if meta.chars is not None else 0
     model = meta.config.model
-    planned = planned_parameters(lambda: Tagger(model, len(meta.words.itos), len(meta.tags.itos), chars))
+    planned = planned_parameters(lambda: Tagger(model, len(meta.words), len(meta.tags), chars))
     try:
         check_parameters(planned, model.max_parameters, str(path))
     except UserError as exc:
@@ -219,6 +206,44 @@ def _checked_shapes(header: dict[str, Any], meta: CheckpointMeta, path: Path) ->
         )
 
 
+@dataclass
+class Description:
+    """What ``describe`` wrote, read back and checked: the config and the vocabularies (and the metrics)."""
+
+    config: Config
+    words: WordVocab
+    tags: Vocab
+    chars: Vocab | None
+    metrics: dict[str, Any]
+    fields: Described
+    """Every validated field, those ``schema`` adds included (``train_state``, an export's ``inputs``)."""
+
+
+def read_description(
+    meta: Any, path: Path, what: str = "checkpoint", version: int = FORMAT_VERSION, error: type[UserError] = CheckpointError,
+    schema: type[Described] = CheckpointMeta,
+) -> Description:
+    """``meta`` (the string fields of a header) checked against ``schema`` and read: a format
+    version newer than ``version`` asks for an upgrade (``what`` names the kind of file); any field of the wrong type or out of
+    range is one ``error`` naming ``path``, ``what`` was read and the field. The one place where
+    metadata is trusted (shared with ``export``): extend the schema."""
+    found = meta.get("format_version") if isinstance(meta, dict) else None
+    if isinstance(found, str) and found.isdecimal() and int(found) > version:
+        raise error(f"{path}: {what} format {int(found)} is newer than this lstm-tag reads ({version}); upgrade lstm-tag")
+    try:
+        fields = schema.model_validate(meta)
+    except ValidationError as exc:
+        raise error(f"{path}: {what} metadata is damaged: {_short(exc.errors()[0])}") from None
+    return Description(
+        config=fields.config,
+        words=WordVocab.from_dict(fields.words.model_dump()),
+        tags=Vocab.from_dict(fields.tags.model_dump()),
+        chars=Vocab.from_dict(fields.chars.model_dump()) if fields.chars is not None else None,
+        metrics=fields.metrics,
+        fields=fields,
+    )
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
     """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``.
 
@@ -228,12 +253,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
     header = _read_header(data, path)
-    meta = validate_metadata(CheckpointMeta, header["__metadata__"], path, "checkpoint", FORMAT_VERSION, CheckpointError)
-    config = meta.config
-    words = WordVocab.from_dict(meta.words.model_dump())
-    tags = Vocab.from_dict(meta.tags.model_dump())
-    chars = Vocab.from_dict(meta.chars.model_dump()) if meta.chars is not None else None
-    _checked_shapes(header, meta, path)
+    described = read_description(header["__metadata__"], path)
+    config, words, tags, chars = described.config, described.words, described.tags, described.chars
+    _checked_shapes(header, described, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
             raise CheckpointError(f"{path}: the model's cell is {config.model.cell}; only a cell of the same family can serve it, not {cell}")
@@ -253,8 +275,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, tags=tags, metrics=meta.metrics, path=path, chars=chars,
-        train_state=meta.train_state, train_tensors=train_tensors,
+        model=model, config=config, words=words, tags=tags, metrics=described.metrics, path=path, chars=chars,
+        train_state=described.fields.train_state, train_tensors=train_tensors,
     )
 
 
@@ -273,5 +295,5 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
         return path
     candidates = sorted(Path(runs_dir).glob(f"*/{BEST}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
+        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]

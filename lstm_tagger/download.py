@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError
-from .files import atomic_writer, remove_stale_temporaries
+from .files import atomic_writer, make_dir, remove_stale_temporaries
 
 RAW_ROOT = "https://raw.githubusercontent.com/UniversalDependencies"
 SPLITS = ("train", "dev", "test")
@@ -113,10 +113,7 @@ def download_treebank(
     if progress is None:
         progress = sys.stderr.isatty()
     folder = Path(dest_root) / key
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"{folder}: cannot create: {exc.strerror or exc}") from None
+    make_dir(folder, DownloadError)
     remove_stale_temporaries(folder)  # of an interrupted download
     for file in files:
         target = folder / file

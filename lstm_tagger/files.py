@@ -45,6 +45,17 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
                 pass
 
 
+def make_dir(folder: str | Path, error: type[UserError] = UserError, what: str = "") -> Path:
+    """Create ``folder`` and its parents unless it exists, or raise ``error`` with one line:
+    ``FOLDER: cannot create[ what]: reason``. Returns ``folder`` as a Path."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{folder}: cannot create{' ' + what if what else ''}: {exc.strerror or exc}") from None
+    return folder
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (see ``atomic_writer``)."""
     with atomic_writer(path) as handle:
@@ -125,7 +136,7 @@ def check_output(path: Path, force: bool, error: type[UserError] = UserError) ->
     """Refuse to write ``path`` if it exists (unless ``force``) or is not a regular file (always)."""
     refuse_non_regular(path, error)
     if path.exists() and not force:
-        raise error(f"{path}: exists already (use --force to replace it)")
+        raise error(f"{path}: exists already (use force=True to replace it)", {"force=True": "--force"})
 
 
 TMP_SUFFIX = ".tmp"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import Config, load_config
 from .errors import UserError
-from .files import atomic_write_text, check_output
+from .files import atomic_write_text, check_output, make_dir
 
 TEMPLATE = """\
 # lstm-tag config written by `lstm-tag init` for your corpus.
@@ -79,9 +79,6 @@ def write_starter_config(
         format=format,
         tag_column=tag_column,
     )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot create: {exc.strerror}") from None
+    make_dir(folder)
     atomic_write_text(output, text)
     return load_config(output)

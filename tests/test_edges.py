@@ -19,18 +19,9 @@ from lstm_tagger.cli import app
 from lstm_tagger.export import ExportError, export_model, load_onnx
 from lstm_tagger.plots import plot_confusion_matrix, plot_learning_curves
 
-from conftest import ROOT, rewrite_header
+from conftest import ROOT, assert_one_line_error, rewrite_header
 
 runner = CliRunner()
-
-
-def one_line_error(result, *expected: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lstm-tag: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
-    return lines[0]
 
 
 # --- crafted checkpoint metadata ---------------------------------------------------------
@@ -66,7 +57,7 @@ def vocab(source: Path, key: str) -> dict:
 def test_checkpoint_metadata_of_the_wrong_type_is_one_line(tiny_run, tmp_path, changes, expected):
     path = with_metadata(tiny_run / BEST, tmp_path / "bad.safetensors", **changes)
     for command in (["info", str(path)], ["predict", "--model", str(path), "The dog"]):
-        one_line_error(runner.invoke(app, command), str(path), expected)
+        assert_one_line_error(runner.invoke(app, command), str(path), expected)
 
 
 def test_vocabularies_that_disagree_with_the_weights_are_refused(tiny_run, tmp_path):
@@ -76,7 +67,7 @@ def test_vocabularies_that_disagree_with_the_weights_are_refused(tiny_run, tmp_p
     tags["itos"].append("X")
     for key, value in (("words", words), ("tags", tags)):
         path = with_metadata(tiny_run / BEST, tmp_path / f"{key}.safetensors", **{key: json.dumps(value)})
-        one_line_error(runner.invoke(app, ["info", str(path)]), "weights do not match the hyper-parameters and vocabulary sizes")
+        assert_one_line_error(runner.invoke(app, ["info", str(path)]), "weights do not match the hyper-parameters and vocabulary sizes")
 
 
 def test_tensor_entries_of_the_wrong_type_are_one_line(tiny_run, tmp_path):
@@ -85,7 +76,7 @@ def test_tensor_entries_of_the_wrong_type_are_one_line(tiny_run, tmp_path):
         header[name]["shape"] = "big"
 
     path = rewrite_header(tiny_run / BEST, tmp_path / "bad.safetensors", edit)
-    one_line_error(runner.invoke(app, ["info", str(path)]), "weights are damaged: shape: input should be a valid list")
+    assert_one_line_error(runner.invoke(app, ["info", str(path)]), "weights are damaged: shape: input should be a valid list")
 
 
 def foreign_onnx(metadata: dict[str, str], declared: list, returned: list[int]) -> bytes:
@@ -122,10 +113,10 @@ def test_foreign_onnx_graph_carrying_our_metadata_is_refused(tiny_run, tmp_path)
     lying = tmp_path / "lying.onnx"  # declares the right shape, returns another
     lying.write_bytes(foreign_onnx(metadata, ["b", "t", num_tags], [1, 1, num_tags]))
     result = runner.invoke(app, ["predict", "--onnx", str(lying), "The dog ate the apple"])
-    one_line_error(result, f"{lying}: the network returned scores of shape (1, 1, {num_tags})")
+    assert_one_line_error(result, f"{lying}: the network returned scores of shape (1, 1, {num_tags})")
     tampered = dict(metadata, inputs=json.dumps(["words"]))
     (tmp_path / "tampered.onnx").write_bytes(foreign_onnx(tampered, ["b", "t", num_tags], [1, 1, num_tags]))
-    one_line_error(runner.invoke(app, ["predict", "--onnx", str(tmp_path / "tampered.onnx"), "a"]), "inputs ['words'] are not those")
+    assert_one_line_error(runner.invoke(app, ["predict", "--onnx", str(tmp_path / "tampered.onnx"), "a"]), "inputs ['words'] are not those")
 
 
 # --- the last line of defence --------------------------------------------------------------
@@ -218,4 +209,4 @@ def test_damaged_run_folders_are_listed_as_damaged(tiny_run, tmp_path):
 @pytest.mark.parametrize("url", ["not a url", "http://host:port/x", "ftp://mirror/x", "http://", "https://[::1"])
 def test_malformed_base_url_is_one_line(tmp_path, url):
     result = runner.invoke(app, ["download", "ud_english_ewt", "--dest", str(tmp_path), "--base-url", url])
-    one_line_error(result, f"--base-url {url!r}: not an http(s) or file URL")
+    assert_one_line_error(result, f"--base-url {url!r}: not an http(s) or file URL")

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -30,17 +30,11 @@ from lstm_tagger.errors import UserError  # noqa: E402
 from lstm_tagger.model import Tagger  # noqa: E402
 
 from conftest import rewrite_header, tiny_config  # noqa: E402
+from fuzzing import assert_one_line, fuzz  # noqa: E402
 
 runner = CliRunner()
 MEMORY_BOUND_KIB = 1 << 20
 """Peak memory may grow by at most 1 GiB over the whole module (an alias bomb took 4 GB)."""
-
-
-def fuzz(examples: int) -> settings:
-    return settings(
-        max_examples=examples, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +53,7 @@ def outcome(call: Callable[[], Any], names: str) -> int:
         call()
     except UserError as exc:
         message = str(exc)
-        assert message and "\n" not in message and "\r" not in message, repr(message)
+        assert_one_line(message)
         assert message.startswith(names), (names, message)
         return 2
     return 0

@@ -19,19 +19,9 @@ from lstm_tagger.cli import app
 from lstm_tagger.data import read_conllu
 from lstm_tagger.errors import ConfigError, DataError
 
-from conftest import rewrite_header, tiny_config, write_conllu
+from conftest import assert_one_line_error, rewrite_header, tiny_config, write_conllu
 
 runner = CliRunner()
-
-
-def one_line_error(result, *expected: str) -> str:
-    """The CLI ended with exit code 2 and one stderr line holding every ``expected`` text."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lstm-tag: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0]
-    return lines[0]
 
 
 def config_with(tmp_path: Path, text: str) -> Path:
@@ -118,16 +108,16 @@ def test_corpus_and_vectors_that_are_devices_or_pipes_are_refused(tmp_path):
 
 def test_predict_from_an_endless_stream_stops_at_the_line_limit(tiny_run):
     result = runner.invoke(app, ["predict", "--model", str(tiny_run), "--file", "/dev/zero"])
-    one_line_error(result, f"/dev/zero:1: line longer than the limit of {limits.MAX_LINE_BYTES:,} bytes")
+    assert_one_line_error(result, f"/dev/zero:1: line longer than the limit of {limits.MAX_LINE_BYTES:,} bytes")
     long_line = ("word " * (limits.MAX_LINE_BYTES // 5 + 1)).encode()
     result = runner.invoke(app, ["predict", "--model", str(tiny_run), "--file", "-"], input=b"The dog\n" + long_line)
-    one_line_error(result, "<stdin>:2: line longer than the limit")
+    assert_one_line_error(result, "<stdin>:2: line longer than the limit")
 
 
 def test_model_paths_that_are_devices_or_directories_say_so(tiny_run, tmp_path):
-    one_line_error(runner.invoke(app, ["predict", "--model", "/dev/null", "hi"]), "/dev/null: is a character device")
-    one_line_error(runner.invoke(app, ["eval", "--model", str(tiny_run), "--data", "/dev/null"]), "is a character device")
-    one_line_error(runner.invoke(app, ["eval", "--model", str(tiny_run), "--data", str(tmp_path)]), "is a directory")
+    assert_one_line_error(runner.invoke(app, ["predict", "--model", "/dev/null", "hi"]), "/dev/null: is a character device")
+    assert_one_line_error(runner.invoke(app, ["eval", "--model", str(tiny_run), "--data", "/dev/null"]), "is a character device")
+    assert_one_line_error(runner.invoke(app, ["eval", "--model", str(tiny_run), "--data", str(tmp_path)]), "is a directory")
 
 
 # --- seeds and model sizes --------------------------------------------------------------
@@ -155,14 +145,16 @@ def test_a_huge_model_is_refused_before_any_tensor_is_allocated(tmp_path):
     path = tiny_config(tmp_path, model={"embedding_dim": 10**6, "hidden_dim": 10**6})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "run")])
-    line = one_line_error(result, "the model would have", f"above the limit of {limits.DEFAULT_MAX_PARAMETERS:,} (model.max_parameters)")
-    assert "16,000,035,000,004 parameters (about 178,814.3 GiB to train)" in line
+    assert_one_line_error(
+        result, "the model would have", f"above the limit of {limits.DEFAULT_MAX_PARAMETERS:,} (model.max_parameters)",
+        "16,000,035,000,004 parameters (about 178,814.3 GiB to train)",
+    )
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: nothing large was allocated
 
 
 def test_max_parameters_is_configurable(tmp_path):
     path = tiny_config(tmp_path, model={"max_parameters": 1000}, train={"epochs": 1})
-    one_line_error(runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "a")]), "above the limit of 1,000")
+    assert_one_line_error(runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "a")]), "above the limit of 1,000")
     result = runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "b"), "--set", "model.max_parameters=100000", "-q"])
     assert result.exit_code == 0, result.stderr
 
@@ -175,7 +167,7 @@ def test_checkpoint_header_asking_for_a_huge_model_is_refused_unallocated(tiny_r
 
     path = rewrite_header(tiny_run / BEST, tmp_path / "huge.safetensors", huge)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    one_line_error(runner.invoke(app, ["info", str(path)]), str(path), "parameters", "above the limit")
+    assert_one_line_error(runner.invoke(app, ["info", str(path)]), str(path), "parameters", "above the limit")
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000
 
 
@@ -186,7 +178,7 @@ def test_checkpoint_header_within_the_limit_but_not_matching_its_weights(tiny_ru
         header["__metadata__"]["config"] = json.dumps(config)
 
     path = rewrite_header(tiny_run / BEST, tmp_path / "wide.safetensors", wider)
-    one_line_error(runner.invoke(app, ["info", str(path)]), "weights do not match the hyper-parameters")
+    assert_one_line_error(runner.invoke(app, ["info", str(path)]), "weights do not match the hyper-parameters")
 
 
 # --- CoNLL-U IDs ------------------------------------------------------------------------
@@ -233,4 +225,4 @@ def test_resume_from_a_damaged_training_state_says_so(tiny_run, tmp_path, damage
     config["train"]["epochs"] = 3
     (tmp_path / "again.yaml").write_text(yaml.safe_dump(config))
     result = runner.invoke(app, ["train", str(tmp_path / "again.yaml"), "--output", str(run), "--resume"])
-    one_line_error(result, f"{run / LAST}: the training state to resume from is damaged ({kind})")
+    assert_one_line_error(result, f"{run / LAST}: the training state to resume from is damaged ({kind})")

@@ -19,14 +19,9 @@ from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 from lstm_tagger.files import atomic_writer, atomic_write_bytes, remove_stale_temporaries
 
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config
 
 runner = CliRunner()
-
-
-def refused(result, text: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert len(result.stderr.splitlines()) == 1 and text in result.stderr, result.stderr
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -41,7 +36,7 @@ def test_export_does_not_replace_a_checkpoint_without_force(tiny_run, tmp_path):
     run = copy_run(tiny_run, tmp_path / "run")
     before = (run / BEST).read_bytes()
     result = runner.invoke(app, ["export", str(run), "--format", "torchscript", "--output", str(run / BEST)])
-    refused(result, f"{run / BEST}: exists already (use --force to replace it)")
+    assert_one_line_error(result, f"{run / BEST}: exists already (use --force to replace it)")
     assert (run / BEST).read_bytes() == before
     result = runner.invoke(app, ["export", str(run), "--format", "torchscript", "--output", str(tmp_path / "m.pt"), "--force"])
     assert result.exit_code == 0, result.stderr
@@ -52,7 +47,7 @@ def test_export_does_not_replace_a_checkpoint_without_force(tiny_run, tmp_path):
 def test_eval_output_does_not_replace_a_training_report_without_force(tiny_run, tmp_path):
     run = copy_run(tiny_run, tmp_path / "run")
     before = (run / "report.json").read_bytes()
-    refused(runner.invoke(app, ["eval", "--model", str(run), "--output", str(run)]), "report.md: exists already (use --force")
+    assert_one_line_error(runner.invoke(app, ["eval", "--model", str(run), "--output", str(run)]), "report.md: exists already (use --force")
     assert (run / "report.json").read_bytes() == before
     result = runner.invoke(app, ["eval", "--model", str(run), "--output", str(run), "--force", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -63,14 +58,14 @@ def test_bench_output_is_not_replaced_without_force(tmp_path):
     existing = tmp_path / "bench.json"
     existing.write_text("{}")
     result = runner.invoke(app, ["bench", str(tiny_config(tmp_path)), "--output", str(existing)])
-    refused(result, f"{existing}: exists already (use --force to replace it)")
+    assert_one_line_error(result, f"{existing}: exists already (use --force to replace it)")
     assert existing.read_text() == "{}"
 
 
 def test_init_never_replaces_a_device(tmp_path):
     corpus = tiny_config(tmp_path).parent / "tiny.conllu"
     args = ["init", "--train", str(corpus), "--dev", str(corpus)]
-    refused(runner.invoke(app, [*args, "--output", "/dev/null", "--force"]), "/dev/null: is a character device; refusing to replace it")
+    assert_one_line_error(runner.invoke(app, [*args, "--output", "/dev/null", "--force"]), "/dev/null: is a character device; refusing to replace it")
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
@@ -82,7 +77,7 @@ def test_atomic_writes_refuse_non_regular_targets(tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     with pytest.raises(UserError, match="is a directory; refusing"):
         atomic_write_bytes(tmp_path, b"data")
-    refused(
+    assert_one_line_error(
         runner.invoke(app, ["export", str(tmp_path), "--format", "onnx", "--output", str(fifo), "--force"]),
         "is a pipe (FIFO); refusing to replace it",
     )
