@@ -24,6 +24,8 @@ from .config import Config
 from .errors import CheckpointError
 from .files import atomic_write_bytes, read_bytes
 from .model import FAMILY, Tagger
+from .segment import PREFIX as SEGMENTER_PREFIX
+from .segment import Segmenter
 from .vocab import Vocab, WordVocab
 
 FORMAT = "lstm-tag"
@@ -49,6 +51,8 @@ class Checkpoint:
     """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Tensors of the training state: RNG state, momentum buffers."""
+    segmenter: Segmenter | None = None
+    """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, str]:
@@ -72,6 +76,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **describe(checkpoint)}
     if checkpoint.train_state is not None:
         metadata["train_state"] = json.dumps(checkpoint.train_state)
+    if checkpoint.segmenter is not None:
+        tensors.update(checkpoint.segmenter.tensors())
+        metadata["segmenter"] = checkpoint.segmenter.metadata()
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
@@ -128,6 +135,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
+    segmenter = _load_segmenter(path, config, meta, tensors)
+    tensors = {name: t for name, t in tensors.items() if not name.startswith(SEGMENTER_PREFIX)}
     try:
         model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0)
         model.load_state_dict(tensors, strict=True)
@@ -138,8 +147,17 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     model.to(device).eval()
     return Checkpoint(
         model=model, config=config, words=words, tags=tags, metrics=metrics, path=path, chars=chars,
-        train_state=train_state, train_tensors=train_tensors,
+        train_state=train_state, train_tensors=train_tensors, segmenter=segmenter,
     )
+
+
+def _load_segmenter(path: Path, config: Config, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Segmenter | None:
+    if "segmenter" not in meta:
+        return None
+    try:
+        return Segmenter.load(config.tokenizer, tensors, meta["segmenter"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        raise CheckpointError(f"{path}: the segmenter stored in the checkpoint is damaged") from None
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:

@@ -44,6 +44,21 @@ def read_text_chunks(handle: BinaryIO, name: str) -> Iterator[str]:
             return
 
 
+def file_chunks(file: str) -> Iterator[str]:
+    """The text of ``file`` (``-``: stdin) in decoded blocks (see ``read_text_chunks``)."""
+    if file == "-":
+        yield from read_text_chunks(sys.stdin.buffer, "<stdin>")
+        return
+    try:
+        handle = open(file, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{file}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{file}: cannot read: {exc.strerror}") from None
+    with handle:
+        yield from read_text_chunks(handle, file)
+
+
 def tag_text(
     checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> Iterator[tuple[TreebankSentence, Tagged]]:
@@ -129,10 +144,12 @@ def evaluate_raw(
     }
 
 
-def print_raw_scores(result: dict[str, Any], out: TextIO = sys.stdout) -> None:
-    """The raw-text scores as a small table (F1 and, for tags, aligned accuracy, in percent)."""
-    out.write(f"raw text of {result['data']} (segmenter: {result['segmenter']})\n")
-    out.write(f"{'metric':<10} {'precision':>9} {'recall':>9} {'F1':>9} {'aligned':>9}\n")
+def raw_scores_table(result: dict[str, Any]) -> str:
+    """The raw-text scores as a small table, in percent: precision, recall, F1 and, for tags,
+    accuracy on the aligned words (the official script's ``-v`` table)."""
+    lines = [f"raw text of {result['data']} (segmenter: {result['segmenter']})",
+             f"{'metric':<10} {'precision':>9} {'recall':>9} {'F1':>9} {'aligned':>9}"]
     for name, s in result["raw"].items():
-        aligned = "" if s["aligned_accuracy"] is None else f"{100 * s['aligned_accuracy']:9.2f}"
-        out.write(f"{name:<10} {100 * s['precision']:9.2f} {100 * s['recall']:9.2f} {100 * s['f1']:9.2f} {aligned:>9}\n")
+        aligned = "" if s["aligned_accuracy"] is None else f"{100 * s['aligned_accuracy']:.2f}"
+        lines.append(f"{name:<10} {100 * s['precision']:9.2f} {100 * s['recall']:9.2f} {100 * s['f1']:9.2f} {aligned:>9}")
+    return "\n".join(lines)

@@ -226,34 +226,43 @@ def _restore_case(form: str, words: Sequence[str]) -> list[str]:
 class Lexicon:
     """Multiword tokens of the training data: lower-cased form -> its most frequent words.
 
-    ``suffixes`` are the last words of two-word tokens that spell their token (``n't``, ``'s``),
-    used to split a multiword token never seen in training (``Zlatko's``).
+    ``usual`` are the forms that were multiword in most of their training occurrences
+    (``don't``, not ``its``): they are expanded wherever they occur; the others only where the
+    segmenter says so. ``suffixes`` are the last words of two-word tokens that spell their
+    token (``n't``, ``'s``), to split a multiword token never seen in training (``Zlatko's``).
     """
 
-    def __init__(self, entries: dict[str, list[str]], suffixes: Sequence[str]):
+    def __init__(self, entries: dict[str, list[str]], usual: Iterable[str], suffixes: Sequence[str]):
         self.entries = entries
+        self.usual = set(usual)
         self.suffixes = sorted(suffixes, key=lambda s: (-len(s), s))
 
     @classmethod
     def learn(cls, sentences: Iterable[TreebankSentence]) -> "Lexicon":
         counts: dict[str, Counter[tuple[str, ...]]] = defaultdict(Counter)
+        tokens: Counter[str] = Counter()
         suffixes: Counter[str] = Counter()
         for sentence in sentences:
             for token in sentence.tokens:
+                tokens[token.form.lower()] += 1
                 if token.multiword and token.words:
                     words = tuple(w.form.lower() for w in token.words)
                     counts[token.form.lower()][words] += 1
                     if len(words) == 2 and "".join(words) == token.form.lower():
                         suffixes[words[1]] += 1
         entries = {form: list(c.most_common(1)[0][0]) for form, c in counts.items()}
-        return cls(entries, [s for s, n in suffixes.items() if n >= 2])
+        usual = [form for form, c in counts.items() if 2 * sum(c.values()) > tokens[form]]
+        return cls(entries, usual, [s for s, n in suffixes.items() if n >= 2])
 
-    def expand(self, form: str) -> list[str]:
-        """The words of a multiword token (``[form]`` when nothing learned explains it)."""
-        words = self.entries.get(form.lower())
-        if words is not None:
-            return _restore_case(form, words)
+    def expand(self, form: str, flagged: bool = True) -> list[str]:
+        """The words of token ``form`` (``[form]`` when it stays one word). ``flagged``: the
+        segmenter marked it as multiword; otherwise only a usual multiword form is expanded."""
         lower = form.lower()
+        words = self.entries.get(lower)
+        if words is not None and (flagged or lower in self.usual):
+            return _restore_case(form, words)
+        if not flagged:
+            return [form]
         for suffix in self.suffixes:
             if lower.endswith(suffix) and len(lower) > len(suffix) and len(lower) == len(form):
                 cut = len(form) - len(suffix)
@@ -261,11 +270,12 @@ class Lexicon:
         return [form]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"entries": self.entries, "suffixes": self.suffixes}
+        return {"entries": self.entries, "usual": sorted(self.usual), "suffixes": self.suffixes}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Lexicon":
-        return cls({str(k): [str(w) for w in v] for k, v in data["entries"].items()}, [str(s) for s in data["suffixes"]])
+        entries = {str(k): [str(w) for w in v] for k, v in data["entries"].items()}
+        return cls(entries, [str(f) for f in data.get("usual", [])], [str(s) for s in data["suffixes"]])
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
 from .config import Config, TokenizerConfig
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .model import RecurrentEncoder
 from .rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Token, TreebankSentence, Window, Word,
@@ -156,9 +159,7 @@ class _Assembler:
         if self.done is not None:
             yield self.done
             self.done = None
-        words = [form]
-        if label in (MULTI, SENTENCE_MULTI) and self.lexicon is not None:
-            words = self.lexicon.expand(form)
+        words = [form] if self.lexicon is None else self.lexicon.expand(form, label in (MULTI, SENTENCE_MULTI))
         if not self.sentence.tokens:
             self.sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
         self.sentence.tokens.append(Token(form, tuple(Word(w) for w in words), False, len(words) > 1))
@@ -200,6 +201,8 @@ class _Assembler:
                 form, self.partial = self.partial, ""
                 yield from self._token(form, INSIDE)
             yield from self._end_sentence()
+            if self.done is not None:
+                self.done.tokens[-1].space_after = True  # a paragraph's end, not text glued to what follows
             if self.done is not None:
                 yield self.done
                 self.done = None
@@ -327,3 +330,28 @@ def train_segmenter(
     segmenter.net.eval()
     segmenter.scores = {"dev_" + k if k != "epoch" else "best_epoch": v for k, v in best[1].items()}
     return segmenter
+
+
+def training_phase(
+    config: Config, resumed: Segmenter | None, say: Callable[[str], None], console: Console, show_progress: bool
+) -> Segmenter | None:
+    """The segmenter phase of ``lstm-tag train``: the segmenter of the run being resumed, or a
+    newly trained one (with a progress bar when ``show_progress``), or None."""
+    if resumed is not None:
+        say(f"tokenizer: kept from the run being resumed (dev tokens {resumed.scores.get('dev_tokens_f1')}, "
+            f"sentences {resumed.scores.get('dev_sentences_f1')})")
+        return resumed
+    columns = (TextColumn("tokenizer epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not show_progress) as bar:
+
+        def progress(epoch: int, batches: int) -> Callable[[float], None]:
+            for task_id in list(bar.task_ids):
+                bar.remove_task(task_id)
+            task = bar.add_task("tokenizer", total=batches, epoch=epoch, loss=0.0)
+            return lambda loss: bar.update(task, advance=1, loss=loss)
+
+        try:
+            return train_segmenter(config, say, progress)
+        except KeyboardInterrupt:
+            raise UserError("interrupted while training the tokenizer: no checkpoint was written") from None

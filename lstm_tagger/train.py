@@ -35,6 +35,7 @@ from .files import atomic_write_text, run_lock
 from .threads import thread_chooser
 from .model import Tagger
 from .report import print_scores, write_report
+from .segment import training_phase as segmenter_phase
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
@@ -291,6 +292,8 @@ def _run(
     show_progress = console.is_terminal if progress is None else progress
     say = RunLog(console, output_dir / "train.log" if world.is_main else None)
     train_set, dev_set = splits.train, splits.dev
+    with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
+        segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress) if world.is_main else None
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
@@ -306,7 +309,7 @@ def _run(
     lengths = [len(s.words) for s in train_set]
     model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
-    current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars)
+    current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars, segmenter=segmenter)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
@@ -499,5 +502,7 @@ def _final_report(
         "results": results,
         "tag_scores": loop.examples + after,
     }
+    if best.segmenter is not None:  # Tokens / Sentences F1 of its best epoch on dev raw text
+        report["training"].update({f"tokenizer {k}": v for k, v in best.segmenter.scores.items()})
     write_report(output_dir, report, loop.history)
     return report
