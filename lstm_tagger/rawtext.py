@@ -373,6 +373,8 @@ def text_windows(chunks: Iterable[str], size: int, context: int) -> Iterator[Win
 
 _WORDLIKE = ("L", "N", "M")
 SENTENCE_FINAL = frozenset(".!?。！？…‼⁇⁈⁉؟।॥")
+_FULL_WIDTH_FINAL = frozenset("。！？")
+"""Scripts written without spaces end a sentence with these whatever follows."""
 
 
 def char_class(char: str) -> str:
@@ -383,7 +385,7 @@ def char_class(char: str) -> str:
 def rule_labels(window: Window) -> list[int]:
     """Labels of ``window.core`` by Unicode category: a token is a run of letters, digits and
     marks, or one punctuation mark or symbol; a sentence ends after ``.!?`` and the like
-    followed by whitespace (or the paragraph's end)."""
+    followed by whitespace (or the paragraph's end), and after ``。！？`` anywhere."""
     text, labels = window.text, []
     for i in range(window.start, window.end):
         char = text[i]
@@ -393,5 +395,6 @@ def rule_labels(window: Window) -> list[int]:
             continue
         wordlike = char_class(char)[0] in _WORDLIKE
         end = following.isspace() or not wordlike or char_class(following)[0] not in _WORDLIKE
-        labels.append(label_of(end, False, end and char in SENTENCE_FINAL and following.isspace()))
+        sentence_end = char in SENTENCE_FINAL and (following.isspace() or char in _FULL_WIDTH_FINAL)
+        labels.append(label_of(end, False, end and sentence_end))
     return labels

@@ -48,6 +48,7 @@ MAX_TOKEN_CHARS = 1000
 MAX_SENTENCE_TOKENS = 1000
 """A token or sentence that grows past these is cut (a line of 1 MB without spaces)."""
 _PAD, _UNK = 0, 1
+_MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
 
 
 class CharTable:
@@ -129,8 +130,10 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
         return [[] for _ in windows]
     chars = pad_sequence([e[0] for e in encoded], batch_first=True, padding_value=_PAD)
     classes = pad_sequence([e[1] for e in encoded], batch_first=True, padding_value=_PAD)
-    with torch.inference_mode():
+    with torch.no_grad():
         best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
+    before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
+    best[:, :-1].masked_fill_(before_mark, INSIDE)
     return [best[i, w.start : w.end].tolist() for i, w in enumerate(windows)]
 
 

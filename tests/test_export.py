@@ -54,7 +54,8 @@ def demo_run(tmp_path_factory):
     def get(name: str) -> Path:
         if name not in runs:
             out = tmp_path_factory.mktemp(name) / "run"
-            args = ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--quiet", "--set", "train.epochs=2"]
+            args = ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--quiet", "--set", "train.epochs=2",
+                    "--set", "tokenizer.mode=off"]
             for override in MODELS[name]:
                 args += ["--set", override]
             result = runner.invoke(app, args)
