@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 from .files import read_bytes
@@ -94,6 +94,13 @@ class TokenizerConfig(_Section):
     """The segmenter (raw text -> sentences of tokens), trained before the tagger; see segment.py."""
 
     mode: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads ``on`` and ``off`` as booleans: take them back."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
     char_dim: int = Field(32, gt=0)
     hidden_dim: int = Field(64, gt=0)

@@ -298,8 +298,8 @@ class Window:
 
 _BREAK = re.compile(r"\n[^\S\n]*\n")
 """A blank line (possibly holding spaces or tabs) between two paragraphs."""
-_OPEN_BREAK = re.compile(r"\n[^\S\n]*\Z")
-"""A line end at the end of what was read so far: a blank line may follow."""
+_OPEN_BREAK = re.compile(r"(?:\n[^\S\n]*)+\Z")
+"""Line ends (and spaces) at the end of what was read so far: a blank line may follow."""
 _MAX_HELD = 4096
 
 

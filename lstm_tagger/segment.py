@@ -46,6 +46,7 @@ WINDOW, CONTEXT = 256, 48
 """Segmentation windows: labelled characters, and context characters on each side."""
 MAX_TOKEN_CHARS = 1000
 MAX_SENTENCE_TOKENS = 1000
+MAX_SENTENCE_CHARS = 10_000
 """A token or sentence that grows past these is cut (a line of 1 MB without spaces)."""
 _PAD, _UNK = 0, 1
 _MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
@@ -157,6 +158,7 @@ class _Assembler:
         self.sentence = TreebankSentence()
         self.done: TreebankSentence | None = None  # finished; waits to learn the space after it
         self.new_paragraph = False
+        self.chars = 0  # in the current sentence's tokens
 
     def _token(self, form: str, label: int) -> Iterator[TreebankSentence]:
         if self.done is not None:
@@ -166,14 +168,16 @@ class _Assembler:
         if not self.sentence.tokens:
             self.sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
         self.sentence.tokens.append(Token(form, tuple(Word(w) for w in words), False, len(words) > 1))
-        if label in (SENTENCE, SENTENCE_MULTI) or len(self.sentence.tokens) >= MAX_SENTENCE_TOKENS:
+        self.chars += len(form)
+        too_long = len(self.sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
+        if label in (SENTENCE, SENTENCE_MULTI) or too_long:
             yield from self._end_sentence()
 
     def _end_sentence(self) -> Iterator[TreebankSentence]:
         if self.sentence.tokens:
             if self.done is not None:
                 yield self.done
-            self.done, self.sentence = self.sentence, TreebankSentence()
+            self.done, self.sentence, self.chars = self.sentence, TreebankSentence(), 0
 
     def _space(self) -> Iterator[TreebankSentence]:
         if self.partial:
