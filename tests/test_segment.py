@@ -252,3 +252,16 @@ def test_windows_are_bounded_and_cover_every_character():
     assert max(len(w.text) for w in windows) <= 256 + 2 * 32
     assert "".join(w.core for w in windows) == "x" * 10_000 + "y" * 10
     assert [w.last for w in windows].count(True) == 2 and [w.first for w in windows].count(True) == 2
+
+
+def test_resume_keeps_the_segmenter_of_the_run(tmp_path):
+    config = tiny_corpus_config(tmp_path, epochs=3)
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(config), "--output", str(out), "--set", "train.epochs=2"])
+    assert first.exit_code == 0 and first.output.count("tokenizer epoch") == 3
+    before = load_checkpoint(out / "model-last.safetensors").segmenter.tensors()
+    resumed = runner.invoke(app, ["train", str(config), "--output", str(out), "--set", "train.epochs=3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "tokenizer epoch" not in resumed.output and "tokenizer: kept from the run being resumed" in resumed.output
+    after = load_checkpoint(out / "model-last.safetensors").segmenter.tensors()
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
