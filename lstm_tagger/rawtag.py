@@ -78,7 +78,7 @@ def tag_text(
 
 def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, tags: Vocab) -> str:
     """A CoNLL-U block with ``# sent_id``, ``# text``, multiword ranges and ``SpaceAfter=No``."""
-    lines = [f"# newpar"] if sentence.new_paragraph else []
+    lines = ["# newpar"] if sentence.new_paragraph else []
     lines += [f"# sent_id = {sent_id}", f"# text = {sentence.joined()}"]
     n = 0
     for token in sentence.tokens:
