@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import Config, TokenizerConfig
+from .conll18 import evaluate as conll18_evaluate
 from .errors import ConfigError, UserError
 from .model import RecurrentEncoder
 from .rawtext import (
@@ -259,8 +260,6 @@ def _stream(sentences: Sequence[TreebankSentence], table: CharTable) -> tuple[to
 
 def dev_scores(segmenter: Segmenter, gold: Sequence[TreebankSentence]) -> dict[str, float]:
     """Tokens and Sentences F1 (CoNLL 2018) of segmenting ``gold``'s raw text, in percent."""
-    from .conll18 import evaluate as conll18_evaluate
-
     system = list(segment(segmenter, [raw_text(gold)]))
     scores = conll18_evaluate(gold, system)
     return {"tokens_f1": round(100 * scores["Tokens"].f1, 2), "sentences_f1": round(100 * scores["Sentences"].f1, 2),
