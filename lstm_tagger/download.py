@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .errors import UserError
-from .files import atomic_writer
+from .files import atomic_writer, make_dir
 
 RAW_ROOT = "https://raw.githubusercontent.com/UniversalDependencies"
 SPLITS = ("train", "dev", "test")
@@ -97,10 +97,7 @@ def download_treebank(
     if progress is None:
         progress = sys.stderr.isatty()
     folder = Path(dest_root) / key
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"{folder}: cannot create: {exc.strerror or exc}") from None
+    make_dir(folder, DownloadError)
     for file in files:
         target = folder / file
         expected = sums.get(file)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import Config, load_config
 from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
 
 TEMPLATE = """\
 # lstm-tag config written by `lstm-tag init` for your corpus.
@@ -67,7 +67,7 @@ def write_starter_config(
 ) -> Config:
     """Write the starter config to ``output`` and return it validated (files must exist)."""
     if output.exists() and not force:
-        raise UserError(f"{output}: exists already (use --force to overwrite it)")
+        raise UserError(f"{output}: exists already (use force=True to overwrite it)", {"force=True": "--force"})
     for role, path in (("train", train), ("dev", dev), ("test", test)):
         if path is not None and not path.is_file():
             raise UserError(f"{path}: {role} file not found")
@@ -80,9 +80,6 @@ def write_starter_config(
         format=format,
         tag_column=tag_column,
     )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{folder}: cannot create: {exc.strerror}") from None
+    make_dir(folder)
     atomic_write_text(output, text)
     return load_config(output)

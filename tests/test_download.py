@@ -16,6 +16,8 @@ from lstm_tagger import download
 from lstm_tagger.download import DownloadError, download_treebank, treebank_files
 from lstm_tagger.errors import UserError
 
+from conftest import assert_one_line_error
+
 ROOT = Path(__file__).resolve().parents[1]
 EWT_SUMS = Path(os.environ.get("LSTM_TAG_EWT", ROOT.parent / "shared" / "data" / "ud_english_ewt")) / "SHA256SUMS"
 NAME = "ud_test_tiny"
@@ -197,5 +199,5 @@ def test_cli_download_and_a_corrupt_one(tiny, tmp_path):
     (tmp_path / "served" / FILES[0]).write_bytes(b"corrupted\n")
     (tmp_path / "data" / NAME / FILES[0]).unlink()
     bad = runner.invoke(app, ["download", NAME, "--dest", str(tmp_path / "data"), "--base-url", url])
-    assert bad.exit_code == 2 and "SHA-256 mismatch" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert_one_line_error(bad, "SHA-256 mismatch")
     assert not (tmp_path / "data" / NAME / FILES[0]).exists()
