@@ -25,6 +25,8 @@ from .errors import CheckpointError, UserError
 from .files import atomic_write_bytes, read_bytes
 from .limits import check_parameters, planned_parameters
 from .model import FAMILY, Tagger
+from .segment import PREFIX as SEGMENTER_PREFIX
+from .segment import Segmenter
 from .vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
@@ -50,6 +52,8 @@ class Checkpoint:
     """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Tensors of the training state: RNG state, momentum buffers."""
+    segmenter: Segmenter | None = None
+    """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
 
 
 def describe(checkpoint: Checkpoint) -> dict[str, str]:
@@ -73,6 +77,9 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **describe(checkpoint)}
     if checkpoint.train_state is not None:
         metadata["train_state"] = json.dumps(checkpoint.train_state)
+    if checkpoint.segmenter is not None:
+        tensors.update(checkpoint.segmenter.tensors())
+        metadata["segmenter"] = checkpoint.segmenter.metadata()
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
@@ -147,6 +154,8 @@ class CheckpointMeta(Described):
 
     format: Literal["lstm-tag"]
     train_state: Optional[Json[dict[str, Any]]] = None
+    segmenter: Optional[str] = None
+    """the raw-text segmenter's own header (checked by ``Segmenter.load``)"""
 
 
 class TensorEntry(_Strict):
@@ -188,7 +197,8 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> No
     try:
         stored = {
             name: tuple(TensorEntry.model_validate(entry).shape)
-            for name, entry in header.items() if name != "__metadata__" and not name.startswith(TRAIN_PREFIX)
+            for name, entry in header.items()
+            if name != "__metadata__" and not name.startswith((TRAIN_PREFIX, SEGMENTER_PREFIX))
         }
     except ValidationError as exc:
         raise CheckpointError(f"{path}: weights are damaged: {_short(exc.errors()[0])}") from None
@@ -266,6 +276,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
+    segmenter = _load_segmenter(path, config, header["__metadata__"], tensors)
+    tensors = {name: t for name, t in tensors.items() if not name.startswith(SEGMENTER_PREFIX)}
     try:
         model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0)
         model.load_state_dict(tensors, strict=True)
@@ -276,8 +288,17 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     model.to(device).eval()
     return Checkpoint(
         model=model, config=config, words=words, tags=tags, metrics=described.metrics, path=path, chars=chars,
-        train_state=described.fields.train_state, train_tensors=train_tensors,
+        train_state=described.fields.train_state, train_tensors=train_tensors, segmenter=segmenter,
     )
+
+
+def _load_segmenter(path: Path, config: Config, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Segmenter | None:
+    if "segmenter" not in meta:
+        return None
+    try:
+        return Segmenter.load(config.tokenizer, tensors, meta["segmenter"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        raise CheckpointError(f"{path}: the segmenter stored in the checkpoint is damaged") from None
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:

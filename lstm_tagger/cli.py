@@ -33,6 +33,7 @@ from .files import bounded_lines, check_output
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_lines_exported
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
+from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
 from .report import print_scores
 from .runs import checkpoint_info, info_table, list_runs, runs_table
 from .starter import write_starter_config
@@ -210,6 +211,11 @@ class ServeCell(str, Enum):
 CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand_lstm model with PyTorch's lstm kernel."
 
 
+class InputFormat(str, Enum):
+    text = "text"
+    tokens = "tokens"
+
+
 class OutputFormat(str, Enum):
     text = "text"
     conllu = "conllu"
@@ -237,18 +243,25 @@ def _read_input_lines(file: str) -> Iterator[str]:
     "predict",
     epilog=(
         "Examples:\n\n"
-        '  lstm-tag predict "The dog ate the apple"\n\n'
+        '  lstm-tag predict "Don\'t stop. It\'s late"   (raw text: a model with a segmenter splits it)\n\n'
+        '  lstm-tag predict "The dog ate the apple" --input-format tokens\n\n'
         "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
         '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores\n\n'
         "  lstm-tag predict --onnx tagger.onnx --file sentences.txt   (a file written by lstm-tag export)"
     ),
 )
 def predict_cli(
-    text: Optional[str] = typer.Argument(None, help="Text to tag: whitespace-tokenised, one sentence per line."),
+    text: Optional[str] = typer.Argument(None, help="Text to tag (see --input-format)."),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
-    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead, one sentence per line; - is stdin."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead; - is stdin."),
+    input_format: Optional[InputFormat] = typer.Option(
+        None, "--input-format",
+        help="text: raw text, paragraphs at blank lines, sentences and tokens found by the model's segmenter "
+        "(the default for a model with one); tokens: one sentence per line, whitespace-separated tokens "
+        "(the default otherwise, and the only one with --onnx).",
+    ),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
     scores: bool = typer.Option(
         False, "--scores", help="Add tag probabilities: the chosen tag's in text, every tag's in json and conllu."
@@ -265,9 +278,12 @@ def predict_cli(
         set_threads(parse_threads(threads))
         if (text is None) == (file is None):
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
+        raw = None
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
+            if input_format == InputFormat.text:
+                raise UserError("--input-format text needs a checkpoint (--model): an ONNX file has no segmenter")
             exported = load_onnx(onnx)
             run, tags = partial(tag_lines_exported, exported), exported.tags
         else:
@@ -276,9 +292,16 @@ def predict_cli(
                 print(f"lstm-tag: using {path}", file=sys.stderr)
             checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
             run, tags = partial(tag_lines, checkpoint), checkpoint.tags
-        lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
+            if input_format == InputFormat.text or (input_format is None and checkpoint.segmenter is not None):
+                if checkpoint.segmenter is None:
+                    print(FALLBACK_NOTE, file=sys.stderr)
+                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores)
         try:
-            write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
+            if raw is not None:
+                write_text_tagged(raw, tags, format.value, sys.stdout)
+            else:
+                lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
+                write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:  # e.g. piped into head: stop quietly
             sys.stderr.close()
@@ -312,7 +335,8 @@ def export_cli(
         "Examples:\n\n"
         "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
         "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
-        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report"
+        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report\n\n"
+        "  lstm-tag eval --raw --json   (from the test set's raw text: segmenter + tagger, CoNLL 2018 metrics)"
     ),
 )
 def eval_cli(
@@ -327,13 +351,23 @@ def eval_cli(
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
     force: bool = typer.Option(False, "--force", help="Replace a report already in --output."),
+    raw: bool = typer.Option(
+        False, "--raw", help="Score from raw text: rebuild it from the gold # text and # newpar/# newdoc, segment, "
+        "tag, and give the CoNLL 2018 metrics (Tokens, Sentences, Words, tag F1; under \"raw\" with --json).",
+    ),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
         set_threads(parse_threads(threads))
+        if raw and output is not None:
+            raise UserError("--output writes the gold-token report: give --raw or --output, not both")
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
+        if raw:
+            result = evaluate_raw(path, data, cell=cell.value if cell else None)
+            print(json.dumps(result, ensure_ascii=False) if as_json else raw_scores_table(result))
+            return
         result = evaluate_model(path, data, output, cell=cell.value if cell else None, force=force)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

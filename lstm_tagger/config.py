@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import limits
 from .errors import ConfigError
@@ -149,12 +149,37 @@ class TrainConfig(_Section):
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
 
 
+class TokenizerConfig(_Section):
+    """The segmenter (raw text -> sentences of tokens), trained before the tagger; see segment.py."""
+
+    mode: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads ``on`` and ``off`` as booleans: take them back."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
+    char_dim: int = Field(32, gt=0)
+    hidden_dim: int = Field(64, gt=0)
+    num_layers: int = Field(2, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    char_dropout: float = Field(0.01, ge=0.0, lt=1.0)
+    window: int = Field(256, gt=0)
+    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(10, gt=0)
+    lr: float = Field(0.002, gt=0.0)
+    patience: int = Field(3, ge=0)
+
+
 class Config(_Section):
     """A whole training config: one section per concern."""
 
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

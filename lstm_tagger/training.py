@@ -39,6 +39,8 @@ from .limits import check_parameters, planned_parameters
 from .model import Tagger
 from .threads import ThreadChooser, thread_chooser
 from .report import print_scores, write_report
+from .segment import Segmenter
+from .segment import training_phase as segmenter_phase
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
@@ -285,8 +287,10 @@ def train(
         if resume:
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
         say = RunLog(console, output_dir / "train.log" if world.is_main else None)
-        session = _build(config, output_dir, device, splits, vectors, world, say)
         show_progress = console.is_terminal if progress is None else progress
+        with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
+            segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress) if world.is_main else None
+        session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
         return _run(session, _start(session, saved), console, show_progress)
 
 
@@ -314,9 +318,11 @@ class Session:
 
 
 def _build(
-    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog,
+    segmenter: Segmenter | None,
 ) -> Session:
-    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser."""
+    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser;
+    the checkpoint carries ``segmenter`` (trained before, by the segmenter phase) when there is one."""
     train_set = splits.train
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
@@ -337,7 +343,8 @@ def _build(
     )
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
-        optimizer=optimizer, rng=rng, current=Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars),
+        optimizer=optimizer, rng=rng,
+        current=Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars, segmenter=segmenter),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=[tags.encode(s.tags) for s in train_set],
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
@@ -569,5 +576,7 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
         "results": results,
         "tag_scores": loop.examples + after,
     }
+    if best.segmenter is not None:  # Tokens / Sentences F1 of its best epoch on dev raw text
+        report["training"].update({f"tokenizer {k}": v for k, v in best.segmenter.scores.items()})
     write_report(output_dir, report, loop.history)
     return report

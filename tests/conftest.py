@@ -39,6 +39,7 @@ def tiny_config(tmp_path: Path, sentences=CLASSIC, **sections: dict[str, Any]) -
         "data": {"train": corpus.name, "dev": corpus.name, "test": corpus.name},
         "model": {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "bidirectional": True, "dropout": 0.0},
         "train": {"epochs": 40, "batch_size": 2, "lr": 0.5, "momentum": 0.9, "patience": 0, "seed": 3},
+        "tokenizer": {"mode": "off"},  # tagger tests; the segmenter's tests turn it on
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
