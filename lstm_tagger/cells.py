@@ -42,30 +42,98 @@ from typing import Callable, List
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
-def lstm_recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
-    """One LSTM direction over time from zero states.
+class LSTMDirection(torch.autograd.Function):
+    """One LSTM direction over a whole padded batch, from zero states, with a hand-written backward.
 
-    x_proj (B, S, 4H): the precomputed ``x_t @ W_ih^T + b_ih`` of every step, gates i, f, g, o;
-    w_hh (4H, H); b_hh (4H,) -> h (B, S, H), the hidden state after every step.
+    ``LSTMDirection.apply(x, W, U, b_ih, b_hh)``: x (B, S, D), W = ``weight_ih`` (4H, D),
+    U = ``weight_hh`` (4H, H), b_ih, b_hh (4H,) -> h (B, S, H), the hidden state after every
+    step. Gate rows i, f, g, o as in ``nn.LSTM``.
+
+    Forward, in time-major buffers (S, B, .) so that every step reads and writes contiguous rows:
+
+        a_t = W x_t + b_ih + b_hh + U h_{t-1}       one matmul for all t, then one addmm per step
+        i_t, f_t, o_t = sigmoid(a_t^i, a_t^f, a_t^o),  g_t = tanh(a_t^g)   in place over a_t
+        c_t = f_t * c_{t-1} + i_t * g_t,   h_t = o_t * tanh(c_t),   h_0 = c_0 = 0
+
+    It keeps the gates (S, B, 4H), c_0..c_S, tanh(c_1..c_S) and h_0..h_S for the backward.
+
+    Backward: backpropagation through time. With dy_t = dL/dh_t from the layers above,
+    going from t = S down to 1, and dh_{S+1}-terms and dc_{S+1} zero:
+
+        dh_t  = dy_t + U^T da_{t+1}                             (one addmm per step)
+        dc_t  = dc_{t+1} * f_{t+1} + dh_t * o_t * (1 - tanh(c_t)^2)
+        da_t^i = dc_t * g_t * i_t (1 - i_t)                      (d c_t / d i_t = g_t)
+        da_t^f = dc_t * c_{t-1} * f_t (1 - f_t)                  (d c_t / d f_t = c_{t-1})
+        da_t^g = dc_t * i_t * (1 - g_t^2)                        (d c_t / d g_t = i_t)
+        da_t^o = dh_t * tanh(c_t) * o_t (1 - o_t)                (d h_t / d o_t = tanh(c_t))
+
+    The factors that multiply dc_t and dh_t depend only on the forward's values, so they are
+    computed for all steps at once before the loop, which then does five operations per step.
+    The parameter and input gradients are sums over steps, each one matmul after the loop:
+
+        dW = sum_t da_t x_t^T,   dU = sum_t da_t h_{t-1}^T,   db_ih = db_hh = sum_t da_t,
+        dx_t = W^T da_t
+
+    Padding: callers put each sentence's real tokens first (``run_layers``), so the steps
+    beyond a sentence's length come after its real ones and never reach their states; their
+    outputs are masked by the caller, which makes their dy zero, so they add nothing to any
+    gradient either (dh and dc stay zero until the sentence's last real token).
     """
-    h = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
-    c = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
-    outputs: List[Tensor] = []
-    for x_t in x_proj.unbind(1):  # unbind, not x_proj[:, t]: one stack in backward, not S zero-filled copies
-        # Pre-activations of the four gates, U h_{t-1} + b_hh + (W x_t + b_ih), each (B, H).
-        # add_ in place: addmm's backward does not need its output, and one (B, 4H) add per
-        # step instead of four (B, H) adds is ~10% faster forward+backward on a 2-core CPU.
-        a_i, a_f, a_g, a_o = torch.addmm(b_hh, h, w_hh.t()).add_(x_t).chunk(4, 1)
-        i = torch.sigmoid(a_i)
-        f = torch.sigmoid(a_f)
-        g = torch.tanh(a_g)
-        o = torch.sigmoid(a_o)
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        outputs.append(h)
-    return torch.stack(outputs, 1)
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        batch, steps, _ = inputs.shape
+        hidden = w_hh.size(1)
+        x = inputs.transpose(0, 1).reshape(steps * batch, -1)  # (S*B, D), time-major
+        gates = torch.addmm(b_ih + b_hh, x, w_ih.t()).view(steps, batch, 4, hidden)
+        h = x.new_zeros(steps + 1, batch, hidden)  # h_0 .. h_S
+        c = x.new_zeros(steps + 1, batch, hidden)  # c_0 .. c_S
+        tanh_c = x.new_empty(steps, batch, hidden)
+        u_t = w_hh.t()
+        for t, a in enumerate(gates.unbind(0)):  # a (B, 4, H): a_t, becomes the gates in place
+            if t > 0:  # U h_0 = 0
+                a.view(batch, 4 * hidden).addmm_(h[t], u_t)
+            a[:, :2].sigmoid_()
+            a[:, 2].tanh_()
+            a[:, 3].sigmoid_()
+            torch.mul(a[:, 1], c[t], out=c[t + 1]).addcmul_(a[:, 0], a[:, 2])
+            torch.mul(a[:, 3], torch.tanh(c[t + 1], out=tanh_c[t]), out=h[t + 1])
+        ctx.save_for_backward(x, w_ih, w_hh, gates, h, c, tanh_c)
+        return h[1:].transpose(0, 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        x, w_ih, w_hh, gates, h, c, tanh_c = ctx.saved_tensors
+        steps, batch, _, hidden = gates.shape
+        i, f, g, o = gates.unbind(2)  # each (S, B, H)
+        # d a_t = [dc_t, dc_t, dc_t, dh_t] * factors_t; dc_t gets dh_t * to_cell_t.
+        factors = torch.stack([g * i * (1 - i), c[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
+        to_cell = o * (1 - tanh_c * tanh_c)
+        dy = grad_output.transpose(0, 1)  # (S, B, H)
+        da = torch.empty_like(gates)  # (S, B, 4, H)
+        dh = x.new_empty(batch, hidden)
+        dc = x.new_zeros(batch, hidden)
+        for t in range(steps - 1, -1, -1):
+            if t == steps - 1:
+                dh.copy_(dy[t])
+            else:
+                torch.addmm(dy[t], da[t + 1].view(batch, 4 * hidden), w_hh, out=dh)
+                dc.mul_(f[t + 1])
+            dc.addcmul_(dh, to_cell[t])
+            torch.mul(factors[t, :, :3], dc.unsqueeze(1), out=da[t, :, :3])
+            torch.mul(factors[t, :, 3], dh, out=da[t, :, 3])
+        da = da.view(steps * batch, 4 * hidden)
+        grad_inputs = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = torch.mm(da, w_ih).view(steps, batch, -1).transpose(0, 1)
+        grad_w_ih = torch.mm(da.t(), x)
+        grad_w_hh = torch.mm(da.t(), h[:-1].reshape(steps * batch, hidden))
+        grad_bias = da.sum(0)
+        return grad_inputs, grad_w_ih, grad_w_hh, grad_bias, grad_bias.clone()  # two .grad, two tensors
 
 
 def gru_recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
@@ -90,6 +158,11 @@ def gru_recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
 def length_mask(lengths: Tensor, steps: int) -> Tensor:
     """lengths (B,) int64 -> (B, steps) bool, True at the real tokens (``t < lengths[b]``)."""
     return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def gru_direction(inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    """One GRU direction: inputs (B, S, D) -> (B, S, H); one input projection for all steps, then the loop."""
+    return gru_recurrence(torch.nn.functional.linear(inputs, w_ih, b_ih), w_hh, b_hh)
 
 
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:
@@ -169,7 +242,8 @@ def fused_direction(rnn: nn.LSTM | nn.GRU, inputs: Tensor, layer: int, suffix: s
 class _HandRNN(nn.Module):
     """Layers, directions, padding and parameters shared by ``HandLSTM`` and ``HandGRU``.
 
-    Subclasses set ``num_gates`` and ``recurrence`` (x_proj (B, S, G*H), w_hh, b_hh -> (B, S, H)).
+    Subclasses set ``num_gates`` and ``run_direction`` (inputs (B, S, D), weight_ih, weight_hh,
+    bias_ih, bias_hh -> (B, S, H), one left-to-right pass from zero states).
     """
 
     num_gates: int
@@ -212,17 +286,13 @@ class _HandRNN(nn.Module):
                 parameter.uniform_(-bound, bound)
 
     @staticmethod
-    def recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    def run_direction(inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
         raise NotImplementedError
 
     def _direction(self, inputs: Tensor, layer: int, suffix: str) -> Tensor:
         """inputs (B, S, D) -> (B, S, H): one matrix multiply for all steps, then the loop."""
-        w_ih = getattr(self, f"weight_ih_l{layer}{suffix}")
-        b_ih = getattr(self, f"bias_ih_l{layer}{suffix}")
-        x_proj = torch.nn.functional.linear(inputs, w_ih, b_ih)  # (B, S, G*H)
-        w_hh = getattr(self, f"weight_hh_l{layer}{suffix}")
-        b_hh = getattr(self, f"bias_hh_l{layer}{suffix}")
-        return self.recurrence(x_proj, w_hh, b_hh)
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return self.run_direction(inputs, *(getattr(self, f"{name}_l{layer}{suffix}") for name in names))
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
         """inputs (B, T, input_size) float, lengths (B,) int64 (CPU) ->
@@ -263,7 +333,7 @@ class HandLSTM(_HandRNN):
     """
 
     num_gates = 4
-    recurrence = staticmethod(lstm_recurrence)
+    run_direction = staticmethod(LSTMDirection.apply)
 
 
 class HandGRU(_HandRNN):
@@ -285,4 +355,4 @@ class HandGRU(_HandRNN):
     """
 
     num_gates = 3
-    recurrence = staticmethod(gru_recurrence)
+    run_direction = staticmethod(gru_direction)

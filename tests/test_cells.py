@@ -1,4 +1,4 @@
-"""HandLSTM / HandGRU against nn.LSTM / nn.GRU: names, outputs, gradients, padding."""
+"""HandLSTM / HandGRU against nn.LSTM / nn.GRU and against autograd: names, outputs, gradients, padding."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_tagger.cells import HandGRU, HandLSTM, reverse_index
+from lstm_tagger.cells import HandGRU, HandLSTM, LSTMDirection, reverse_index, run_layers
 
 PAIRS = {"lstm": (HandLSTM, nn.LSTM), "gru": (HandGRU, nn.GRU)}
 LENGTHS = torch.tensor([7, 3, 5, 1])
@@ -138,3 +138,73 @@ def test_all_empty_and_too_long_lengths():
     assert torch.count_nonzero(hand(torch.randn(2, 3, INPUT), torch.tensor([0, 0]))) == 0
     with pytest.raises(ValueError):
         hand(torch.randn(2, 3, INPUT), torch.tensor([4, 1]))
+
+
+def autograd_lstm_direction(inputs, w_ih, w_hh, b_ih, b_hh):
+    """The LSTM direction as HandLSTM ran it before its hand-written backward: plain ops, autograd's BPTT."""
+    x_proj = torch.nn.functional.linear(inputs, w_ih, b_ih)
+    h = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
+    c = torch.zeros_like(h)
+    outputs = []
+    for x_t in x_proj.unbind(1):
+        a_i, a_f, a_g, a_o = torch.addmm(b_hh, h, w_hh.t()).add_(x_t).chunk(4, 1)
+        c = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        h = torch.sigmoid(a_o) * torch.tanh(c)
+        outputs.append(h)
+    return torch.stack(outputs, 1)
+
+
+MIXED = torch.tensor([6, 1, 4, 6, 2])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_hand_backward_equals_autograd(bidirectional, num_layers):
+    """LSTMDirection's forward and hand-written backward against autograd through the plain ops, float64."""
+    torch.manual_seed(4)
+    hand = HandLSTM(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional).double()
+    total = int(MIXED.max()) + 1
+    inputs = torch.randn(len(MIXED), total, INPUT, dtype=torch.float64)
+    weights = torch.randn(len(MIXED), total, hand.output_size, dtype=torch.float64)
+    results = []
+    for direction in (LSTMDirection.apply, autograd_lstm_direction):
+        hand.zero_grad()
+        leaf = inputs.clone().requires_grad_()
+        run = lambda x, layer, suffix: direction(  # noqa: E731
+            x, *(getattr(hand, f"{n}_l{layer}{suffix}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        )
+        output = run_layers(run, leaf, MIXED, num_layers, bidirectional, HIDDEN, nn.Identity())
+        (output * weights).sum().backward()
+        results.append((output.detach(), leaf.grad, {n: p.grad.clone() for n, p in hand.named_parameters()}))
+    (out, grad_in, grads), (ref_out, ref_grad_in, ref_grads) = results
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grad_in, ref_grad_in, atol=1e-6, rtol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], atol=1e-6, rtol=0, msg=name)
+        assert grad.abs().max() > 0, name
+    real = real_mask(MIXED, total)
+    assert torch.count_nonzero(out.masked_select(~real)) == 0
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_hand_backward_gradcheck(bidirectional, num_layers):
+    """gradcheck of HandLSTM (so of LSTMDirection's backward) on mixed lengths, every parameter and the input."""
+    torch.manual_seed(5)
+    hand = HandLSTM(3, 2, num_layers=num_layers, bidirectional=bidirectional).double()
+    lengths = torch.tensor([4, 1, 3])
+    names = [name for name, _ in hand.named_parameters()]
+    inputs = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in hand.parameters()]
+
+    def run(inputs, *params):
+        return torch.func.functional_call(hand, dict(zip(names, params)), (inputs, lengths))
+
+    assert torch.autograd.gradcheck(run, (inputs, *params))
+
+
+def test_hand_direction_gradcheck_alone():
+    """gradcheck of LSTMDirection itself, every position of the output carrying a gradient."""
+    torch.manual_seed(6)
+    args = [torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in ((2, 4, 3), (8, 3), (8, 2), (8,), (8,))]
+    assert torch.autograd.gradcheck(LSTMDirection.apply, args)
