@@ -71,7 +71,8 @@ class LSTMDirection(torch.autograd.Function):
         da_t^o = dh_t * tanh(c_t) * o_t (1 - o_t)                (d h_t / d o_t = tanh(c_t))
 
     The factors that multiply dc_t and dh_t depend only on the forward's values, so they are
-    computed for all steps at once before the loop, which then does five operations per step.
+    computed for all steps at once before the loop, which then does five operations per step
+    (the forward does eight).
     The parameter and input gradients are sums over steps, each one matmul after the loop:
 
         dW = sum_t da_t x_t^T,   dU = sum_t da_t h_{t-1}^T,   db_ih = db_hh = sum_t da_t,
@@ -88,19 +89,23 @@ class LSTMDirection(torch.autograd.Function):
         batch, steps, _ = inputs.shape
         hidden = w_hh.size(1)
         x = inputs.transpose(0, 1).reshape(steps * batch, -1)  # (S*B, D), time-major
-        gates = torch.addmm(b_ih + b_hh, x, w_ih.t()).view(steps, batch, 4, hidden)
+        gates = torch.addmm(b_ih + b_hh, x, w_ih.t()).view(steps, batch, 4, hidden)  # a_t without U h_{t-1}
         h = x.new_zeros(steps + 1, batch, hidden)  # h_0 .. h_S
         c = x.new_zeros(steps + 1, batch, hidden)  # c_0 .. c_S
         tanh_c = x.new_empty(steps, batch, hidden)
+        # Per-step views made once, so the loop runs only the eight operations of a step.
+        a_s, if_s = gates.view(steps, batch, 4 * hidden).unbind(0), gates[:, :, :2].unbind(0)
+        i_s, f_s, g_s, o_s = (gates[:, :, k].unbind(0) for k in range(4))
+        h_s, c_s, tanh_s = h.unbind(0), c.unbind(0), tanh_c.unbind(0)
         u_t = w_hh.t()
-        for t, a in enumerate(gates.unbind(0)):  # a (B, 4, H): a_t, becomes the gates in place
+        for t in range(steps):  # a_t becomes the gates i, f, g, o in place
             if t > 0:  # U h_0 = 0
-                a.view(batch, 4 * hidden).addmm_(h[t], u_t)
-            a[:, :2].sigmoid_()
-            a[:, 2].tanh_()
-            a[:, 3].sigmoid_()
-            torch.mul(a[:, 1], c[t], out=c[t + 1]).addcmul_(a[:, 0], a[:, 2])
-            torch.mul(a[:, 3], torch.tanh(c[t + 1], out=tanh_c[t]), out=h[t + 1])
+                a_s[t].addmm_(h_s[t], u_t)
+            if_s[t].sigmoid_()
+            g_s[t].tanh_()
+            o_s[t].sigmoid_()
+            torch.mul(f_s[t], c_s[t], out=c_s[t + 1]).addcmul_(i_s[t], g_s[t])
+            torch.mul(o_s[t], torch.tanh(c_s[t + 1], out=tanh_s[t]), out=h_s[t + 1])
         ctx.save_for_backward(x, w_ih, w_hh, gates, h, c, tanh_c)
         return h[1:].transpose(0, 1)
 
@@ -110,22 +115,24 @@ class LSTMDirection(torch.autograd.Function):
         x, w_ih, w_hh, gates, h, c, tanh_c = ctx.saved_tensors
         steps, batch, _, hidden = gates.shape
         i, f, g, o = gates.unbind(2)  # each (S, B, H)
-        # d a_t = [dc_t, dc_t, dc_t, dh_t] * factors_t; dc_t gets dh_t * to_cell_t.
+        # da_t = [dc_t, dc_t, dc_t, dh_t] * factors_t and dc_t gets dh_t * to_cell_t: all steps at once.
         factors = torch.stack([g * i * (1 - i), c[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], 2)
         to_cell = o * (1 - tanh_c * tanh_c)
-        dy = grad_output.transpose(0, 1)  # (S, B, H)
         da = torch.empty_like(gates)  # (S, B, 4, H)
         dh = x.new_empty(batch, hidden)
         dc = x.new_zeros(batch, hidden)
+        dy_s, f_s, to_cell_s = grad_output.transpose(0, 1).unbind(0), f.unbind(0), to_cell.unbind(0)
+        da_s, da_ifg, da_o = da.view(steps, batch, 4 * hidden).unbind(0), da[:, :, :3].unbind(0), da[:, :, 3].unbind(0)
+        factor_ifg, factor_o, dc_each_gate = factors[:, :, :3].unbind(0), factors[:, :, 3].unbind(0), dc.unsqueeze(1)
         for t in range(steps - 1, -1, -1):
             if t == steps - 1:
-                dh.copy_(dy[t])
+                dh.copy_(dy_s[t])
             else:
-                torch.addmm(dy[t], da[t + 1].view(batch, 4 * hidden), w_hh, out=dh)
-                dc.mul_(f[t + 1])
-            dc.addcmul_(dh, to_cell[t])
-            torch.mul(factors[t, :, :3], dc.unsqueeze(1), out=da[t, :, :3])
-            torch.mul(factors[t, :, 3], dh, out=da[t, :, 3])
+                torch.addmm(dy_s[t], da_s[t + 1], w_hh, out=dh)
+                dc.mul_(f_s[t + 1])
+            dc.addcmul_(dh, to_cell_s[t])
+            torch.mul(factor_ifg[t], dc_each_gate, out=da_ifg[t])
+            torch.mul(factor_o[t], dh, out=da_o[t])
         da = da.view(steps * batch, 4 * hidden)
         grad_inputs = None
         if ctx.needs_input_grad[0]:
