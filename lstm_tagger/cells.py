@@ -38,7 +38,7 @@ only the per-token outputs).
 from __future__ import annotations
 
 import math
-from typing import Callable, List
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -143,33 +143,93 @@ class LSTMDirection(torch.autograd.Function):
         return grad_inputs, grad_w_ih, grad_w_hh, grad_bias, grad_bias.clone()  # two .grad, two tensors
 
 
-def gru_recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
-    """One GRU direction over time from a zero state.
+class GRUDirection(torch.autograd.Function):
+    """One GRU direction over a whole padded batch, from a zero state, with a hand-written backward.
 
-    x_proj (B, S, 3H): the precomputed ``x_t @ W_ih^T + b_ih`` of every step, gates r, z, n;
-    w_hh (3H, H); b_hh (3H,) -> h (B, S, H), the hidden state after every step.
+    ``GRUDirection.apply(x, W, U, b_ih, b_hh)``: x (B, S, D), W = ``weight_ih`` (3H, D),
+    U = ``weight_hh`` (3H, H), b_ih, b_hh (3H,) -> h (B, S, H). Gate rows r, z, n as in ``nn.GRU``.
+
+    Forward, time-major (S, B, .), the input part of every step in one matmul:
+
+        x_t^* = W_* x_t + b_i*  (all t at once),   m_t = U h_{t-1} + b_h*  (one addmm per step)
+        r_t = sigmoid(x_t^r + m_t^r),   z_t = sigmoid(x_t^z + m_t^z)
+        n_t = tanh(x_t^n + r_t * m_t^n)
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1} = lerp(n_t, h_{t-1}, z_t),   h_0 = 0
+
+    It keeps r, z, n, m^n and h_0..h_S for the backward.
+
+    Backward: with dy_t = dL/dh_t from above, from t = S down to 1 (terms of step S+1 zero):
+
+        dh_t    = dy_t + U^T dm_{t+1} + dh_{t+1} * z_{t+1}      (one addmm, one addcmul per step)
+        dx_t^n  = dh_t * (1 - z_t) * (1 - n_t^2)                 (d h_t / d n_t = 1 - z_t)
+        dx_t^r  = dx_t^n * m_t^n * r_t (1 - r_t)                 (d n-preactivation / d r_t = m_t^n)
+        dx_t^z  = dh_t * (h_{t-1} - n_t) * z_t (1 - z_t)          (d h_t / d z_t = h_{t-1} - n_t)
+        dm_t    = [dx_t^r, dx_t^z, dx_t^n * r_t]                 (r_t multiplies m_t^n)
+
+    Every gradient of step t is dh_t times a factor of the forward's values, so the factors
+    are computed for all steps at once, the loop does three operations per step (dh_t and
+    dm_t; the forward does six), and dx for all steps is one product after it. Then
+
+        dW = sum_t dx_t x_t^T,  db_ih = sum_t dx_t,  dU = sum_t dm_t h_{t-1}^T,  db_hh = sum_t dm_t,
+        d inputs_t = W^T dx_t
+
+    Padding: as ``LSTMDirection`` (padded steps come last, and their dy is zero).
     """
-    h = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
-    outputs: List[Tensor] = []
-    for x_t in x_proj.unbind(1):
-        x_r, x_z, x_n = x_t.chunk(3, 1)
-        h_r, h_z, h_n = torch.addmm(b_hh, h, w_hh.t()).chunk(3, 1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        h = (1 - z) * n + z * h
-        outputs.append(h)
-    return torch.stack(outputs, 1)
+
+    @staticmethod
+    def forward(ctx, inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+        batch, steps, _ = inputs.shape
+        hidden = w_hh.size(1)
+        x = inputs.transpose(0, 1).reshape(steps * batch, -1)  # (S*B, D), time-major
+        x_gates = torch.addmm(b_ih, x, w_ih.t()).view(steps, batch, 3, hidden)
+        gates = torch.empty_like(x_gates)  # r, z, n
+        m = torch.empty_like(x_gates)  # U h_{t-1} + b_hh
+        h = x.new_zeros(steps + 1, batch, hidden)  # h_0 .. h_S
+        # Per-step views made once, so the loop runs only the six operations of a step.
+        m_s, m_rz, m_n = m.view(steps, batch, 3 * hidden).unbind(0), m[:, :, :2].unbind(0), m[:, :, 2].unbind(0)
+        x_rz, x_n = x_gates[:, :, :2].unbind(0), x_gates[:, :, 2].unbind(0)
+        rz_s, r_s, z_s, n_s = gates[:, :, :2].unbind(0), *(gates[:, :, k].unbind(0) for k in range(3))
+        h_s, u_t = h.unbind(0), w_hh.t()
+        for t in range(steps):
+            torch.addmm(b_hh, h_s[t], u_t, out=m_s[t])
+            torch.add(x_rz[t], m_rz[t], out=rz_s[t]).sigmoid_()
+            torch.addcmul(x_n[t], r_s[t], m_n[t], out=n_s[t]).tanh_()
+            torch.lerp(n_s[t], h_s[t], z_s[t], out=h_s[t + 1])
+        ctx.save_for_backward(x, w_ih, w_hh, gates, m[:, :, 2], h)
+        return h[1:].transpose(0, 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: Tensor):
+        x, w_ih, w_hh, gates, m_n, h = ctx.saved_tensors
+        steps, batch, _, hidden = gates.shape
+        r, z, n = gates.unbind(2)  # each (S, B, H)
+        to_n = (1 - z) * (1 - n * n)  # dx^n = dh * to_n, and so on: all steps at once
+        to_x = torch.stack([to_n * m_n * r * (1 - r), (h[:-1] - n) * z * (1 - z), to_n], 2)  # (S, B, 3, H)
+        to_m = to_x.clone()
+        to_m[:, :, 2] *= r
+        dh = torch.empty_like(h[1:])  # (S, B, H)
+        dm = torch.empty_like(gates)  # (S, B, 3, H)
+        dy_s, dh_s, z_s = grad_output.transpose(0, 1).unbind(0), dh.unbind(0), z.unbind(0)
+        dm_s, dm_flat, to_m_s = dm.unbind(0), dm.view(steps, batch, 3 * hidden).unbind(0), to_m.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            if t == steps - 1:
+                dh_s[t].copy_(dy_s[t])
+            else:
+                torch.addmm(dy_s[t], dm_flat[t + 1], w_hh, out=dh_s[t]).addcmul_(dh_s[t + 1], z_s[t + 1])
+            torch.mul(to_m_s[t], dh_s[t].unsqueeze(1), out=dm_s[t])
+        dx = (to_x * dh.unsqueeze(2)).view(steps * batch, 3 * hidden)
+        dm = dm.view(steps * batch, 3 * hidden)
+        grad_inputs = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = torch.mm(dx, w_ih).view(steps, batch, -1).transpose(0, 1)
+        grad_w_hh = torch.mm(dm.t(), h[:-1].reshape(steps * batch, hidden))
+        return grad_inputs, torch.mm(dx.t(), x), grad_w_hh, dx.sum(0), dm.sum(0)
 
 
 def length_mask(lengths: Tensor, steps: int) -> Tensor:
     """lengths (B,) int64 -> (B, steps) bool, True at the real tokens (``t < lengths[b]``)."""
     return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
-
-
-def gru_direction(inputs: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-    """One GRU direction: inputs (B, S, D) -> (B, S, H); one input projection for all steps, then the loop."""
-    return gru_recurrence(torch.nn.functional.linear(inputs, w_ih, b_ih), w_hh, b_hh)
 
 
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:
@@ -362,4 +422,4 @@ class HandGRU(_HandRNN):
     """
 
     num_gates = 3
-    run_direction = staticmethod(gru_direction)
+    run_direction = staticmethod(GRUDirection.apply)
