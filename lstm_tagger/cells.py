@@ -211,13 +211,14 @@ class GRUDirection(torch.autograd.Function):
         dh = torch.empty_like(h[1:])  # (S, B, H)
         dm = torch.empty_like(gates)  # (S, B, 3, H)
         dy_s, dh_s, z_s = grad_output.transpose(0, 1).unbind(0), dh.unbind(0), z.unbind(0)
+        dh_each_gate = dh.unsqueeze(2).unbind(0)  # (B, 1, H) views of dh_s
         dm_s, dm_flat, to_m_s = dm.unbind(0), dm.view(steps, batch, 3 * hidden).unbind(0), to_m.unbind(0)
         for t in range(steps - 1, -1, -1):
             if t == steps - 1:
                 dh_s[t].copy_(dy_s[t])
             else:
                 torch.addmm(dy_s[t], dm_flat[t + 1], w_hh, out=dh_s[t]).addcmul_(dh_s[t + 1], z_s[t + 1])
-            torch.mul(to_m_s[t], dh_s[t].unsqueeze(1), out=dm_s[t])
+            torch.mul(to_m_s[t], dh_each_gate[t], out=dm_s[t])
         dx = (to_x * dh.unsqueeze(2)).view(steps * batch, 3 * hidden)
         dm = dm.view(steps * batch, 3 * hidden)
         grad_inputs = None
