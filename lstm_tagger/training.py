@@ -36,6 +36,7 @@ from .evaluate import evaluate, tag_score_matrix
 from .files import atomic_write_text, make_dir, remove_stale_temporaries, run_lock
 from .flops import parameter_count
 from .limits import check_parameters, planned_parameters
+from .memory import fix_mmap_threshold
 from .model import Tagger
 from .threads import ThreadChooser, thread_chooser
 from .report import print_scores, write_report
@@ -266,6 +267,7 @@ def train(
     Started by torchrun with several processes, it trains data-parallel (see ``distributed.py``);
     rank 0 writes the run directory and prints, the other ranks stay silent.
     """
+    fix_mmap_threshold()  # else the heap fragments and memory creeps up batch after batch (memory.py)
     output_dir = Path(output_dir)
     world = World.from_env()
     device = resolve_device(config, world.local_rank if world.distributed else None)
