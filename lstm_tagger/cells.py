@@ -25,7 +25,11 @@ How a layer runs, per direction:
 - the input projection of every time step at once: one matrix multiply
   ``x @ W_ih^T + b_ih`` over the whole (B, T) batch;
 - then a Python loop over time with one fused hidden-to-gates multiply per step,
-  ``h @ W_hh^T + b_hh``, split into gates with ``chunk`` (no loop over the batch);
+  ``h @ W_hh^T`` (an ``addmm``), and the gates' element-wise arithmetic in place in
+  preallocated time-major buffers (no loop over the batch);
+- the backward pass is written by hand, not recorded by autograd: each direction is one
+  ``torch.autograd.Function`` (``LSTMDirection``, ``GRUDirection``) whose backward is
+  backpropagation through time from the equations, derived in its docstring;
 - the backward direction reverses each sentence within its own length (a gather with
   per-row indices), runs the same forward recurrence and reverses back. Real tokens
   therefore always come first and padding last, so padding never reaches a real token's
