@@ -21,7 +21,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Config
-from .errors import CheckpointError
+from .errors import CheckpointError, UserError
 from .files import atomic_write_bytes, read_bytes
 from .model import FAMILY, Tagger
 from .vocab import Vocab, WordVocab
@@ -159,3 +159,21 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
     if not candidates:
         raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
     return candidates[-1]
+
+
+def serving_device(wanted: str) -> str:
+    """``--device`` of ``predict`` and ``eval``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA
+    when torch finds it) -> a device string for ``load_checkpoint``; anything else is a ``UserError``."""
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {wanted}: expected cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {wanted}: torch finds no CUDA device (use cpu or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {wanted}: torch finds {torch.cuda.device_count()} CUDA devices")
+    return str(device)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from . import __version__
 from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
-from .checkpoint import find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, serving_device
 from .config import load_config
 from .data import decode_lines
 from .distributed import RankStopped
@@ -129,6 +129,9 @@ class ServeCell(str, Enum):
 CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand_lstm model with PyTorch's lstm kernel."
 
 
+DEVICE_HELP = "Run the model on cpu, cuda, cuda:N or auto (CUDA when torch finds it)."
+
+
 class OutputFormat(str, Enum):
     text = "text"
     conllu = "conllu"
@@ -163,7 +166,9 @@ def _read_input_lines(file: str) -> Iterator[str]:
     ),
 )
 def predict_cli(
-    text: Optional[str] = typer.Argument(None, help="Text to tag: whitespace-tokenised, one sentence per line."),
+    text: Optional[str] = typer.Argument(
+        None, help="Text to tag: whitespace-tokenised, one sentence per line \\[default: stdin when it is not a terminal]."
+    ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
@@ -178,22 +183,29 @@ def predict_cli(
         None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
     ),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
         set_threads(parse_threads(threads))
-        if (text is None) == (file is None):
+        if text is not None and file is not None:
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
+        if text is None and file is None:
+            if _interactive():
+                raise UserError('nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)')
+            file = "-"
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
+            if device != "cpu":
+                raise UserError("--onnx tags on the CPU with ONNX Runtime; --device is for checkpoints")
             exported = load_onnx(onnx)
             run, tags = partial(tag_lines_exported, exported), exported.tags
         else:
             path = find_checkpoint(model)
             if model is None:
                 print(f"lstm-tag: using {path}", file=sys.stderr)
-            checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
+            checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
             run, tags = partial(tag_lines, checkpoint), checkpoint.tags
         lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
         try:
@@ -230,6 +242,7 @@ def export_cli(
         "Examples:\n\n"
         "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
         "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
+        "  lstm-tag eval --model runs/welsh-tsv --data cy_ccg-ud-test.conllu --format conllu\n\n"
         "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report"
     ),
 )
@@ -242,8 +255,12 @@ def eval_cli(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
+    format: Optional[CorpusFormat] = typer.Option(
+        None, "--format", help="How --data is written \\[default: as the model's training data]."
+    ),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
@@ -251,11 +268,13 @@ def eval_cli(
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
-        result = evaluate_model(path, data, output, cell=cell.value if cell else None)
+        result = evaluate_model(
+            path, data, output, cell=cell.value if cell else None, format=format.value if format else None, device=device
+        )
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print_scores(Console(), "eval", result)
+        print_scores(Console(), result["split"], result)
 
 
 @app.command(

@@ -1,0 +1,149 @@
+"""The user's side: file permissions, predict from a pipe, init, eval's split names and
+options, config errors, flags in --help, and the report's figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lstm_tagger.checkpoint import BEST
+from lstm_tagger.cli import app
+
+from conftest import CLASSIC, ROOT, tiny_config, write_conllu
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny model that knows its two sentences, with a dev file (the same sentences) apart from its test file."""
+    folder = tmp_path_factory.mktemp("tiny-run")
+    config = tiny_config(folder)
+    write_conllu(folder / "dev.conllu", CLASSIC)
+    result = runner.invoke(app, ["train", str(config), "--output", str(folder / "run"), "--set", "data.dev=dev.conllu"])
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test and put the old one back."""
+    old = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_have_the_modes_the_umask_allows(tmp_path, umask, mask, mode):
+    umask(mask)
+    config = tiny_config(tmp_path, train={"epochs": 1})
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(config), "--output", str(run)]).exit_code == 0
+    for name in (BEST, "model-last.safetensors", "config.yaml", "metrics.jsonl", "report.md", "report.json",
+                 "confusion-dev.png", "learning-curves.png"):
+        assert _mode(run / name) == mode, name
+    out = tmp_path / "init" / "my.yaml"
+    corpus = tmp_path / "tiny.conllu"
+    assert runner.invoke(app, ["init", "--train", str(corpus), "--dev", str(corpus), "--output", str(out)]).exit_code == 0
+    assert _mode(out) == mode
+    assert runner.invoke(app, ["eval", "-m", str(run), "--output", str(tmp_path / "ev")]).exit_code == 0
+    assert _mode(tmp_path / "ev" / "report.json") == mode
+
+
+# --------------------------------------------------------------------------------------
+# predict reads a pipe
+
+
+def test_predict_reads_stdin_when_given_no_text(tiny_run):
+    text = "The dog ate the apple\nEverybody read that book\n"
+    piped = runner.invoke(app, ["predict", "-m", str(tiny_run)], input=text)
+    dashed = runner.invoke(app, ["predict", "-m", str(tiny_run), "--file", "-"], input=text)
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout == dashed.stdout and len(piped.stdout.splitlines()) == 2
+    assert piped.stdout.splitlines()[0] == "The/DET dog/NOUN ate/VERB the/DET apple/NOUN"
+
+
+def test_predict_reads_a_pipe_in_a_subprocess(tiny_run):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "lstm_tagger", "predict", "-m", str(tiny_run)],
+        input="Everybody read that book\n", capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Everybody/PRON read/VERB that/DET book/NOUN\n"
+
+
+def test_predict_on_a_terminal_without_text_prints_the_usage_hint(tiny_run, monkeypatch):
+    monkeypatch.setattr("lstm_tagger.cli._interactive", lambda: True)
+    result = runner.invoke(app, ["predict", "-m", str(tiny_run)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "lstm-tag: error: nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)\n"
+    )
+    both = runner.invoke(app, ["predict", "-m", str(tiny_run), "dog", "--file", "-"])
+    assert both.exit_code == 2 and "give either TEXT or --file FILE" in both.stderr
+
+
+# --------------------------------------------------------------------------------------
+# eval: the split it scored, --format, --device
+
+
+def test_eval_names_the_split_by_its_file(tiny_run, tmp_path):
+    folder = tiny_run.parent
+    cases = {"dev": folder / "dev.conllu", "test": folder / "tiny.conllu", "other.conllu": tmp_path / "other.conllu"}
+    write_conllu(cases["other.conllu"], CLASSIC[1:])
+    for split, data in cases.items():
+        out = tmp_path / f"report-{split}"
+        result = runner.invoke(app, ["eval", "-m", str(tiny_run), "--data", str(data), "--json", "--output", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["split"] == split
+        assert list(json.loads((out / "report.json").read_text())["results"]) == [split]
+        assert f"## {split}: {data}" in (out / "report.md").read_text()
+        assert sorted(p.name for p in out.glob("*.png")) == [f"confusion-{split}.png"]
+    table = runner.invoke(app, ["eval", "-m", str(tiny_run), "--data", str(cases["dev"])])
+    assert table.stdout.startswith(f"dev: {cases['dev']}\n")
+    default = runner.invoke(app, ["eval", "-m", str(tiny_run), "--json"])
+    assert json.loads(default.stdout)["split"] == "test"
+
+
+def test_eval_format_scores_a_tsv_model_on_conllu(tmp_path):
+    tsv = tmp_path / "tiny.tsv"
+    tsv.write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(words, tags)) + "\n" for words, tags in CLASSIC))
+    config = tiny_config(tmp_path, data={"train": "tiny.tsv", "dev": "tiny.tsv", "test": None, "format": "tsv"})
+    assert runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")]).exit_code == 0
+    conllu = write_conllu(tmp_path / "gold.conllu", CLASSIC)
+    wrong = runner.invoke(app, ["eval", "-m", str(tmp_path / "run"), "--data", str(conllu)])
+    assert wrong.exit_code == 2 and "expected 2 tab-separated columns" in wrong.stderr
+    right = runner.invoke(app, ["eval", "-m", str(tmp_path / "run"), "--data", str(conllu), "--format", "conllu", "--json"])
+    assert right.exit_code == 0, right.output
+    scores = json.loads(right.stdout)
+    assert scores["tokens"] == 9 and scores["accuracy"] == 1.0 and scores["split"] == "gold.conllu"
+
+
+def test_device_option_of_eval_and_predict(tiny_run):
+    import torch
+
+    on_cpu = runner.invoke(app, ["predict", "-m", str(tiny_run), "The dog", "--device", "cpu"])
+    auto = runner.invoke(app, ["predict", "-m", str(tiny_run), "The dog", "--device", "auto"])
+    assert on_cpu.exit_code == 0 and on_cpu.stdout == auto.stdout == "The/DET dog/NOUN\n"
+    scored = runner.invoke(app, ["eval", "-m", str(tiny_run), "--device", "auto", "--json"])
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["accuracy"] == 1.0
+    bad = runner.invoke(app, ["eval", "-m", str(tiny_run), "--device", "tpu"])
+    assert bad.exit_code == 2 and bad.stderr == "lstm-tag: error: --device tpu: expected cpu, cuda, cuda:N or auto\n"
+    if not torch.cuda.is_available():
+        cuda = runner.invoke(app, ["predict", "-m", str(tiny_run), "dog", "--device", "cuda"])
+        assert cuda.exit_code == 2
+        assert cuda.stderr == "lstm-tag: error: --device cuda: torch finds no CUDA device (use cpu or auto)\n"
