@@ -56,7 +56,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
-            _error(str(exc))
+            for line in str(exc).splitlines() or [""]:  # a config error has one line per problem
+                _error(line)
         raise typer.Exit(2) from None
 
 

@@ -147,3 +147,51 @@ def test_device_option_of_eval_and_predict(tiny_run):
         cuda = runner.invoke(app, ["predict", "-m", str(tiny_run), "dog", "--device", "cuda"])
         assert cuda.exit_code == 2
         assert cuda.stderr == "lstm-tag: error: --device cuda: torch finds no CUDA device (use cpu or auto)\n"
+
+
+# --------------------------------------------------------------------------------------
+# config errors: all of them, one line each; a --set error names the --set
+
+
+def test_every_problem_of_a_config_in_one_run(tmp_path):
+    import yaml
+
+    config = tiny_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["model"].update(hidden_dim=0, cell="rnn", hiden=3)
+    raw["train"]["lr"] = -1
+    raw["data"]["dev"] = "missing.conllu"
+    config.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+    assert sorted(result.stderr.splitlines()) == sorted([
+        f"lstm-tag: error: {config}: model.hidden_dim: must be > 0, got 0",
+        f"lstm-tag: error: {config}: model.cell: must be one of 'lstm', 'gru', 'hand_lstm' or 'hand_gru', got 'rnn'",
+        f"lstm-tag: error: {config}: model.hiden: unknown key",
+        f"lstm-tag: error: {config}: train.lr: must be > 0.0, got -1",
+        f"lstm-tag: error: {config}: data.dev: file not found: {tmp_path / 'missing.conllu'}",
+    ])
+
+
+def test_a_set_error_names_the_set_text_not_the_file(tmp_path):
+    config = tiny_config(tmp_path)
+    args = ["train", str(config), "--output", str(tmp_path / "out"),
+            "--set", "model.hidden_dim=-3", "--set", "train.epochs=2", "--set", "model.nope=1",
+            "--set", "data.test=gone.conllu", "--set", "train.lr.x=1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert sorted(result.stderr.splitlines()) == sorted([
+        "lstm-tag: error: --set model.hidden_dim=-3: model.hidden_dim: must be > 0, got -3",
+        "lstm-tag: error: --set model.nope=1: model.nope: unknown key",
+        f"lstm-tag: error: --set data.test=gone.conllu: data.test: file not found: {tmp_path / 'gone.conllu'}",
+        "lstm-tag: error: --set train.lr.x=1: train.lr: is not a section",
+    ])
+    section = runner.invoke(app, ["train", str(config), "--set", "data={}"])
+    assert section.stderr.splitlines() == [
+        "lstm-tag: error: --set data={}: data.train: missing required key",
+        "lstm-tag: error: --set data={}: data.dev: missing required key",
+    ]
+    mixed = runner.invoke(app, ["train", str(config), "--set", "model.cell=rnn", "--set", "train.lr=-1", "--set", "train.lr=0.5"])
+    assert mixed.stderr == (
+        "lstm-tag: error: --set model.cell=rnn: model.cell: must be one of 'lstm', 'gru', 'hand_lstm' or 'hand_gru', got 'rnn'\n"
+    )
