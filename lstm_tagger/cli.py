@@ -17,6 +17,7 @@ from typing import Iterator, List, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
 from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
@@ -35,7 +36,29 @@ from .starter import write_starter_config
 from .threads import parse_threads, set_threads
 from .train import default_output_dir, train
 
+class _Group(TyperGroup):
+    """Typer's command group, but every flag's --help line shows it as a flag: this Typer
+    writes ``--scores <bool>`` for options that take no value, ``--help`` among them."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        return _as_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: typer.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _as_flags([*command.params, command.get_help_option(ctx)])
+        return command
+
+
+def _as_flags(params: list) -> list:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # the value column stays empty
+    return params
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lstm-tag",
     help="Train, use and evaluate (Bi)LSTM part-of-speech taggers.",
     no_args_is_help=True,

@@ -89,6 +89,8 @@ class TrainConfig(_Section):
     seed: int = 1
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
+    report_matrices: bool | None = None
+    """Tag-score matrices of two training sentences in the report; ``None``: when there are at most 20 tags."""
 
 
 class Config(_Section):

@@ -26,18 +26,24 @@ def _pct(value: float, count: int = 1) -> str:
     return f"{100 * value:.2f}" if count else "n/a"
 
 
+def _figure(value: Any) -> str:
+    """A count with thousands separators (``25,094``); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
-        ("token accuracy", _pct(scores["accuracy"]), str(scores["tokens"])),
-        ("sentence accuracy", _pct(scores["sentence_accuracy"]), str(scores["sentences"])),
-        ("known words", _pct(scores["known_accuracy"], scores["known_tokens"]), str(scores["known_tokens"])),
-        ("unknown (OOV) words", _pct(scores["oov_accuracy"], scores["oov_tokens"]), str(scores["oov_tokens"])),
+        ("token accuracy", _pct(scores["accuracy"]), _figure(scores["tokens"])),
+        ("macro-F1 (mean over tags)", _pct(scores["macro_f1"], len(scores["per_tag"])), f"{len(scores['per_tag'])} tags"),
+        ("sentence accuracy", _pct(scores["sentence_accuracy"]), _figure(scores["sentences"])),
+        ("known words", _pct(scores["known_accuracy"], scores["known_tokens"]), _figure(scores["known_tokens"])),
+        ("unknown (OOV) words", _pct(scores["oov_accuracy"], scores["oov_tokens"]), _figure(scores["oov_tokens"])),
     ]
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), str(s["support"]))
+        (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), _figure(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -53,7 +59,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     parts = [f"# {report['title']}"]
     training = report.get("training")
     if training:
-        parts.append(_md_table(["", ""], [(k, str(v)) for k, v in training.items()]))
+        parts.append(_md_table(["", ""], [(k, _figure(v)) for k, v in training.items()]))
     for what, file in (report.get("plots") or {}).items():
         parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():

@@ -48,6 +48,9 @@ EXAMPLE_SENTENCES = 2
 RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads")}
 """Config keys a ``--resume`` may change: they extend a run or set its speed, never its results."""
 
+MATRIX_MAX_TAGS = 20
+"""``train.report_matrices: null`` puts the tag-score matrices into the report up to this many tags."""
+
 
 @dataclass
 class TrainResult:
@@ -319,8 +322,8 @@ def _run(
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]])
     num_params = sum(p.numel() for p in model.parameters())
     say(
-        f"train {len(train_set)} sentences / {sum(lengths)} tokens, dev {len(dev_set)} sentences; "
-        f"{len(words)} words, {len(tags)} tags; {num_params:,} parameters on {device}"
+        f"train {len(train_set):,} sentences / {sum(lengths):,} tokens, dev {len(dev_set):,} sentences; "
+        f"{len(words):,} words, {len(tags)} tags; {num_params:,} parameters on {device}"
     )
     if world.distributed:
         say(
@@ -485,7 +488,10 @@ def _final_report(
     results = {"dev": {"data": config.data.dev, **evaluate(best, splits.dev)}}
     if splits.test is not None:
         results["test"] = {"data": config.data.test, **evaluate(best, splits.test)}
-    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]]
+    matrices = config.train.report_matrices
+    if matrices is None:
+        matrices = len(best.tags) <= MATRIX_MAX_TAGS
+    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]] if matrices else []
     report = {
         "title": f"Run {output_dir.name}",
         "training": {
@@ -497,7 +503,7 @@ def _final_report(
             "interrupted": interrupted,
         },
         "results": results,
-        "tag_scores": loop.examples + after,
+        "tag_scores": loop.examples + after if matrices else [],
     }
     write_report(output_dir, report, loop.history)
     return report

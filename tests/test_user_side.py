@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -195,3 +196,56 @@ def test_a_set_error_names_the_set_text_not_the_file(tmp_path):
     assert mixed.stderr == (
         "lstm-tag: error: --set model.cell=rnn: model.cell: must be one of 'lstm', 'gru', 'hand_lstm' or 'hand_gru', got 'rnn'\n"
     )
+
+
+# --------------------------------------------------------------------------------------
+# the report: thousands separators, macro-F1, matrices only when asked (or few tags); flags in --help
+
+
+def test_report_figures_have_thousands_separators_and_macro_f1():
+    from lstm_tagger.metrics import score
+    from lstm_tagger.report import to_markdown
+
+    gold = [["A", "B", "B"]] * 400 + [["C"]] * 1000
+    pred = [["A", "A", "B"]] * 400 + [["C"]] * 1000
+    scores = score(gold, pred, [[True] * len(s) for s in gold])
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    text = to_markdown({"title": "t", "training": {"parameters": 3634580, "epochs run": 24},
+                        "results": {"test": {"data": "x", **scores}}})
+    assert "| token accuracy | 81.82 | 2,200 |" in text
+    assert "| macro-F1 (mean over tags) | 77.78 | 3 tags |" in text
+    assert "| sentence accuracy | 71.43 | 1,400 |" in text
+    assert "| parameters | 3,634,580 |" in text and "| epochs run | 24 |" in text
+    assert "| C | 100.00 | 100.00 | 100.00 | 1,000 |" in text
+
+
+def _matrix_stages(run: Path) -> list[str]:
+    return [m["stage"] for m in json.loads((run / "report.json").read_text())["tag_scores"]]
+
+
+def test_tag_score_matrices_follow_train_report_matrices(tmp_path):
+    config = tiny_config(tmp_path, train={"epochs": 1})
+    assert runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "few")]).exit_code == 0
+    assert _matrix_stages(tmp_path / "few") == ["before training"] * 2 + ["after training"] * 2  # 4 tags: on
+    assert "## Tag scores of example sentences" in (tmp_path / "few" / "report.md").read_text()
+    off = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "off"), "--set", "train.report_matrices=false"])
+    assert off.exit_code == 0 and _matrix_stages(tmp_path / "off") == []
+    assert "Tag scores" not in (tmp_path / "off" / "report.md").read_text()
+
+    many = [([f"w{i}" for i in range(21)], [f"T{i}" for i in range(21)])]  # 21 tags: off by default
+    (tmp_path / "many").mkdir()
+    config = tiny_config(tmp_path / "many", sentences=many, train={"epochs": 1})
+    assert runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "many" / "run")]).exit_code == 0
+    assert _matrix_stages(tmp_path / "many" / "run") == []
+    forced = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "many" / "on"), "--set", "train.report_matrices=true"])
+    assert forced.exit_code == 0 and _matrix_stages(tmp_path / "many" / "on") == ["before training", "after training"]
+
+
+def test_help_shows_flags_as_flags():
+    commands = ["train", "predict", "eval", "download", "init", "runs", "info", "bench", "export"]
+    for command in [[], *([c] for c in commands)]:
+        result = runner.invoke(app, [*command, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and "--help" in result.stdout, command
+        assert "<bool>" not in result.stdout, command
+    predict = runner.invoke(app, ["predict", "--help"], terminal_width=200).stdout
+    assert re.search(r"--scores\s+Add tag probabilities", predict), predict
