@@ -345,12 +345,14 @@ def init_cli(
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training corpus (asked for when missing, on a terminal)."),
     dev_file: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus (asked for when missing, on a terminal)."),
     test_file: Optional[Path] = typer.Option(None, "--test", help="Test corpus (optional)."),
-    format: CorpusFormat = typer.Option(CorpusFormat.conllu, "--format", help="Corpus format."),
-    tag_column: TagColumn = typer.Option(TagColumn.upos, "--tag-column", help="CoNLL-U tag column."),
+    format: Optional[CorpusFormat] = typer.Option(None, "--format", help="Corpus format \\[default: found in the training file]."),
+    tag_column: Optional[TagColumn] = typer.Option(
+        None, "--tag-column", help="CoNLL-U tag column \\[default: upos if every word has one, else xpos]."
+    ),
     output: Path = typer.Option(Path("configs/my-tagger.yaml"), "--output", "-o", help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a commented, valid config for your own corpus files, ready for lstm-tag train."""
+    """Write the best recipe (configs/ud_ewt.yaml) for your own corpus files, after reading them as lstm-tag train would."""
     with _user_errors():
         if train_file is None or dev_file is None:
             if not _interactive():
@@ -360,7 +362,14 @@ def init_cli(
             if test_file is None:
                 answer = typer.prompt("test file (empty for none)", default="", show_default=False)
                 test_file = Path(answer) if answer.strip() else None
-        write_starter_config(output, train_file, dev_file, test_file, format.value, tag_column.value, force)
+        starter = write_starter_config(
+            output, train_file, dev_file, test_file, format.value if format else None, tag_column.value if tag_column else None, force
+        )
+    read = ", ".join(f"{split} {count:,}" for split, count in starter.sentences.items())
+    found = f"{starter.format}, tags from {starter.config.data.tag_column.upper()}" if starter.format == "conllu" else "tsv"
+    if starter.format == "conllu":
+        found += f" (columns with a tag on every word: {', '.join(c.upper() for c in starter.columns) or 'none'})"
+    print(f"read {found}; sentences: {read}")
     print(f"wrote {output}; train with: lstm-tag train {output}")
 
 

@@ -281,8 +281,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         text = read_bytes(path, ConfigError, "config file").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
+    return config_from_text(text, source, path.resolve().parent, overrides)
+
+
+def config_from_text(text: str, source: str, base: Path, overrides: list[str] | None = None) -> Config:
+    """``load_config`` of YAML text: ``source`` names it in errors, relative paths are relative to ``base``."""
     raw = _parse_yaml(text, source)
-    return check_config({} if raw is None else raw, source, path.resolve().parent, overrides)
+    return check_config({} if raw is None else raw, source, base, overrides)
 
 
 def config_to_yaml(config: Config) -> str:

@@ -249,3 +249,92 @@ def test_help_shows_flags_as_flags():
         assert "<bool>" not in result.stdout, command
     predict = runner.invoke(app, ["predict", "--help"], terminal_width=200).stdout
     assert re.search(r"--scores\s+Add tag probabilities", predict), predict
+
+
+# --------------------------------------------------------------------------------------
+# init: the shipped recipe, the format and tag column found in the files, train's refusals
+
+
+def _write_conllu_columns(path: Path, sentences, upos: bool = True, xpos: bool = True) -> Path:
+    """CLASSIC-like sentences with UPOS and/or XPOS (``_`` where absent)."""
+    lines = []
+    for n, (words, tags) in enumerate(sentences, start=1):
+        lines.append(f"# sent_id = {n}")
+        for i, (word, tag) in enumerate(zip(words, tags), start=1):
+            lines.append(f"{i}\t{word}\t_\t{tag if upos else '_'}\t{'X' + tag if xpos else '_'}\t_\t_\t_\t_\t_")
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _recipe_sections(config) -> dict:
+    data = config.data.model_dump()
+    return {"model": config.model.model_dump(), "train": config.train.model_dump(),
+            "data": {k: v for k, v in data.items() if k not in ("train", "dev", "test", "format", "tag_column")}}
+
+
+@pytest.mark.parametrize("kind", ["conllu", "tsv"])
+def test_init_then_train_with_no_other_edit(tmp_path, kind):
+    from lstm_tagger.config import load_config
+    from lstm_tagger.starter import RECIPE
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = {}
+    for split in ("train", "dev", "test"):
+        if kind == "conllu":
+            files[split] = _write_conllu_columns(corpus / f"{split}.conllu", CLASSIC)
+        else:
+            files[split] = corpus / f"{split}.tsv"
+            files[split].write_text("".join("".join(f"{w}\t{t}\n" for w, t in zip(ws, ts)) + "\n" for ws, ts in CLASSIC))
+    out = tmp_path / "configs" / "mine.yaml"
+    result = runner.invoke(app, ["init", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                                 "--test", str(files["test"]), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    found = "conllu, tags from UPOS (columns with a tag on every word: UPOS, XPOS)" if kind == "conllu" else "tsv"
+    assert result.stdout == f"read {found}; sentences: train 2, dev 2, test 2\nwrote {out}; train with: lstm-tag train {out}\n"
+    written = load_config(out)
+    assert written.data.format == kind and written.data.tag_column == "upos"
+    assert written.data.test == str(files["test"].resolve())
+    assert _recipe_sections(written) == _recipe_sections(load_config(RECIPE, [f"data.{s}={files[s]}" for s in files]))
+    assert written.model.char_encoder == "lstm" and written.model.output == "crf"
+    assert "# each word's characters through a BiLSTM" in out.read_text()  # the recipe's comments come along
+    trained = runner.invoke(app, ["train", str(out), "--output", str(tmp_path / "run"), "--set", "train.epochs=1"])
+    assert trained.exit_code == 0, trained.output
+
+
+def test_init_finds_the_column_with_tags_and_refuses_what_train_refuses(tmp_path):
+    xpos_only = _write_conllu_columns(tmp_path / "x.conllu", CLASSIC, upos=False)
+    out = tmp_path / "x.yaml"
+    found = runner.invoke(app, ["init", "--train", str(xpos_only), "--dev", str(xpos_only), "--output", str(out)])
+    assert found.exit_code == 0 and "tags from XPOS (columns with a tag on every word: XPOS)" in found.stdout
+    assert "tag_column: xpos" in out.read_text()
+
+    config = tiny_config(tmp_path, data={"train": "x.conllu", "dev": "x.conllu", "test": None})
+    by_train = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
+    assert by_train.exit_code == 2
+    forced = runner.invoke(app, ["init", "--train", str(xpos_only), "--dev", str(xpos_only), "--tag-column", "upos",
+                                 "--output", str(tmp_path / "upos.yaml")])
+    assert forced.exit_code == 2 and not (tmp_path / "upos.yaml").exists()
+    assert forced.stderr == by_train.stderr.rstrip("\n") + " (the XPOS column has a tag on every word: --tag-column xpos)\n"
+    assert by_train.stderr == f"lstm-tag: error: {xpos_only}:2: missing UPOS tag for 'The'\n"
+
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("The\tDET\ndog\tNOUN\n\n")
+    as_conllu = runner.invoke(app, ["init", "--train", str(tsv), "--dev", str(tsv), "--format", "conllu",
+                                    "--output", str(tmp_path / "t.yaml")])
+    assert as_conllu.exit_code == 2 and not (tmp_path / "t.yaml").exists()
+    assert as_conllu.stderr == f"lstm-tag: error: {tsv}:1: expected 10 tab-separated columns, found 2\n"
+
+    bad_dev = tmp_path / "bad.tsv"
+    bad_dev.write_text("The\tDET\ndog\n\n")
+    refused = runner.invoke(app, ["init", "--train", str(tsv), "--dev", str(bad_dev), "--output", str(tmp_path / "b.yaml")])
+    assert refused.exit_code == 2 and not (tmp_path / "b.yaml").exists()
+    assert refused.stderr == f"lstm-tag: error: {bad_dev}:2: expected 2 tab-separated columns (word, tag), found 1\n"
+
+    odd = tmp_path / "odd.txt"
+    odd.write_text("The dog barks\n")
+    unknown = runner.invoke(app, ["init", "--train", str(odd), "--dev", str(odd), "--output", str(tmp_path / "o.yaml")])
+    assert unknown.exit_code == 2 and unknown.stderr == (
+        f"lstm-tag: error: {odd}:1: cannot tell the format: 1 tab-separated columns (CoNLL-U has 10, TSV 2); give --format\n"
+    )
