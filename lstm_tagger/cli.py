@@ -25,7 +25,7 @@ from .checkpoint import find_checkpoint, load_checkpoint, serving_device
 from .config import load_config
 from .data import decode_lines
 from .distributed import RankStopped
-from .download import download_treebank
+from .download import DEFAULT_RELEASE, download_treebank
 from .errors import DataError, UserError
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_lines_exported
@@ -303,20 +303,32 @@ def eval_cli(
 
 @app.command(
     "download",
-    epilog="Examples:\n\n  lstm-tag download ud_english_ewt\n\n  lstm-tag download UD_English-EWT --dest corpora",
+    epilog=(
+        "Examples:\n\n  lstm-tag download UD_French-GSD\n\n  lstm-tag download ud_english_ewt\n\n"
+        "  lstm-tag download UD_Welsh-CCG --release r2.14 --dest corpora"
+    ),
 )
 def download_cli(
-    name: str = typer.Argument(..., help="Treebank: ud_english_ewt (or UD_English-EWT)."),
-    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Fetch the files from this URL instead (a mirror)."),
+    name: str = typer.Argument(..., help="Treebank, named as its repository: UD_<Language>-<Treebank> (or ud_english_ewt)."),
+    release: str = typer.Option(DEFAULT_RELEASE, "--release", help="Release tag of the treebank's repository."),
+    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder (ud_<language>_<treebank>)."),
+    base_url: Optional[str] = typer.Option(
+        None, "--base-url", help="A server that stands in for https://api.github.com (a mirror, or a test server)."
+    ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
 ) -> None:
-    """Download a Universal Dependencies treebank (train/dev/test CoNLL-U), SHA-256 checked."""
+    """Download a Universal Dependencies treebank's train/dev/test CoNLL-U files from its repository, checksum-checked."""
     with _user_errors():
-        folder = download_treebank(name, dest, base_url=base_url, progress=progress)
-    print(f"{name}: train, dev and test are in {folder}")
+        done = download_treebank(name, dest, release=release, base_url=base_url, progress=progress)
+    kept = len(done.files) - len(done.fetched)
+    print(
+        f"{done.repository} {done.release}: {', '.join(done.files)} in {done.folder}"
+        + (f" ({kept} already there)" if kept else "")
+    )
+    checked = "the repository's git SHA-1" + (" and the SHA-256 sums shipped with lstm-tag" if done.sha256_shipped else "")
+    print(f"checked against {checked}; SHA-256 sums recorded in {done.folder / 'SHA256SUMS'}")
 
 
 def _interactive() -> bool:
