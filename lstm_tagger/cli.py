@@ -36,6 +36,7 @@ from .starter import write_starter_config
 from .threads import parse_threads, set_threads
 from .train import default_output_dir, train
 
+
 class _Group(TyperGroup):
     """Typer's command group, but every flag's --help line shows it as a flag: this Typer
     writes ``--scores <bool>`` for options that take no value, ``--help`` among them."""
