@@ -15,6 +15,6 @@ from .checkpoint import Checkpoint, load_checkpoint  # noqa: E402
 from .config import Config, load_config  # noqa: E402
 from .evaluate import evaluate, evaluate_model  # noqa: E402
 from .predict import tag  # noqa: E402
-from .train import train  # noqa: E402
+from .training import train  # noqa: E402
 
 __all__ = ["Checkpoint", "Config", "evaluate", "evaluate_model", "load_checkpoint", "load_config", "tag", "train"]

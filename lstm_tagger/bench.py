@@ -14,10 +14,14 @@ Six measurements, each printed as a progress line on stderr while it runs:
 3. single-sentence latency in this process: ``tag`` on one sentence at a time, after a
    warm-up; median and 95th percentile;
 4. parameters and floating-point operations per token of the inference forward pass
-   (``forward_flops``);
-5. this machine's float32 matrix-multiply rate (``matmul_rate``) and the fraction of it
+   (``flops.flops_per_token``);
+5. this machine's float32 matrix-multiply rate (``flops.matmul_rate``) and the fraction of it
    that training and tagging achieve;
-6. the machine: CPU model, cores, threads, load, torch and Python versions, date.
+6. the machine: CPU model, cores, threads, load, torch and Python versions, date
+   (``flops.machine_info``).
+
+This module is the harness (subprocesses, timing, the table); what is counted and what
+the machine is lives in ``flops.py``.
 
 Peak RSS of a subprocess is its ``ru_maxrss`` from ``os.wait4`` (KiB on Linux). Other
 processes on the machine slow every figure down; ``machine.load_average`` records the
@@ -29,7 +33,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,22 +40,19 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from rich.console import Console
 from rich.table import Table
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from . import cells
 from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import read_corpus
 from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
+from .flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape, parameter_count
 from .predict import DEFAULT_BATCH_SIZE, tag
 
 DEFAULT_TOKENS = 1_000_000
@@ -268,158 +268,6 @@ def measure_latency(
     }
 
 
-# --- 4. parameters and FLOPs ---------------------------------------------------------------
-
-
-@dataclass
-class FlopCount:
-    """What ``forward_flops`` found: the total, and the part added analytically per module."""
-
-    counted: int
-    added: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return self.counted + sum(self.added.values())
-
-
-@contextmanager
-def _counting_fused_kernels(counter: FlopCounterMode, added: dict[str, int]) -> Iterator[None]:
-    """Count, analytically, every pass of ``cells.fused_direction`` that ``counter`` does not see.
-
-    The encoder and the character BiLSTM run PyTorch's fused dense kernel (``torch.lstm`` /
-    ``torch.gru``). With torch 2.13 on the CPU, FlopCounterMode sees nothing of the LSTM
-    kernel but does count the GRU's products; so a pass is added only when the counter's
-    total did not move. A pass over a (B, S, D) batch costs 2 FLOPs per weight entry
-    (``weight_ih`` and ``weight_hh`` of that layer and direction) per position, B * S
-    positions, padding included.
-    """
-    from . import chars, model
-
-    real = cells.fused_direction
-
-    def counting(rnn: nn.Module, inputs: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
-        weights = sum(getattr(rnn, f"{name}_l{layer}{suffix}").numel() for name in ("weight_ih", "weight_hh"))
-        before = counter.get_total_flops()
-        output = real(rnn, inputs, layer, suffix)
-        if counter.get_total_flops() == before:
-            key = type(rnn).__name__
-            added[key] = added.get(key, 0) + 2 * weights * inputs.size(0) * inputs.size(1)
-        return output
-
-    model.fused_direction, chars.fused_direction = counting, counting
-    try:
-        yield
-    finally:
-        model.fused_direction, chars.fused_direction = real, real
-
-
-def forward_flops(model: nn.Module, run: Callable[[], Any]) -> FlopCount:
-    """Count the floating-point operations of ``run()`` (which calls ``model``).
-
-    FlopCounterMode counts the matrix products at the aten level (mm, addmm, bmm,
-    convolutions; 2 FLOPs per multiply-add) and nothing element-wise (gate
-    non-linearities, log_softmax, a CRF's Viterbi adds and maxes): the character CNN, the
-    hand-written cells of ``cells.py`` and the Linear layers are counted as they run.
-    Passes of PyTorch's fused recurrent kernel that it does not see are added analytically
-    (``_counting_fused_kernels``).
-    """
-    added: dict[str, int] = {}
-    with FlopCounterMode(display=False) as counter, _counting_fused_kernels(counter, added):
-        run()
-    return FlopCount(counter.get_total_flops(), added)
-
-
-def flops_per_token(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
-    """FLOPs per real token of tagging ``sentences`` with ``tag`` (batched by length, as ``predict`` does).
-
-    Padding positions that a module computes (the hand-written cells, the output Linear)
-    are part of the work and so of the count; the divisor is the real tokens.
-    """
-    sentences = [list(words) for words in sentences if words]
-    if not sentences:
-        raise UserError("the tagging corpus has no sentences")
-    tokens = sum(len(words) for words in sentences)
-    count = forward_flops(checkpoint.model, lambda: tag(checkpoint, sentences, batch_size))
-    return {
-        "flops_per_token": count.total / tokens,
-        "counted_by_flop_counter": count.counted,
-        "added_analytically": count.added,
-        "sentences": len(sentences),
-        "tokens": tokens,
-        "batch_size": batch_size,
-    }
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# --- 5. the machine's matrix-multiply rate -------------------------------------------------
-
-
-def matmul_rate(m: int, k: int, n: int, min_seconds: float = 0.3, min_repeats: int = 5, max_repeats: int = 200) -> dict[str, Any]:
-    """Median time of a float32 ``torch.mm`` of (m, k) x (k, n) on this process's threads -> GFLOP/s (2mkn per product)."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    out = torch.empty(m, n)
-    for _ in range(2):
-        torch.mm(a, b, out=out)
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < min_repeats or (len(times) < max_repeats and time.perf_counter() - started < min_seconds):
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    return {"shape": [m, k, n], "repeats": len(times), "median_seconds": median, "gflops": 2 * m * k * n / median / 1e9}
-
-
-def _model_shape(model: nn.Module, sentences: Sequence[Sequence[str]]) -> tuple[int, int, int]:
-    """(batch tokens, input size, gate rows) of the sentence encoder's first input projection
-    (the last recurrent module, after any character encoder) on a ``predict`` batch of
-    average sentences; without a recurrent module, the output layer's shape."""
-    lengths = [len(w) for w in sentences if w]
-    rows = max(1, round(DEFAULT_BATCH_SIZE * sum(lengths) / max(1, len(lengths))))
-    weights = [w for w in (getattr(m, "weight_ih_l0", None) for m in model.modules()) if isinstance(w, torch.Tensor)]
-    if weights:
-        return rows, weights[-1].size(1), weights[-1].size(0)
-    linear = next(m for m in model.modules() if isinstance(m, nn.Linear))
-    return rows, linear.in_features, linear.out_features
-
-
-# --- 6. the machine ------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.split(":")[0].strip() in ("model name", "Model", "Hardware"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-
-
 # --- the whole benchmark -------------------------------------------------------------------
 
 
@@ -475,14 +323,10 @@ def _bench(
     config = load_config(config_path, overrides)  # a bad config fails here, in one line
     given = find_checkpoint(model) if model is not None else None
     if output is not None:
-        output = Path(output)
-        try:
-            output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"{output.parent}: cannot create: {exc.strerror}") from None
+        make_dir(Path(output).parent)
     corpus_path = config.data.test or config.data.dev
     sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.tag_column)]
-    load_before = _load()
+    load_before = load_average()
     result: dict[str, Any] = {
         "config": str(config_path),
         "overrides": list(overrides),
@@ -502,23 +346,7 @@ def _bench(
             checkpoint_path = given
         result["model"] = {"path": str(checkpoint_path), "trained_here": given is None, "kept": given is not None or run_dir is not None}
 
-        tagging: dict[str, Any] = {}
-        say(f"tagging {tokens:,} tokens of {corpus_path} at batch size {DEFAULT_BATCH_SIZE} (lstm-tag predict)")
-        tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work, threads)
-        small = small_batch or small_batch_tokens(tokens)
-        say(f"tagging {small:,} tokens at batch size 1 (lstm-tag predict)")
-        tagging["batch_1"] = measure_tagging(checkpoint_path, sentences, small, 1, work, threads)
-        tagging["scale_check"] = None
-        if scale_check:
-            say(f"tagging {SCALE_FACTOR * tokens:,} tokens at batch size {DEFAULT_BATCH_SIZE} for the memory scale check")
-            big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work, threads)
-            tagging["scale_check"] = {
-                **big,
-                "factor": SCALE_FACTOR,
-                "rss_ratio": big["peak_rss_mib"] / tagging["default_batch"]["peak_rss_mib"],
-            }
-        result["tagging"] = tagging
-
+        result["tagging"] = _tagging(checkpoint_path, sentences, corpus_path, tokens, small_batch, scale_check, threads, work, say)
         checkpoint = load_checkpoint(checkpoint_path)
         say(f"latency of {latency_sentences} single sentences (in process)")
         result["latency"] = measure_latency(checkpoint, sentences, latency_sentences)
@@ -527,22 +355,47 @@ def _bench(
         result["model"].update({"parameters": parameter_count(checkpoint.model), **flops})
 
     say(f"float32 matrix-multiply rate on {torch.get_num_threads()} thread(s)")
-    m, k, n = _model_shape(checkpoint.model, sentences)
+    result.update(_achieved(result, model_shape(checkpoint.model, sentences)))
+    result["machine"]["load_average"] = {"before": load_before, "after": load_average()}
+    return result
+
+
+def _tagging(
+    checkpoint_path: Path, sentences: Sequence[Sequence[str]], corpus_path: str, tokens: int, small_batch: int | None,
+    scale_check: bool, threads: str, work: Path, say: Say,
+) -> dict[str, Any]:
+    """Whole-process tagging at the default batch size and at batch size 1 (and the memory scale check)."""
+    tagging: dict[str, Any] = {}
+    say(f"tagging {tokens:,} tokens of {corpus_path} at batch size {DEFAULT_BATCH_SIZE} (lstm-tag predict)")
+    tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work, threads)
+    small = small_batch or small_batch_tokens(tokens)
+    say(f"tagging {small:,} tokens at batch size 1 (lstm-tag predict)")
+    tagging["batch_1"] = measure_tagging(checkpoint_path, sentences, small, 1, work, threads)
+    tagging["scale_check"] = None
+    if scale_check:
+        say(f"tagging {SCALE_FACTOR * tokens:,} tokens at batch size {DEFAULT_BATCH_SIZE} for the memory scale check")
+        big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work, threads)
+        tagging["scale_check"] = {**big, "factor": SCALE_FACTOR, "rss_ratio": big["peak_rss_mib"] / tagging["default_batch"]["peak_rss_mib"]}
+    return tagging
+
+
+def _achieved(result: dict[str, Any], shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The matmul rates (square and of the model's shape) and the share of them that training and tagging reach."""
     square = matmul_rate(SQUARE, SQUARE, SQUARE)
-    shaped = matmul_rate(m, k, n)
-    result["matmul"] = {"threads": torch.get_num_threads(), "square": square, "model_shape": shaped}
+    shaped = matmul_rate(*shape)
     per_token = result["model"]["flops_per_token"]
     train_speed = result["train"]["tokens_per_second"] if result["train"] else None
     tag_speed = result["tagging"]["default_batch"]["tokens_per_second"]
-    result["achieved"] = {
-        "backward_factor": BACKWARD_FACTOR,
-        "train_fraction_of_square": _fraction(per_token, train_speed, BACKWARD_FACTOR, square["gflops"]),
-        "tag_fraction_of_square": _fraction(per_token, tag_speed, 1, square["gflops"]),
-        "train_fraction_of_model_shape": _fraction(per_token, train_speed, BACKWARD_FACTOR, shaped["gflops"]),
-        "tag_fraction_of_model_shape": _fraction(per_token, tag_speed, 1, shaped["gflops"]),
+    return {
+        "matmul": {"threads": torch.get_num_threads(), "square": square, "model_shape": shaped},
+        "achieved": {
+            "backward_factor": BACKWARD_FACTOR,
+            "train_fraction_of_square": _fraction(per_token, train_speed, BACKWARD_FACTOR, square["gflops"]),
+            "tag_fraction_of_square": _fraction(per_token, tag_speed, 1, square["gflops"]),
+            "train_fraction_of_model_shape": _fraction(per_token, train_speed, BACKWARD_FACTOR, shaped["gflops"]),
+            "tag_fraction_of_model_shape": _fraction(per_token, tag_speed, 1, shaped["gflops"]),
+        },
     }
-    result["machine"]["load_average"] = {"before": load_before, "after": _load()}
-    return result
 
 
 def _epochs_note(epochs: int) -> str:

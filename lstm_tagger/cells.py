@@ -87,6 +87,11 @@ def gru_recurrence(x_proj: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     return torch.stack(outputs, 1)
 
 
+def length_mask(lengths: Tensor, steps: int) -> Tensor:
+    """lengths (B,) int64 -> (B, steps) bool, True at the real tokens (``t < lengths[b]``)."""
+    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:
     """lengths (B,) int64 -> index (B, steps) int64 that reverses each row within its length.
 
@@ -94,8 +99,7 @@ def reverse_index(lengths: Tensor, steps: int) -> Tensor:
     padding stays where it is. The map is its own inverse: gathering twice restores the row.
     """
     t = torch.arange(steps, device=lengths.device).unsqueeze(0)
-    lengths = lengths.unsqueeze(1)
-    return torch.where(t < lengths, lengths - 1 - t, t)
+    return torch.where(length_mask(lengths, steps), lengths.unsqueeze(1) - 1 - t, t)
 
 
 def run_layers(
@@ -115,22 +119,26 @@ def run_layers(
     directions a real token's state never sees padding: padding only ever comes after the
     real tokens. inputs (B, T, D), lengths (B,) int64 -> (B, T, H * directions), zeros
     beyond each length.
+
+    The layers run up to the longest length only; under ``torch.jit.trace`` (the exporters)
+    they run over all T steps, so that no size is read from the data and the traced graph
+    serves any batch and length.
     """
-    batch, total, _ = inputs.shape
     lengths = lengths.to(device=inputs.device, dtype=torch.long)
-    steps = int(lengths.max()) if batch > 0 else 0
-    if steps > total or (batch > 0 and int(lengths.min()) < 0):
-        raise ValueError(f"lengths must be in [0, {total}], got {lengths.tolist()}")
-    width = hidden_size * (2 if bidirectional else 1)
-    if steps == 0:
-        return inputs.new_zeros(batch, total, width)
-
-    mask = (torch.arange(steps, device=inputs.device).unsqueeze(0) < lengths.unsqueeze(1))
-    mask = mask.unsqueeze(2).to(inputs.dtype)  # (B, S, 1): 1 at real tokens
+    batch, total, _ = inputs.shape
+    if not torch.jit.is_tracing():
+        steps = int(lengths.max()) if batch > 0 else 0
+        if steps > total or (batch > 0 and int(lengths.min()) < 0):
+            raise ValueError(f"lengths must be in [0, {total}], got {lengths.tolist()}")
+        if steps == 0:
+            return inputs.new_zeros(batch, total, hidden_size * (2 if bidirectional else 1))
+        if steps < total:
+            output = run_layers(direction, inputs[:, :steps], lengths, num_layers, bidirectional, hidden_size, between_layers)
+            return torch.nn.functional.pad(output, (0, 0, 0, total - steps))
+    mask = length_mask(lengths, total).unsqueeze(2).to(inputs.dtype)  # (B, T, 1): 1 at real tokens
     if bidirectional:
-        rev = reverse_index(lengths, steps).unsqueeze(2)  # (B, S, 1)
-
-    layer_input = inputs[:, :steps]
+        rev = reverse_index(lengths, total).unsqueeze(2)  # (B, T, 1)
+    layer_input = inputs
     for layer in range(num_layers):
         if layer > 0:
             layer_input = between_layers(layer_input)
@@ -140,9 +148,6 @@ def run_layers(
             backward = direction(reversed_input, layer, "_reverse")
             outputs.append(backward.gather(1, rev.expand(-1, -1, hidden_size)) * mask)
         layer_input = torch.cat(outputs, 2) if bidirectional else outputs[0]
-
-    if steps < total:
-        layer_input = torch.nn.functional.pad(layer_input, (0, 0, 0, total - steps))
     return layer_input
 
 

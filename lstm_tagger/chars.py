@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
-from .cells import fused_direction, run_layers
+from .cells import fused_direction, length_mask, run_layers
 from .vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
 
 MAX_WORD_CHARS = 30
@@ -113,8 +113,7 @@ class CharEncoder(nn.Module):
         embedded = self.embedding(chars.forms)  # (U, L, char_dim)
         if self.kind == "cnn":
             features = self.conv(embedded.transpose(1, 2))  # (U, hidden, L)
-            positions = torch.arange(chars.forms.size(1), device=features.device)
-            beyond = positions[None, :] >= chars.lengths.to(features.device)[:, None]  # (U, L)
+            beyond = ~length_mask(chars.lengths.to(features.device), chars.forms.size(1))  # (U, L)
             features = features.masked_fill(beyond[:, None, :], float("-inf"))
             per_form = torch.tanh(features.max(dim=2).values)
         else:

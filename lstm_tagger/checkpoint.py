@@ -92,6 +92,41 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
     return metadata
 
 
+@dataclass
+class Description:
+    """What ``describe`` wrote, read back: the config and the vocabularies (and the metrics)."""
+
+    config: Config
+    words: WordVocab
+    tags: Vocab
+    chars: Vocab | None
+    metrics: dict[str, Any]
+
+
+def read_description(
+    meta: dict[str, str], path: Path, what: str = "checkpoint", version: int = FORMAT_VERSION, error: type = CheckpointError
+) -> Description:
+    """Check ``meta``'s format version (at most ``version``) and read what ``describe`` wrote;
+    every way it can be wrong is an ``error`` naming ``path`` and ``what`` was read (shared with ``export``)."""
+    try:
+        found = int(meta["format_version"])
+    except (KeyError, ValueError):
+        raise error(f"{path}: {what} has no valid format_version") from None
+    if found > version:
+        noun = "checkpoint" if what == "checkpoint" else "export"
+        raise error(f"{path}: {noun} format {found} is newer than this lstm-tag reads ({version}); upgrade lstm-tag")
+    try:
+        return Description(
+            config=Config.model_validate(json.loads(meta["config"])),
+            words=WordVocab.from_dict(json.loads(meta["words"])),
+            tags=Vocab.from_dict(json.loads(meta["tags"])),
+            chars=Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None,
+            metrics=json.loads(meta.get("metrics", "{}")),
+        )
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise error(f"{path}: {what} metadata is damaged ({type(exc).__name__})") from None
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
     """Load a checkpoint file; every way it can be wrong is a ``CheckpointError``.
 
@@ -101,22 +136,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
     meta = _read_metadata(data, path)
+    described = read_description(meta, path)
+    config, words, tags, chars = described.config, described.words, described.tags, described.chars
     try:
-        version = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise CheckpointError(f"{path}: checkpoint has no valid format_version") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {version} is newer than this lstm-tag reads ({FORMAT_VERSION}); upgrade lstm-tag"
-        )
-    try:
-        config = Config.model_validate(json.loads(meta["config"]))
-        words = WordVocab.from_dict(json.loads(meta["words"]))
-        tags = Vocab.from_dict(json.loads(meta["tags"]))
-        chars = Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None
-        metrics = json.loads(meta.get("metrics", "{}"))
         train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+    except ValueError as exc:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
@@ -137,7 +161,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         ) from None
     model.to(device).eval()
     return Checkpoint(
-        model=model, config=config, words=words, tags=tags, metrics=metrics, path=path, chars=chars,
+        model=model, config=config, words=words, tags=tags, metrics=described.metrics, path=path, chars=chars,
         train_state=train_state, train_tensors=train_tensors,
     )
 
@@ -157,7 +181,7 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
         return path
     candidates = sorted(Path(runs_dir).glob(f"*/{BEST}"), key=lambda p: p.stat().st_mtime)
     if not candidates:
-        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass --model PATH")
+        raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]
 
 
@@ -170,10 +194,11 @@ def serving_device(wanted: str) -> str:
         device = torch.device(wanted)
     except (RuntimeError, ValueError):
         device = None
+    named = {f"device={wanted!r}": f"--device {wanted}"}  # the Python argument, the command line's option
     if device is None or device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {wanted}: expected cpu, cuda, cuda:N or auto")
+        raise UserError(f"device={wanted!r}: expected cpu, cuda, cuda:N or auto", named)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {wanted}: torch finds no CUDA device (use cpu or auto)")
+        raise UserError(f"device={wanted!r}: torch finds no CUDA device (use cpu or auto)", named)
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UserError(f"--device {wanted}: torch finds {torch.cuda.device_count()} CUDA devices")
+        raise UserError(f"device={wanted!r}: torch finds {torch.cuda.device_count()} CUDA devices", named)
     return str(device)

@@ -16,7 +16,6 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
 from . import __version__
@@ -31,10 +30,10 @@ from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_lines_exported
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
 from .report import print_scores
-from .runs import checkpoint_info, list_runs
+from .runs import checkpoint_info, info_table, list_runs, runs_table
 from .starter import write_starter_config
 from .threads import parse_threads, set_threads
-from .train import default_output_dir, train
+from .training import default_output_dir, train
 
 
 class _Group(TyperGroup):
@@ -80,9 +79,15 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
-            for line in str(exc).splitlines() or [""]:  # a config error has one line per problem
+            for line in exc.for_cli().splitlines() or [""]:  # a config error has one line per problem
                 _error(line)
         raise typer.Exit(2) from None
+
+
+def _wide_console() -> Console:
+    """The terminal, or when piped a console 140 wide: one row per table line rather than wrapped cells."""
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
 
 
 def _version(value: bool) -> None:
@@ -138,7 +143,7 @@ def train_cli(
         resolved = load_config(config, [*(overrides or []), *([f"train.threads={threads}"] if threads is not None else [])])
         result = train(
             resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress,
-            console=Console(quiet=True) if quiet else None,
+            console=None if quiet else Console(),
         )
     if result.interrupted:
         raise typer.Exit(130)
@@ -386,10 +391,6 @@ def init_cli(
     print(f"wrote {output}; train with: lstm-tag train {output}")
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
 @app.command(
     "runs",
     epilog="Examples:\n\n  lstm-tag runs\n\n  lstm-tag runs --runs-dir experiments --json",
@@ -406,15 +407,7 @@ def runs_cli(
     if not records:
         print(f"no runs under {runs_dir}/", file=sys.stderr)
         return
-    table = Table(title=f"runs in {runs_dir}/", title_justify="left")
-    for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
-        table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
-    for r in records:
-        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), _pct(r["best_dev_accuracy"]), _pct(r["test_accuracy"]))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)  # piped: one row per run rather than wrapped cells
-    console.print(table)
+    _wide_console().print(runs_table(records, runs_dir))
 
 
 @app.command(
@@ -431,20 +424,7 @@ def info_cli(
     if as_json:
         print(json.dumps(info))
         return
-    table = Table(title=info["path"], title_justify="left", show_header=False)
-    table.add_column("key")
-    table.add_column("value")
-    for section in ("model", "train"):
-        for key, value in info[section].items():
-            table.add_row(f"{section}.{key}", str(value))
-    table.add_row("parameters", f"{info['parameters']:,}")
-    table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
-    table.add_row("tag set", f"{len(info['tags'])} tags: {' '.join(info['tags'])}")
-    for key in ("train", "dev", "test"):
-        table.add_row(f"data.{key}", str(info["data"][key]))
-    for key, value in info["metrics"].items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    Console().print(info_table(info))
 
 
 @app.command(
@@ -492,10 +472,7 @@ def bench_cli(
             scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
             threads=threads, contended=contended,
         )
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)  # piped: one row per measure rather than wrapped cells
-    print_bench(console, result)
+    print_bench(_wide_console(), result)
     print(f"bench written to {destination}")
 
 

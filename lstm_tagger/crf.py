@@ -48,6 +48,8 @@ import math
 import torch
 from torch import nn
 
+from .cells import length_mask
+
 
 class CRF(nn.Module):
     """Transition, start and end scores over ``num_tags`` tags, plus the CRF algorithms.
@@ -69,8 +71,7 @@ class CRF(nn.Module):
         bool, transitions (K, K), start (K,), end (K,), all in one common float dtype."""
         dtype = torch.promote_types(emissions.dtype, self.transitions.dtype)
         lengths = lengths.to(emissions.device)
-        steps = torch.arange(emissions.size(1), device=emissions.device)
-        mask = steps.unsqueeze(0) < lengths.unsqueeze(1)
+        mask = length_mask(lengths, emissions.size(1))
         emissions = torch.where(mask.unsqueeze(2), emissions.to(dtype), 0.0)
         return (emissions, mask, self.transitions.to(dtype), self.start.to(dtype),
                 self.end.to(dtype))
@@ -167,3 +168,14 @@ class CRF(nn.Module):
         log_marginals = torch.stack(alphas, dim=1) + torch.stack(betas[::-1], dim=1)
         log_marginals = log_marginals - torch.logsumexp(log_marginals, dim=2, keepdim=True)
         return torch.where(mask.unsqueeze(2), log_marginals, -math.log(self.num_tags))
+
+
+def decode_tags(
+    emissions: torch.Tensor, lengths: torch.Tensor, crf: CRF | None, scores: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """emissions (B, T, K), lengths (B,) -> (B, T) int64 best tags (argmax per token, or Viterbi
+    with ``crf``) and, when ``scores``, (B, T, K) log-probabilities (log_softmax, or ``crf``'s
+    marginals; else None). The one decoder of the tagger and of exported files."""
+    if crf is not None:
+        return crf.decode(emissions, lengths), crf.marginals(emissions, lengths) if scores else None
+    return emissions.argmax(dim=-1), torch.log_softmax(emissions, dim=-1) if scores else None

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import UserError
-from .files import atomic_write_text, atomic_writer
+from .files import atomic_write_text, atomic_writer, make_dir
 
 API_ROOT = "https://api.github.com"
 ORGANISATION = "UniversalDependencies"
@@ -118,7 +118,9 @@ def _open(url: str, timeout: float, accept: str | None = None, explain: dict[int
 def list_release(repository: str, release: str, api_root: str = API_ROOT, timeout: float = 30.0) -> list[RemoteFile]:
     """The train/dev/test ``.conllu`` files of ``repository`` at tag ``release``, from GitHub's contents API."""
     if not _RELEASE.match(release):
-        raise DownloadError(f"--release {release!r}: expected a tag such as {DEFAULT_RELEASE}")
+        raise DownloadError(
+            f"release={release!r}: expected a tag such as {DEFAULT_RELEASE}", {f"release={release!r}": f"--release {release!r}"}
+        )
     url = f"{api_root.rstrip('/')}/repos/{ORGANISATION}/{repository}/contents?ref={urllib.parse.quote(release)}"
     explain = {
         404: f"no treebank repository {repository} with a release {release}",
@@ -165,10 +167,7 @@ def download_treebank(
     if progress is None:
         progress = sys.stderr.isatty()
     folder = Path(dest_root) / folder_name(repository)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"{folder}: cannot create: {exc.strerror or exc}") from None
+    make_dir(folder, DownloadError)
     sums, fetched = {}, []
     for file in remote:
         target = folder / file.name

@@ -5,7 +5,22 @@ Anything else that escapes is a bug and keeps its traceback.
 
 
 class UserError(Exception):
-    """A mistake in what the user gave us: the message is the whole story, no traceback."""
+    """A mistake in what the user gave us: the message is the whole story, no traceback.
+
+    The message names Python arguments (``force=True``); ``options`` maps each to the
+    command-line option that says the same (``--force``), which ``for_cli`` shows instead.
+    """
+
+    def __init__(self, message: str, options: dict[str, str] | None = None):
+        super().__init__(message)
+        self.options = options or {}
+
+    def for_cli(self) -> str:
+        """The message as the command line shows it: options in place of Python arguments."""
+        text = str(self)
+        for argument, option in self.options.items():
+            text = text.replace(argument, option)
+        return text
 
 
 class ConfigError(UserError):

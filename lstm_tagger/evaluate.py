@@ -73,7 +73,7 @@ def evaluate_model(
     data_config = checkpoint.config.data
     if data is None:
         if data_config.test is None:
-            raise DataError(f"{path}: its training config names no test set; pass --data FILE")
+            raise DataError(f"{path}: its training config names no test set; pass data=FILE", {"data=FILE": "--data FILE"})
         data = data_config.test
     sentences = read_corpus(data, format or data_config.format, data_config.tag_column)
     if not sentences:

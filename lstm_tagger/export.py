@@ -14,52 +14,43 @@ strings: the format name and version, the training config, the word, tag and cha
 vocabularies and, for a CRF model, its transition, start and end scores (ONNX: the
 model's ``metadata_props``; TorchScript: the extra file ``lstm_tag.json``, a JSON object
 of the same strings). Tagging an exported file (``load_exported``, ``tag_exported``)
-turns tokens into ids as ``predict`` does, runs the network, and decodes in numpy:
-argmax per token, or Viterbi with a CRF; ``scores`` gives log_softmax, or the CRF's
-forward-backward marginals.
+batches and encodes as ``predict`` does (``predict.prepare``), runs the network, and
+decodes the emissions with ``crf.decode_tags``, the tagger's own decoder.
 
-The network is rebuilt for export, with the checkpoint's weights. The tagger calls
-``torch.lstm`` / ``torch.gru`` per direction with its module's weights (``cells.fused_direction``),
-which the exporters do not trace as modules; the hand-written cells (``cells.py``) loop over time in Python, which tracing
-unrolls for one length. Here every layer and direction is a one-directional ``nn.LSTM``
-or ``nn.GRU`` over the padded batch (the weights have the same names in all four
-cells), and the backward direction reverses each sentence within its own length by a
-gather (``cells.reverse_index``), as the hand-written cells do: real tokens come first
-in both directions, so padding never reaches a real token's state. The loop over time
-stays inside one operator (ONNX has LSTM and GRU operators), so the file serves any
-length. The character BiLSTM reads each direction's output at the form's last character.
-ONNX files are written by PyTorch's TorchScript-based exporter: ``torch.export`` (the
-newer exporter) fixes the sentence length through the LSTM's decomposition.
+The network is the tagger's own ``Tagger.emissions``, traced (``torch.jit.trace`` for
+TorchScript; ONNX's TorchScript-based exporter traces too), with the checkpoint's weights
+in a ``Tagger`` of the cell's fused family (``hand_lstm`` -> ``lstm``, ``hand_gru`` ->
+``gru``: the same parameters). Every layer and direction is then one ``torch.lstm`` /
+``torch.gru`` call (``cells.fused_direction``), which both exporters keep as one operator
+with its loop over time inside (ONNX has LSTM and GRU operators), and ``cells.run_layers``
+runs over all T steps under tracing, so the file serves any batch and length. ``torch.export``
+(the newer ONNX exporter) fixes the sentence length through the LSTM's decomposition.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import io
 import json
-import math
 import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 from torch import Tensor, nn
 
-from .cells import reverse_index
-from .chars import FormTable
-from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint
+from .chars import CharBatch
+from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, read_description
 from .config import Config
-from .data import bucket_order
+from .crf import CRF, decode_tags
 from .errors import UserError
 from .files import atomic_write_bytes, read_bytes
 from .model import FAMILY, Tagger
-from .predict import DEFAULT_BATCH_SIZE, Tagged
+from .predict import DEFAULT_BATCH_SIZE, Tagged, line_chunks, per_sentence, prepare
 from .vocab import PAD_ID, UNK_ID, Vocab, WordVocab
 
 FORMATS = ("torchscript", "onnx")
@@ -78,95 +69,12 @@ class ExportError(UserError):
 # --- the network ---------------------------------------------------------------------
 
 
-def _reverse(inputs: Tensor, index: Tensor) -> Tensor:
-    """inputs (B, S, D), index (B, S) from ``reverse_index`` -> each row reversed within its length."""
-    return inputs.gather(1, index.unsqueeze(2).expand(-1, -1, inputs.size(2)))
-
-
-def _one_direction(family: str, source: nn.Module, layer: int, suffix: str, input_size: int) -> nn.Module:
-    """A one-layer, one-direction nn.LSTM / nn.GRU with layer ``layer``/``suffix`` of ``source``'s weights."""
-    rnn = (nn.LSTM if family == "lstm" else nn.GRU)(input_size, source.hidden_size, batch_first=True)
-    with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(rnn, f"{name}_l0").copy_(getattr(source, f"{name}_l{layer}{suffix}"))
-    return rnn
-
-
-class _Layer(nn.Module):
-    """One recurrent layer, one or two directions, over a padded batch."""
-
-    def __init__(self, forward_rnn: nn.Module, backward_rnn: Optional[nn.Module]):
-        super().__init__()
-        self.forward_rnn = forward_rnn
-        self.backward_rnn = backward_rnn
-
-    def forward(self, inputs: Tensor, mask: Tensor, reverse: Tensor) -> Tensor:
-        """inputs (B, T, D), mask (B, T, 1) float, 1 at real tokens, reverse (B, T) ->
-        (B, T, directions * H), zeros beyond each length (as pad_packed_sequence gives)."""
-        output, _ = self.forward_rnn(inputs)
-        output = output * mask
-        if self.backward_rnn is not None:
-            backward, _ = self.backward_rnn(_reverse(inputs, reverse))
-            output = torch.cat([output, _reverse(backward, reverse) * mask], 2)
-        return output
-
-
-class _CharCNN(nn.Module):
-    """``chars.CharEncoder`` of kind ``cnn``: forms (U, L), lengths (U,) -> (U, hidden)."""
-
-    def __init__(self, source: nn.Module):
-        super().__init__()
-        self.embedding = source.embedding
-        self.conv = source.conv
-
-    def forward(self, forms: Tensor, lengths: Tensor) -> Tensor:
-        features = self.conv(self.embedding(forms).transpose(1, 2))  # (U, hidden, L)
-        positions = torch.arange(forms.size(1), device=forms.device)
-        beyond = positions.unsqueeze(0) >= lengths.unsqueeze(1)  # (U, L)
-        features = features.masked_fill(beyond.unsqueeze(1), float("-inf"))
-        return torch.tanh(features.max(dim=2).values)
-
-
-class _CharLSTM(nn.Module):
-    """``chars.CharEncoder`` of kind ``lstm``: forms (U, L), lengths (U,) -> (U, 2 * hidden),
-    the final states of both directions (each direction's output at the last character)."""
-
-    def __init__(self, source: nn.Module):
-        super().__init__()
-        self.embedding = source.embedding
-        rnn = source.rnn
-        self.forward_rnn = _one_direction("lstm", rnn, 0, "", rnn.input_size)
-        self.backward_rnn = _one_direction("lstm", rnn, 0, "_reverse", rnn.input_size)
-
-    def forward(self, forms: Tensor, lengths: Tensor) -> Tensor:
-        embedded = self.embedding(forms)  # (U, L, char_dim)
-        reverse = reverse_index(lengths, forms.size(1))
-        forward, _ = self.forward_rnn(embedded)
-        backward, _ = self.backward_rnn(_reverse(embedded, reverse))
-        last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, forward.size(2))
-        return torch.cat([forward.gather(1, last).squeeze(1), backward.gather(1, last).squeeze(1)], 1)
-
-
 class EmissionNet(nn.Module):
-    """The exported network: ids -> (B, T, K) emissions, with a ``Tagger``'s weights
-    (any cell of either family; dropout is left out, as in eval mode)."""
+    """The exported network: ``Tagger.emissions`` with the character batch as three tensors."""
 
     def __init__(self, model: Tagger):
         super().__init__()
-        self.embedding = model.embed.embedding
-        chars = model.chars
-        self.chars = None if chars is None else _CharCNN(chars) if chars.kind == "cnn" else _CharLSTM(chars)
-        family = FAMILY[model.config.cell]
-        rnn = model.encoder.rnn
-        directions = 2 if rnn.bidirectional else 1
-        layers = []
-        for layer in range(rnn.num_layers):
-            size = rnn.input_size if layer == 0 else rnn.hidden_size * directions
-            forward_rnn = _one_direction(family, rnn, layer, "", size)
-            backward_rnn = _one_direction(family, rnn, layer, "_reverse", size) if directions == 2 else None
-            layers.append(_Layer(forward_rnn, backward_rnn))
-        self.layers = nn.ModuleList(layers)
-        self.output = model.output
+        self.model = model
 
     def forward(
         self,
@@ -178,19 +86,18 @@ class EmissionNet(nn.Module):
     ) -> Tensor:
         """words (B, T), lengths (B,) [, char_index (B, T), char_forms (U, L), char_lengths (U,)],
         all int64 -> emissions (B, T, K)."""
-        inputs = self.embedding(words)
-        chars = self.chars
-        if chars is not None:
-            if char_index is None or char_forms is None or char_lengths is None:
-                raise ValueError("this model reads characters: pass char_index, char_forms and char_lengths")
-            per_form = chars(char_forms, char_lengths)  # (U, char features)
-            inputs = torch.cat([inputs, per_form[char_index]], 2)
-        steps = words.size(1)
-        mask = (torch.arange(steps, device=words.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2).to(inputs.dtype)
-        reverse = reverse_index(lengths, steps)
-        for layer in self.layers:
-            inputs = layer(inputs, mask, reverse)
-        return self.output(inputs)
+        chars = None if char_index is None else CharBatch(char_index, char_forms, char_lengths)
+        return self.model.emissions(words, lengths, chars)
+
+
+def emission_net(checkpoint: Checkpoint) -> EmissionNet:
+    """The checkpoint's weights in a CPU ``Tagger`` of its cell's fused family, in eval mode
+    (the caller's model stays as it is)."""
+    config = checkpoint.config.model
+    fused = config.model_copy(update={"cell": FAMILY[config.cell]})
+    model = Tagger(fused, len(checkpoint.words), len(checkpoint.tags), len(checkpoint.chars) if checkpoint.chars is not None else 0)
+    model.load_state_dict(checkpoint.model.state_dict())
+    return EmissionNet(model).eval()
 
 
 def input_names(with_chars: bool) -> list[str]:
@@ -220,7 +127,7 @@ def _example_inputs(net: EmissionNet) -> tuple[Tensor, ...]:
     ``<unk>`` (the one id every vocabulary has besides ``<pad>``)."""
     words = torch.tensor([[UNK_ID, UNK_ID, UNK_ID], [UNK_ID, UNK_ID, PAD_ID]])
     lengths = torch.tensor([3, 2])
-    if net.chars is None:
+    if net.model.chars is None:
         return words, lengths
     char_index = torch.tensor([[1, 2, 3], [3, 1, 0]])
     char_forms = torch.tensor([[PAD_ID, PAD_ID, PAD_ID], [UNK_ID, UNK_ID, PAD_ID], [UNK_ID, PAD_ID, PAD_ID], [UNK_ID] * 3])
@@ -238,8 +145,9 @@ def _jit_deprecation_hidden() -> Iterator[None]:
 
 def _torchscript_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
-    with _jit_deprecation_hidden():
-        torch.jit.save(torch.jit.script(net), buffer, _extra_files={EXTRA_FILE: json.dumps(meta)})
+    with _jit_deprecation_hidden(), torch.no_grad():
+        traced = torch.jit.trace(net, _example_inputs(net), check_trace=False)
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta)})
     return buffer.getvalue()
 
 
@@ -249,21 +157,20 @@ def _onnx_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
     except ImportError:
         raise ExportError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from None
     example = _example_inputs(net)
-    names = input_names(net.chars is not None)
+    names = input_names(net.model.chars is not None)
     axes = {"words": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "emissions": {0: "batch", 1: "time"}}
-    if net.chars is not None:
+    if net.model.chars is not None:
         axes.update(char_index={0: "batch", 1: "time"}, char_forms={0: "forms", 1: "chars"}, char_lengths={0: "forms"})
     # The TorchScript-based exporter; torch >= 2.5 has to be told not to use torch.export.
     legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # Its deprecation notice; a caution about LSTMs and batch sizes (the initial states
-        # are zeros shaped from the input, and the tests run several batch sizes); and the
-        # tracer's notes on nn.LSTM's own checks of the feature and hidden sizes, which are
-        # fixed (batch and time stay free: the tests run other ones).
+        # are zeros shaped from the input, and the tests run several batch sizes); and one
+        # about indexing with negative indices (form rows and last characters are >= 0).
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn")
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
         torch.onnx.export(
             net, example, buffer, input_names=names, output_names=["emissions"], dynamic_axes=axes,
             opset_version=ONNX_OPSET, **legacy,
@@ -283,12 +190,12 @@ def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str |
         raise ExportError(f"unknown export format {format!r}: use torchscript or onnx")
     output = Path(output)
     if output.is_dir():
-        raise ExportError(f"{output}: is a directory; --output takes the file to write")
+        raise ExportError(f"{output}: is a directory; output= takes the file to write", {"output=": "--output"})
     if not output.parent.is_dir():
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
         checkpoint = load_checkpoint(find_checkpoint(checkpoint))
-    net = EmissionNet(copy.deepcopy(checkpoint.model).to("cpu")).eval()  # the caller's model stays as it is
+    net = emission_net(checkpoint)
     meta = _metadata(checkpoint)
     data = _torchscript_bytes(net, meta) if format == "torchscript" else _onnx_bytes(net, meta)
     atomic_write_bytes(output, data)
@@ -308,8 +215,8 @@ class ExportedModel:
     words: WordVocab
     tags: Vocab
     chars: Vocab | None
-    crf: dict[str, np.ndarray] | None
-    """``transitions`` (K, K), ``start`` (K,), ``end`` (K,) for a CRF model, float32."""
+    crf: CRF | None
+    """The CRF's transition, start and end scores, for a CRF model."""
     inputs: list[str]
     run: Callable[[dict[str, np.ndarray]], np.ndarray]
     """Inputs by name (int64 arrays) -> emissions (B, T, K) float32."""
@@ -319,27 +226,22 @@ def _not_exported(path: Path, why: str) -> ExportError:
     return ExportError(f"{path}: not an exported lstm-tag model ({why})")
 
 
-def _read_metadata(meta: dict[str, str], path: Path) -> dict[str, Any]:
+def _read_metadata(meta: dict[str, str], path: Path) -> dict:
+    """The fields of ``ExportedModel`` stored in ``meta``: what ``checkpoint.describe`` wrote, the inputs and the CRF."""
     if meta.get("format") != EXPORT_FORMAT:
         raise _not_exported(path, "no lstm-tag metadata")
+    described = read_description(meta, path, "exported model", EXPORT_VERSION, ExportError)
     try:
-        version = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise ExportError(f"{path}: exported model has no valid format_version") from None
-    if version > EXPORT_VERSION:
-        raise ExportError(f"{path}: export format {version} is newer than this lstm-tag reads ({EXPORT_VERSION}); upgrade lstm-tag")
-    try:
-        crf = json.loads(meta["crf"]) if "crf" in meta else None
-        return {
-            "config": Config.model_validate(json.loads(meta["config"])),
-            "words": WordVocab.from_dict(json.loads(meta["words"])),
-            "tags": Vocab.from_dict(json.loads(meta["tags"])),
-            "chars": Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None,
-            "crf": {k: np.asarray(crf[k], dtype=np.float32) for k in ("transitions", "start", "end")} if crf else None,
-            "inputs": [str(name) for name in json.loads(meta["inputs"])],
-        }
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        inputs = [str(name) for name in json.loads(meta["inputs"])]
+        crf = None
+        if "crf" in meta:
+            scores = json.loads(meta["crf"])
+            crf = CRF(len(described.tags))
+            crf.load_state_dict({name: torch.tensor(scores[name], dtype=torch.float32) for name in ("transitions", "start", "end")})
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: exported model metadata is damaged ({type(exc).__name__})") from None
+    return {"config": described.config, "words": described.words, "tags": described.tags, "chars": described.chars,
+            "crf": crf, "inputs": inputs}
 
 
 def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
@@ -402,98 +304,23 @@ def load_exported(path: str | Path, threads: int | None = None) -> ExportedModel
     return load_onnx(path, threads)
 
 
-def _logsumexp(x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
-    top = x.max(axis=axis, keepdims=True)
-    out = top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))
-    return out if keepdims else out.squeeze(axis)
-
-
-def log_softmax(emissions: np.ndarray) -> np.ndarray:
-    """(..., K) -> log-probabilities over the last axis."""
-    return emissions - _logsumexp(emissions, -1, keepdims=True)
-
-
-def viterbi(emissions: np.ndarray, lengths: np.ndarray, crf: dict[str, np.ndarray]) -> np.ndarray:
-    """emissions (B, T, K), lengths (B,) >= 1 -> (B, T) int64 best tag path of each sentence, 0 past its length.
-
-    The same recursion as ``CRF.decode``, in the emissions' dtype:
-    ``delta_t[k] = E[t, k] + max_j (delta_{t-1}[j] + A[j, k])``, with back-pointers; at a
-    padded step the score is carried and the pointer is the identity.
-    """
-    batch, total, num_tags = emissions.shape
-    transitions, start, end = (crf[k].astype(emissions.dtype) for k in ("transitions", "start", "end"))
-    mask = np.arange(total)[None, :] < lengths[:, None]
-    identity = np.broadcast_to(np.arange(num_tags), (batch, num_tags))
-    score = start + emissions[:, 0]
-    pointers = np.empty((total, batch, num_tags), dtype=np.int64)  # pointers[t][b, k]: best tag at t - 1
-    for t in range(1, total):
-        candidates = score[:, :, None] + transitions[None]  # (B, previous K, K)
-        previous = candidates.argmax(axis=1)
-        best = np.take_along_axis(candidates, previous[:, None, :], axis=1)[:, 0]
-        real = mask[:, t, None]
-        score = np.where(real, best + emissions[:, t], score)
-        pointers[t] = np.where(real, previous, identity)
-    path = np.empty((batch, total), dtype=np.int64)
-    path[:, -1] = (score + end).argmax(axis=1)
-    rows = np.arange(batch)
-    for t in range(total - 1, 0, -1):
-        path[:, t - 1] = pointers[t][rows, path[:, t]]
-    return np.where(mask, path, 0)
-
-
-def crf_marginals(emissions: np.ndarray, lengths: np.ndarray, crf: dict[str, np.ndarray]) -> np.ndarray:
-    """emissions (B, T, K), lengths (B,) >= 1 -> (B, T, K) float64 log p(y_t = k | x), by
-    forward-backward as ``CRF.marginals``; rows past a length hold log(1/K)."""
-    batch, total, num_tags = emissions.shape
-    transitions, start, end = (crf[k].astype(np.float64) for k in ("transitions", "start", "end"))
-    mask = np.arange(total)[None, :] < lengths[:, None]
-    emissions = np.where(mask[:, :, None], emissions.astype(np.float64), 0.0)
-    alpha = start + emissions[:, 0]
-    alphas = [alpha - _logsumexp(alpha, 1, keepdims=True)]
-    for t in range(1, total):
-        step = _logsumexp(alphas[-1][:, :, None] + transitions[None], 1) + emissions[:, t]
-        alphas.append(np.where(mask[:, t, None], step - _logsumexp(step, 1, keepdims=True), alphas[-1]))
-    betas = [np.broadcast_to(end, (batch, num_tags))]
-    for t in range(total - 2, -1, -1):
-        step = _logsumexp(transitions[None] + (emissions[:, t + 1] + betas[-1])[:, None, :], 2)
-        betas.append(np.where(mask[:, t + 1, None], step - _logsumexp(step, 1, keepdims=True), end))
-    log_marginals = np.stack(alphas, 1) + np.stack(betas[::-1], 1)
-    log_marginals = log_marginals - _logsumexp(log_marginals, 2, keepdims=True)
-    return np.where(mask[:, :, None], log_marginals, -math.log(num_tags))
-
-
 def run_exported(
     model: ExportedModel, sentences: Sequence[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
-) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray]]:
+) -> list[tuple[Tensor, Tensor | None, Tensor]]:
     """For each sentence, in order: tag ids (len_i,), log-probabilities (len_i, K) when
     ``scores`` (else None), and emissions (len_i, K); batched by length as ``predict.run_model``."""
     num_tags = len(model.tags)
-    empty = np.zeros((0, num_tags), dtype=np.float32)
-    results = [(np.zeros(0, dtype=np.int64), empty if scores else None, empty)] * len(sentences)
-    lengths = [len(words) for words in sentences]
-    nonempty = [i for i, n in enumerate(lengths) if n > 0]
-    forms = FormTable(model.chars, sentences) if model.chars is not None else None
-    for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
-        index = [nonempty[j] for j in group]
-        batch_lengths = np.array([lengths[i] for i in index], dtype=np.int64)
-        words = np.full((len(index), int(batch_lengths.max())), PAD_ID, dtype=np.int64)
-        for row, i in enumerate(index):
-            words[row, : lengths[i]] = model.words.encode(sentences[i]).numpy()
-        feed = {"words": words, "lengths": batch_lengths}
-        if forms is not None:
-            chars = forms.batch(index)
-            feed.update(char_index=chars.index.numpy(), char_forms=chars.forms.numpy(), char_lengths=chars.lengths.numpy())
-        emissions = model.run(feed)
-        if model.crf is not None:
-            best = viterbi(emissions, batch_lengths, model.crf)
-            logp = crf_marginals(emissions, batch_lengths, model.crf) if scores else None
-        else:
-            best = emissions.argmax(axis=2)
-            logp = log_softmax(emissions.astype(np.float64)) if scores else None
-        for row, i in enumerate(index):
-            n = lengths[i]
-            results[i] = (best[row, :n], logp[row, :n] if logp is not None else None, emissions[row, :n])
-    return results
+    empty = (torch.zeros(0, dtype=torch.long), torch.zeros(0, num_tags) if scores else None, torch.zeros(0, num_tags))
+
+    def run(words: Tensor, lengths: Tensor, chars: CharBatch | None) -> tuple:
+        feed = {"words": words, "lengths": lengths}
+        if chars is not None:
+            feed.update(char_index=chars.index, char_forms=chars.forms, char_lengths=chars.lengths)
+        emissions = torch.from_numpy(model.run({name: tensor.numpy() for name, tensor in feed.items()}))
+        with torch.inference_mode():
+            return (*decode_tags(emissions, lengths, model.crf, scores), emissions)
+
+    return per_sentence(prepare(model, sentences, batch_size), run, empty)
 
 
 def tag_exported(
@@ -502,8 +329,7 @@ def tag_exported(
     """Tag each sentence (a list of words) with an exported model, as ``predict.tag`` does."""
     results = []
     for words, (best, logp, _) in zip(sentences, run_exported(model, sentences, batch_size, scores)):
-        probs = torch.from_numpy(np.exp(logp).astype(np.float32)) if logp is not None else None
-        results.append(Tagged(list(words), model.tags.decode(best.tolist()), probs))
+        results.append(Tagged(list(words), model.tags.decode(best.tolist()), logp.exp() if logp is not None else None))
     return results
 
 
@@ -511,11 +337,5 @@ def tag_lines_exported(
     model: ExportedModel, lines: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> Iterator[Tagged]:
     """Tag whitespace-tokenised lines (one sentence each) in chunks, in order, as ``predict.tag_lines``."""
-    chunk: list[list[str]] = []
-    for line in lines:
-        chunk.append(line.split())
-        if len(chunk) >= batch_size * 8:
-            yield from tag_exported(model, chunk, batch_size, scores)
-            chunk = []
-    if chunk:
+    for chunk in line_chunks(lines, batch_size * 8):
         yield from tag_exported(model, chunk, batch_size, scores)

@@ -50,6 +50,17 @@ def _umask() -> int:
     return mask
 
 
+def make_dir(folder: str | Path, error: type[UserError] = UserError, what: str = "") -> Path:
+    """Create ``folder`` and its parents unless it exists, or raise ``error`` with one line:
+    ``FOLDER: cannot create[ what]: reason``. Returns ``folder`` as a Path."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{folder}: cannot create{' ' + what if what else ''}: {exc.strerror or exc}") from None
+    return folder
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically (see ``atomic_writer``)."""
     with atomic_writer(path) as handle:

@@ -15,7 +15,7 @@ from torch import nn
 from .cells import HandGRU, HandLSTM, fused_direction, run_layers
 from .chars import CharBatch, CharEncoder
 from .config import ModelConfig
-from .crf import CRF
+from .crf import CRF, decode_tags
 from .data import TAG_PAD
 from .vocab import PAD_ID
 
@@ -152,7 +152,4 @@ class Tagger(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and (B, T, K)
         log-probabilities when ``scores`` (else None)."""
-        emissions = self.emissions(words, lengths, chars)
-        if self.crf is not None:
-            return self.crf.decode(emissions, lengths), self.crf.marginals(emissions, lengths) if scores else None
-        return emissions.argmax(dim=-1), torch.log_softmax(emissions, dim=-1) if scores else None
+        return decode_tags(self.emissions(words, lengths, chars), lengths, self.crf, scores)

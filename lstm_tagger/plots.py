@@ -74,7 +74,7 @@ def plot_learning_curves(history: list[dict], path: Path, title: str) -> Path:
 def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path, title: str) -> Path:
     """Plot a row-normalised confusion matrix heatmap; return ``path``.
 
-    ``labels`` and ``counts`` as returned by ``confusion_counts`` (a square matrix, gold rows
+    ``labels`` and ``counts`` of ``metrics.score``'s ``confusion_matrix`` (a square matrix, gold rows
     by predicted columns). Each gold row is divided by its total (an all-zero row stays
     zero); gold tags (with their token counts) on y, predicted tags on x, a colour bar, and
     the percentage written in every cell of at least 1%. Writes a PNG to ``path``, titled ``title``.

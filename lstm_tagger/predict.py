@@ -10,7 +10,7 @@ import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
@@ -42,13 +42,14 @@ class _Prepared:
     """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
 
 
-def _prepare(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
+def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
+    """Encode ``sentences`` with ``source``'s ``words`` and ``chars`` vocabularies (a ``Checkpoint``,
+    or an exported model) and batch them by length."""
     lengths = [len(words) for words in sentences]
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
-    encode = checkpoint.words.encode
+    encode = source.words.encode
     word_ids = [encode(words) if words else None for words in sentences]
-    chars = checkpoint.chars if checkpoint.model.chars is not None else None
-    forms = FormTable(chars, sentences) if chars is not None else None
+    forms = FormTable(source.chars, sentences) if source.chars is not None else None
     batches = []
     for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
         index = [nonempty[j] for j in group]
@@ -58,26 +59,34 @@ def _prepare(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], batch_s
     return _Prepared(lengths, batches)
 
 
+def per_sentence(prepared: _Prepared, run: Callable[..., tuple], empty: tuple) -> list[tuple]:
+    """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None) on every batch;
+    returns each sentence's tuple, in order, every tensor cut to its length (``empty`` when it has none)."""
+    results = [empty] * len(prepared.lengths)
+    for index, words, lengths, chars in prepared.batches:
+        outputs = run(words, lengths, chars)
+        for row, i in enumerate(index):
+            n = prepared.lengths[i]
+            results[i] = tuple(output[row, :n] if output is not None else None for output in outputs)
+    return results
+
+
 def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """Run the model over prepared batches (the torch half of tagging; safe in a worker thread)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    num_tags = model.output.out_features
-    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, num_tags) if scores else None)
-    results: list[tuple[torch.Tensor, torch.Tensor | None]] = [empty] * len(prepared.lengths)
+    empty = (torch.empty(0, dtype=torch.long), torch.empty(0, model.output.out_features) if scores else None)
+
+    def run(words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None) -> tuple:
+        best, logp = model.predict(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
+        return best.cpu(), logp.cpu() if logp is not None else None
+
     try:
         with torch.inference_mode():
-            for index, words, lengths, chars in prepared.batches:
-                best, logp = model.predict(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
-                best = best.cpu()
-                logp = logp.cpu() if logp is not None else None
-                for row, i in enumerate(index):
-                    n = prepared.lengths[i]
-                    results[i] = (best[row, :n], logp[row, :n] if logp is not None else None)
+            return per_sentence(prepared, run, empty)
     finally:
         model.train(was_training)
-    return results
 
 
 def run_model(
@@ -87,7 +96,7 @@ def run_model(
 
     The model runs in eval and inference mode on batches of similar length.
     """
-    return _compute(checkpoint.model, _prepare(checkpoint, sentences, batch_size), scores)
+    return _compute(checkpoint.model, prepare(checkpoint, sentences, batch_size), scores)
 
 
 def _tagged(
@@ -110,7 +119,7 @@ def tag(
     return _tagged(checkpoint, sentences, run_model(checkpoint, sentences, batch_size, scores))
 
 
-def _chunks(lines: Iterable[str], size: int) -> Iterator[list[list[str]]]:
+def line_chunks(lines: Iterable[str], size: int) -> Iterator[list[list[str]]]:
     chunk: list[list[str]] = []
     for line in lines:
         chunk.append(line.split())
@@ -133,8 +142,8 @@ def tag_lines(
     """
     with ThreadPoolExecutor(max_workers=1) as worker:
         pending: deque[tuple[list[list[str]], Future]] = deque()
-        for chunk in _chunks(lines, batch_size * 8):
-            prepared = _prepare(checkpoint, chunk, batch_size)
+        for chunk in line_chunks(lines, batch_size * 8):
+            prepared = prepare(checkpoint, chunk, batch_size)
             pending.append((chunk, worker.submit(_compute, checkpoint.model, prepared, scores)))
             if len(pending) > 1:
                 done, future = pending.popleft()

@@ -17,12 +17,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
-from .files import atomic_write_text
+from .files import atomic_write_text, make_dir
 
 
-def _pct(value: float, count: int = 1) -> str:
-    """A fraction as a percentage; ``n/a`` when it was measured over nothing."""
+def percent(value: float | None, count: int = 1) -> str:
+    """A fraction as a percentage; ``n/a`` when it was measured over nothing, ``-`` when unknown (None)."""
+    if value is None:
+        return "-"
     return f"{100 * value:.2f}" if count else "n/a"
 
 
@@ -33,17 +34,17 @@ def _figure(value: Any) -> str:
 
 def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
-        ("token accuracy", _pct(scores["accuracy"]), _figure(scores["tokens"])),
-        ("macro-F1 (mean over tags)", _pct(scores["macro_f1"], len(scores["per_tag"])), f"{len(scores['per_tag'])} tags"),
-        ("sentence accuracy", _pct(scores["sentence_accuracy"]), _figure(scores["sentences"])),
-        ("known words", _pct(scores["known_accuracy"], scores["known_tokens"]), _figure(scores["known_tokens"])),
-        ("unknown (OOV) words", _pct(scores["oov_accuracy"], scores["oov_tokens"]), _figure(scores["oov_tokens"])),
+        ("token accuracy", percent(scores["accuracy"]), _figure(scores["tokens"])),
+        ("macro-F1 (mean over tags)", percent(scores["macro_f1"], len(scores["per_tag"])), f"{len(scores['per_tag'])} tags"),
+        ("sentence accuracy", percent(scores["sentence_accuracy"]), _figure(scores["sentences"])),
+        ("known words", percent(scores["known_accuracy"], scores["known_tokens"]), _figure(scores["known_tokens"])),
+        ("unknown (OOV) words", percent(scores["oov_accuracy"], scores["oov_tokens"]), _figure(scores["oov_tokens"])),
     ]
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, _pct(s["precision"]), _pct(s["recall"]), _pct(s["f1"]), _figure(s["support"]))
+        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), _figure(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -105,10 +106,7 @@ def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str,
 
 def write_report(directory: Path, report: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
     """Write ``report.md``, ``report.json`` and the plots into ``directory`` (created if needed)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{directory}: cannot create: {exc.strerror}") from None
+    make_dir(directory)
     report = {**report, "plots": write_plots(directory, report, history)}
     atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(directory / "report.md", to_markdown(report))

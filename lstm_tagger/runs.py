@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.table import Table
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
+from .flops import parameter_count
+from .report import percent
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
@@ -67,10 +70,38 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
     return {
         "path": str(path),
         "model": config["model"],
-        "parameters": sum(p.numel() for p in checkpoint.model.parameters()),
+        "parameters": parameter_count(checkpoint.model),
         "words": len(checkpoint.words),
         "tags": checkpoint.tags.itos,
         "data": config["data"],
         "train": config["train"],
         "metrics": checkpoint.metrics,
     }
+
+
+def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
+    """``list_runs``'s records as the terminal table of ``lstm-tag runs``."""
+    table = Table(title=f"runs in {runs_dir}/", title_justify="left")
+    for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
+        table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
+    for r in records:
+        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), percent(r["best_dev_accuracy"]), percent(r["test_accuracy"]))
+    return table
+
+
+def info_table(info: dict[str, Any]) -> Table:
+    """``checkpoint_info``'s record as the terminal table of ``lstm-tag info``."""
+    table = Table(title=info["path"], title_justify="left", show_header=False)
+    table.add_column("key")
+    table.add_column("value")
+    for section in ("model", "train"):
+        for key, value in info[section].items():
+            table.add_row(f"{section}.{key}", str(value))
+    table.add_row("parameters", f"{info['parameters']:,}")
+    table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
+    table.add_row("tag set", f"{len(info['tags'])} tags: {' '.join(info['tags'])}")
+    for key in ("train", "dev", "test"):
+        table.add_row(f"data.{key}", str(info["data"][key]))
+    for key, value in info["metrics"].items():
+        table.add_row(key, str(value))
+    return table

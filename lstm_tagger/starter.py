@@ -17,8 +17,8 @@ from pathlib import Path
 from .config import Config, config_from_text
 from .data import decode_lines, read_conllu
 from .errors import DataError, UserError
-from .files import atomic_write_text, open_binary
-from .train import Splits
+from .files import atomic_write_text, make_dir, open_binary
+from .training import Splits
 
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "ud_ewt.yaml"
 """The shipped best recipe, which ``init`` copies."""
@@ -142,7 +142,7 @@ def write_starter_config(
     and nothing is written.
     """
     if output.exists() and not force:
-        raise UserError(f"{output}: exists already (use --force to overwrite it)")
+        raise UserError(f"{output}: exists already (use force=True to overwrite it)", {"force=True": "--force"})
     for role, path in (("train", train), ("dev", dev), ("test", test)):
         if path is not None and not path.is_file():
             raise UserError(f"{path}: {role} file not found")
@@ -156,14 +156,15 @@ def write_starter_config(
         splits = Splits.read(config)
     except DataError as exc:
         if format == "conllu" and columns and tag_column not in columns:
-            raise DataError(f"{exc} (the {columns[0].upper()} column has a tag on every word: --tag-column {columns[0]})") from None
+            hint = f"tag_column={columns[0]!r}"
+            raise DataError(
+                f"{exc} (the {columns[0].upper()} column has a tag on every word: {hint})",
+                {**exc.options, hint: f"--tag-column {columns[0]}"},
+            ) from None
         raise
     sentences = {"train": len(splits.train), "dev": len(splits.dev)}
     if splits.test is not None:
         sentences["test"] = len(splits.test)
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{output.parent}: cannot create: {exc.strerror}") from None
+    make_dir(output.parent)
     atomic_write_text(output, text)
     return Starter(config, format, columns, sentences)

@@ -1,12 +1,15 @@
-"""Shared helpers: tiny corpora and configs written into ``tmp_path``."""
+"""Shared helpers: tiny corpora and configs written into ``tmp_path``, trained runs shared by the
+whole session, and the check of a one-line command-line error."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 import yaml
+
+from lstm_tagger import load_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +46,34 @@ def tiny_config(tmp_path: Path, sentences=CLASSIC, **sections: dict[str, Any]) -
     return path
 
 
+def assert_one_line_error(result, *fragments: str) -> None:
+    """The command line's answer to bad input: exit code 2, one line on stderr (``lstm-tag: error: ...``)
+    holding every fragment, and no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.stderr.startswith("lstm-tag: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.endswith("\n") and "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.stderr, (fragment, result.stderr)
+
+
 @pytest.fixture
 def classic_config(tmp_path: Path) -> Path:
     return tiny_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Callable[..., Path]:
+    """``trained_run(config, *overrides)``: the run directory of ``config`` (``"demo"``, the shipped
+    demo config, or ``"tiny"``, ``tiny_config``'s) trained with the ``--set`` ``overrides``. Each
+    distinct run is trained once per test session and shared: tests must not change it."""
+    runs: dict[tuple[str, tuple[str, ...]], Path] = {}
+
+    def get(config: str, *overrides: str) -> Path:
+        if (config, overrides) not in runs:
+            folder = tmp_path_factory.mktemp(f"{config}-run")
+            path = ROOT / "configs" / "demo.yaml" if config == "demo" else tiny_config(folder)
+            train(load_config(path, list(overrides)), folder / "run")
+            runs[config, overrides] = folder / "run"
+        return runs[config, overrides]
+
+    return get

@@ -11,20 +11,15 @@ from typer.testing import CliRunner
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 
-from conftest import ROOT
+from conftest import ROOT, assert_one_line_error
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
+def demo_run(trained_run) -> Path:
     """The shipped demo config, trained for a few epochs into a temporary run directory."""
-    out = tmp_path_factory.mktemp("runs") / "demo"
-    result = runner.invoke(
-        app, ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--set", "train.epochs=8"]
-    )
-    assert result.exit_code == 0, result.output
-    return out
+    return trained_run("demo", "train.epochs=8")
 
 
 def test_train_writes_the_run_directory(demo_run):
@@ -49,8 +44,7 @@ def test_refuses_non_empty_output_unless_force(demo_run, tmp_path):
     (out / "keep.txt").write_text("mine")
     args = ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--set", "train.epochs=1"]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    assert "output directory is not empty (use --force" in result.stderr
+    assert_one_line_error(result, "output directory is not empty (use --force")
     assert (out / "keep.txt").read_text() == "mine" and not (out / BEST).exists()
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
     assert (out / BEST).is_file()
@@ -101,7 +95,7 @@ def test_predict_defaults_to_newest_run(demo_run, tmp_path, monkeypatch):
     assert f"using {Path('runs') / 'only' / BEST}" in result.stderr
     (tmp_path / "runs" / "only" / BEST).unlink()
     result = runner.invoke(app, ["predict", "The dog"])
-    assert result.exit_code == 2 and "no trained model under runs/" in result.stderr
+    assert_one_line_error(result, "no trained model under runs/", "pass --model PATH")
 
 
 def test_eval_json_and_report(demo_run, tmp_path):
@@ -129,8 +123,7 @@ def test_corrupt_checkpoint_is_one_line(tmp_path, content, message):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(content)
     result = runner.invoke(app, ["predict", "--model", str(bad), "hello"])
-    assert result.exit_code == 2 and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(result, message)
 
 
 def test_truncated_checkpoint(demo_run, tmp_path):
@@ -138,7 +131,7 @@ def test_truncated_checkpoint(demo_run, tmp_path):
     bad = tmp_path / "cut.safetensors"
     bad.write_bytes(data[: len(data) // 2])
     result = runner.invoke(app, ["eval", "--model", str(bad)])
-    assert result.exit_code == 2 and "cut.safetensors" in result.stderr and "Traceback" not in result.output
+    assert_one_line_error(result, "cut.safetensors")
 
 
 def test_help_has_examples():
@@ -163,7 +156,7 @@ def test_predict_and_eval_with_another_cell_of_the_family(demo_run):
     scores = json.loads(runner.invoke(app, ["eval", "-m", str(demo_run), "--json", "--cell", "hand_lstm"]).stdout)
     assert scores["accuracy"] == json.loads(runner.invoke(app, ["eval", "-m", str(demo_run), "--json"]).stdout)["accuracy"]
     wrong = runner.invoke(app, ["predict", "-m", str(demo_run), text, "--cell", "gru"])
-    assert wrong.exit_code == 2 and "the model's cell is lstm; only a cell of the same family can serve it, not gru" in wrong.stderr
+    assert_one_line_error(wrong, "the model's cell is lstm; only a cell of the same family can serve it, not gru")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "hand_lstm", "hand_gru"])

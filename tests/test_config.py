@@ -10,7 +10,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.config import load_config
 from lstm_tagger.errors import ConfigError
 
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config
 
 runner = CliRunner()
 
@@ -48,10 +48,7 @@ def edit(path: Path, section: str, key: str, value) -> Path:
 def test_bad_config_value(tmp_path, section, key, value, message):
     config = edit(tiny_config(tmp_path), section, key, value)
     result = run_train(config)
-    assert result.exit_code == 2
-    assert f"{config}: {message}" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in result.output
+    assert_one_line_error(result, f"{config}: {message}")
     assert not (tmp_path / "out").exists()
 
 
@@ -67,9 +64,7 @@ def test_bad_config_value(tmp_path, section, key, value, message):
 )
 def test_bad_override(tmp_path, override, message):
     result = run_train(tiny_config(tmp_path), "--set", override)
-    assert result.exit_code == 2
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(result, message)
 
 
 def test_missing_required_key_and_bad_yaml(tmp_path):
@@ -78,12 +73,12 @@ def test_missing_required_key_and_bad_yaml(tmp_path):
     del data["data"]["dev"]
     config.write_text(yaml.safe_dump(data))
     result = run_train(config)
-    assert result.exit_code == 2 and f"{config}: data.dev: missing required key" in result.stderr
+    assert_one_line_error(result, f"{config}: data.dev: missing required key")
     config.write_text("data: [unclosed\n")
     result = run_train(config)
-    assert result.exit_code == 2 and f"{config}:" in result.stderr and "invalid YAML" in result.stderr
+    assert_one_line_error(result, f"{config}:", "invalid YAML")
     result = run_train(tmp_path / "absent.yaml")
-    assert result.exit_code == 2 and "absent.yaml: config file not found" in result.stderr
+    assert_one_line_error(result, "absent.yaml: config file not found")
 
 
 def test_overrides_apply_and_paths_resolve_against_config_folder(tmp_path, monkeypatch):
@@ -100,8 +95,7 @@ def test_empty_training_set_is_a_clean_error(tmp_path):
     config = tiny_config(tmp_path)
     (tmp_path / "tiny.conllu").write_text("# only a comment\n")
     result = run_train(config)
-    assert result.exit_code == 2
-    assert "the training set has no sentences" in result.stderr
+    assert_one_line_error(result, "the training set has no sentences")
 
 
 def test_malformed_corpus_line_through_cli(tmp_path):
@@ -109,8 +103,7 @@ def test_malformed_corpus_line_through_cli(tmp_path):
     corpus = tmp_path / "tiny.conllu"
     corpus.write_text(corpus.read_text().replace("\tdog\t_\tNOUN\t", "\tdog\tNOUN\t"))
     result = run_train(config)
-    assert result.exit_code == 2
-    assert f"{corpus}:4: expected 10 tab-separated columns, found 9" in result.stderr
+    assert_one_line_error(result, f"{corpus}:4: expected 10 tab-separated columns, found 9")
 
 
 def test_config_error_type_names_source():

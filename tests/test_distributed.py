@@ -25,7 +25,7 @@ from lstm_tagger.data import collate
 from lstm_tagger.distributed import DEBUG_WEIGHTS, World
 from lstm_tagger.errors import ConfigError, UserError
 from lstm_tagger.model import Tagger
-from lstm_tagger.train import resolve_device
+from lstm_tagger.training import resolve_device
 
 from conftest import ROOT
 

@@ -19,6 +19,8 @@ from lstm_tagger.cli import app
 from lstm_tagger.download import SHIPPED_SHA256, DownloadError, download_treebank, folder_name, repository_name
 from lstm_tagger.errors import UserError
 
+from conftest import assert_one_line_error
+
 ROOT = Path(__file__).resolve().parents[1]
 EWT_SUMS = Path(os.environ.get("LSTM_TAG_EWT", ROOT.parent / "shared" / "data" / "ud_english_ewt")) / "SHA256SUMS"
 REPO = "UD_Test-Tiny"
@@ -242,7 +244,7 @@ def test_cli_download_then_again_with_a_corrupt_file(github, tmp_path):
     (folder / SPLIT_FILES[3]).unlink()
     github.served[SPLIT_FILES[3]] = _flipped(_conllu(SPLIT_FILES[3]))
     bad = runner.invoke(app, args)
-    assert bad.exit_code == 2 and "git SHA-1 mismatch" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert_one_line_error(bad, "git SHA-1 mismatch")
     assert not (folder / SPLIT_FILES[3]).exists()
     del github.served[SPLIT_FILES[3]]
     again = runner.invoke(app, args)

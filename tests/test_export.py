@@ -27,7 +27,7 @@ from lstm_tagger.export import ExportError, export_model, load_exported, load_on
 from lstm_tagger.predict import run_model, tag
 from lstm_tagger.vocab import PAD_ID
 
-from conftest import ROOT
+from conftest import ROOT, assert_one_line_error
 
 runner = CliRunner()
 
@@ -47,22 +47,9 @@ SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """``demo_run(name)``: the run directory of model ``name``, trained once for this module."""
-    runs: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in runs:
-            out = tmp_path_factory.mktemp(name) / "run"
-            args = ["train", str(ROOT / "configs" / "demo.yaml"), "--output", str(out), "--quiet", "--set", "train.epochs=2"]
-            for override in MODELS[name]:
-                args += ["--set", override]
-            result = runner.invoke(app, args)
-            assert result.exit_code == 0, result.output
-            runs[name] = out
-        return runs[name]
-
-    return get
+def demo_run(trained_run):
+    """``demo_run(name)``: the run directory of model ``name``, trained once for the session."""
+    return lambda name: trained_run("demo", "train.epochs=2", *MODELS[name])
 
 
 def _sentences() -> list[list[str]]:
@@ -144,24 +131,17 @@ def test_cli_export_torchscript(demo_run, tmp_path):
     assert load_torchscript(out).words.itos == load_checkpoint(demo_run("lstm") / BEST).words.itos
 
 
-def _one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("lstm-tag: error: ") and result.stderr.count("\n") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
 def test_export_errors(demo_run, tmp_path):
     run = str(demo_run("lstm"))
-    _one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["export", run, "--format", "tflite", "--output", str(tmp_path / "m")]), "unknown export format 'tflite'"
     )
     missing_dir = tmp_path / "nowhere" / "m.pt"
-    _one_line_error(
+    assert_one_line_error(
         runner.invoke(app, ["export", run, "--format", "torchscript", "--output", str(missing_dir)]), "output directory does not exist"
     )
-    _one_line_error(runner.invoke(app, ["export", run, "--format", "torchscript", "--output", str(tmp_path)]), "is a directory")
-    _one_line_error(
+    assert_one_line_error(runner.invoke(app, ["export", run, "--format", "torchscript", "--output", str(tmp_path)]), "is a directory")
+    assert_one_line_error(
         runner.invoke(app, ["export", str(tmp_path / "none"), "--format", "onnx", "--output", str(tmp_path / "m")]), "not found"
     )
     assert list(tmp_path.iterdir()) == []
@@ -171,9 +151,9 @@ def test_missing_onnx_packages_say_what_to_install(demo_run, tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails as if it were not installed
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     result = runner.invoke(app, ["export", str(demo_run("lstm")), "--format", "onnx", "--output", str(tmp_path / "m.onnx")])
-    _one_line_error(result, "needs the onnx package", "pip install 'lstm-tag[onnx]'")
+    assert_one_line_error(result, "needs the onnx package", "pip install 'lstm-tag[onnx]'")
     result = runner.invoke(app, ["predict", "--onnx", str(tmp_path / "m.onnx"), "The dog"])
-    _one_line_error(result, "needs onnxruntime", "pip install 'lstm-tag[onnx]'")
+    assert_one_line_error(result, "needs onnxruntime", "pip install 'lstm-tag[onnx]'")
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -228,9 +208,9 @@ def test_predict_onnx_refuses_other_files(demo_run, tmp_path):
     text.write_text("The dog ate the apple\n")
     checkpoint = demo_run("lstm") / BEST
     for path in (foreign, text, checkpoint):
-        _one_line_error(runner.invoke(app, ["predict", "--onnx", str(path), "The dog"]), str(path), "not an exported lstm-tag model")
-    _one_line_error(runner.invoke(app, ["predict", "--onnx", str(tmp_path / "gone.onnx"), "The dog"]), "not found")
+        assert_one_line_error(runner.invoke(app, ["predict", "--onnx", str(path), "The dog"]), str(path), "not an exported lstm-tag model")
+    assert_one_line_error(runner.invoke(app, ["predict", "--onnx", str(tmp_path / "gone.onnx"), "The dog"]), "not found")
     exported = export_model(checkpoint, "onnx", tmp_path / "m.onnx")
     result = runner.invoke(app, ["predict", "--onnx", str(exported), "--model", str(checkpoint), "The dog"])
-    _one_line_error(result, "--onnx takes the place of --model")
+    assert_one_line_error(result, "--onnx takes the place of --model")
     assert load_onnx(exported, threads=1).format == "onnx"

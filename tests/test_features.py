@@ -18,20 +18,19 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train
+from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
 from lstm_tagger.chars import FormTable
 from lstm_tagger.checkpoint import BEST, LAST, save_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.data import read_corpus
 from lstm_tagger.vocab import PAD, UNK, UNK_ID
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_one_line_error, tiny_config
 
 runner = CliRunner()
 QUIET = Console(quiet=True)
 DEMO = ROOT / "configs" / "demo.yaml"
 DEMO_DEV = ROOT / "data" / "demo" / "dev.conllu"
-train_module = importlib.import_module("lstm_tagger.train")  # the package exports a function of that name
 
 # Small sentences where some words are ambiguous ("fish", "can"): the tag depends on the context.
 SENTENCES = [
@@ -63,14 +62,6 @@ def no_plots():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(importlib.import_module("lstm_tagger.report"), "write_plots", lambda directory, report, history: {})
         yield
-
-
-def one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.stderr, (fragment, result.stderr)
 
 
 # 1. Overfitting ----------------------------------------------------------------------------
@@ -147,14 +138,14 @@ def chars_crf_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chars_crf")
     config = load_config(features_config(tmp, model={"char_encoder": "lstm", "output": "crf"}, train={"epochs": 25}))
     saved = {}
-    real = train_module.save_checkpoint
+    real = training.save_checkpoint
 
     def spy(path, checkpoint):
         saved[Path(path).name] = checkpoint
         return real(path, checkpoint)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "save_checkpoint", spy)
+        patch.setattr(training, "save_checkpoint", spy)
         result = train(config, tmp / "run", progress=False, console=QUIET)
     assert result.best_dev_accuracy == 1.0 and result.epochs_run == 25
     return tmp / "run", saved[LAST]
@@ -344,7 +335,7 @@ def test_pretrained_vectors_end_to_end(tmp_path, monkeypatch, header, freeze, ma
     config = features_config(tmp_path, model=model, train={"epochs": 10})
     # the embedding right after the vectors were loaded: the model's initialisation
     initial = {}
-    real = train_module._load_vectors
+    real = training._load_vectors
 
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
@@ -353,7 +344,7 @@ def test_pretrained_vectors_end_to_end(tmp_path, monkeypatch, header, freeze, ma
         initial["itos"] = list(words_.itos)
         return result
 
-    monkeypatch.setattr(train_module, "_load_vectors", spy)
+    monkeypatch.setattr(training, "_load_vectors", spy)
     trained = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"])
     assert trained.exit_code == 0, trained.output
     checkpoint = load_checkpoint(tmp_path / "run" / LAST)
@@ -384,7 +375,7 @@ def test_vectors_dimension_mismatch_is_one_line(tmp_path, header):
     path = write_vectors(tmp_path / "vecs.txt", vector_rows(1, dim=DIM - 8), header=header)
     config = features_config(tmp_path, model={"vectors": "vecs.txt"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{path}:1:", f"{DIM - 8} dimensions", f"model.embedding_dim is {DIM}")
+    assert_one_line_error(result, f"{path}:1:", f"{DIM - 8} dimensions", f"model.embedding_dim is {DIM}")
 
 
 @pytest.mark.parametrize(
@@ -399,16 +390,16 @@ def test_vectors_unreadable_line_names_file_and_line(tmp_path, bad_line, message
     path.write_text("\n".join(lines) + "\n")
     config = features_config(tmp_path, model={"vectors": "vecs.txt"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{path}:3: {message}")
+    assert_one_line_error(result, f"{path}:3: {message}")
 
 
 def test_missing_vectors_file_is_a_config_error(tmp_path):
     config = features_config(tmp_path, model={"vectors": "nowhere.vec"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
-    one_line_error(result, f"{config}: model.vectors: file not found:", "nowhere.vec")
+    assert_one_line_error(result, f"{config}: model.vectors: file not found:", "nowhere.vec")
     assert not (tmp_path / "run").exists()
     result = runner.invoke(app, ["train", str(DEMO), "--output", str(tmp_path / "run"), "--set", "model.vectors=nowhere.vec"])
-    one_line_error(result, "model.vectors: file not found:")
+    assert_one_line_error(result, "model.vectors: file not found:")
 
 
 def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
@@ -417,7 +408,7 @@ def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
     path = write_vectors(tmp_path / "vecs.txt", vector_rows(3, dim=DIM - 8))
     config = features_config(tmp_path, model={"vectors": "vecs.txt"}, train={"epochs": 1})
     command = ["train", str(config), "--output", str(tmp_path / "run"), "--quiet"]
-    one_line_error(runner.invoke(app, command), "model.embedding_dim")
+    assert_one_line_error(runner.invoke(app, command), "model.embedding_dim")
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     write_vectors(path, vector_rows(3))
     result = runner.invoke(app, command)
@@ -441,7 +432,7 @@ def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
 def test_bad_feature_settings_are_one_line(tmp_path, override, message):
     config = features_config(tmp_path)
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--set", override])
-    one_line_error(result, f"--set {override}: {message}")  # blamed on the --set, not on the file
+    assert_one_line_error(result, f"--set {override}: {message}")  # blamed on the --set, not on the file
     assert not (tmp_path / "run").exists()
 
 

@@ -1,13 +1,13 @@
 """Overfit the classic tutorial sentences, save, reload, and get exactly the same tags."""
 
-import importlib
+import re
 
 import pytest
 import torch
 
-from lstm_tagger import load_checkpoint, load_config, tag, train
+from lstm_tagger import load_checkpoint, load_config, tag, train, training
 from lstm_tagger.checkpoint import BEST, LAST
-from lstm_tagger.errors import CheckpointError
+from lstm_tagger.errors import CheckpointError, UserError
 
 from conftest import CLASSIC, tiny_config
 
@@ -46,9 +46,7 @@ def test_unknown_words_and_empty_sentences(classic_config, tmp_path):
 
 
 def test_ctrl_c_keeps_last_finished_epoch(classic_config, tmp_path, monkeypatch):
-    train_module = importlib.import_module("lstm_tagger.train")  # the package exports a function of that name
-
-    real = train_module.evaluate
+    real = training.evaluate
     calls = {"n": 0}
 
     def interrupt_on_second_epoch(*args, **kwargs):
@@ -57,7 +55,7 @@ def test_ctrl_c_keeps_last_finished_epoch(classic_config, tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "evaluate", interrupt_on_second_epoch)
+    monkeypatch.setattr(training, "evaluate", interrupt_on_second_epoch)
     result = train(load_config(classic_config), tmp_path / "run", progress=False)
     assert result.interrupted and result.epochs_run == 1
     assert load_checkpoint(tmp_path / "run" / LAST).metrics["epoch"] == 1
@@ -80,3 +78,14 @@ def test_hand_lstm_model_served_by_the_fast_kernel(tmp_path):
 def test_gru_overfits_too(tmp_path):
     config = load_config(tiny_config(tmp_path, model={"cell": "hand_gru", "bidirectional": False}))
     assert train(config, tmp_path / "run", progress=False).best_dev_accuracy == 1.0
+
+
+def test_train_from_python_prints_nothing_and_names_python_arguments(tmp_path, capfd):
+    config = load_config(tiny_config(tmp_path, train={"epochs": 2}))
+    result = train(config, tmp_path / "run")
+    assert capfd.readouterr() == ("", "")  # no console given: nothing on stdout or stderr
+    assert result.epochs_run == 2 and "epoch   2" in (tmp_path / "run" / "train.log").read_text()
+    with pytest.raises(UserError, match=re.escape("output directory is not empty (use force=True to train into it anyway)")):
+        train(config, tmp_path / "run")
+    with pytest.raises(UserError, match=re.escape("(train without resume=True)")):
+        train(config, tmp_path / "fresh", resume=True)

@@ -23,7 +23,7 @@ from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, assert_one_line_error, tiny_config
 
 runner = CliRunner()
 DEMO = str(ROOT / "configs" / "demo.yaml")
@@ -176,16 +176,13 @@ def test_malicious_pickle_checkpoint_executes_nothing(tmp_path, writer):
         torch.save(payload, evil)
     for command in (["predict", "--model", str(evil), "hello"], ["eval", "--model", str(tmp_path)]):
         result = runner.invoke(app, command)
-        assert result.exit_code == 2 and "not an lstm-tag checkpoint" in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+        assert_one_line_error(result, "not an lstm-tag checkpoint")
     assert not target.exists()
 
 
 @pytest.fixture(scope="module")
-def small_checkpoint(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("small")
-    train(load_config(tiny_config(tmp, train={"epochs": 2})), tmp / "run", progress=False)
-    return tmp / "run" / BEST
+def small_checkpoint(trained_run) -> Path:
+    return trained_run("tiny", "train.epochs=2") / BEST
 
 
 def _rewrite(source: Path, target: Path, **metadata_changes) -> Path:

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from lstm_tagger.cli import app
 
-from conftest import tiny_config
+from conftest import assert_one_line_error, tiny_config
 
 runner = CliRunner()
 
@@ -43,7 +43,7 @@ def test_runs_lists_each_run_and_info_shows_a_checkpoint(tmp_path, monkeypatch):
 def test_info_and_runs_on_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     missing = runner.invoke(app, ["info", str(tmp_path / "nope")])
-    assert missing.exit_code == 2 and "nope: checkpoint not found" in missing.stderr
+    assert_one_line_error(missing, "nope: checkpoint not found")
     empty = runner.invoke(app, ["runs"])
     assert empty.exit_code == 0 and "no runs under runs/" in empty.stderr
     assert runner.invoke(app, ["runs", "--json"]).stdout.strip() == "[]"
@@ -71,11 +71,11 @@ def test_init_writes_a_config_that_trains(tmp_path, monkeypatch):
     assert result.exit_code == 0 and f"wrote {out}" in result.stdout
     assert '"../my data #1/train.tsv"' in out.read_text()  # relative to the config, quoted
     again = runner.invoke(app, args)
-    assert again.exit_code == 2 and "exists already (use --force" in again.stderr
+    assert_one_line_error(again, "exists already (use --force")
     trained = runner.invoke(app, ["train", str(out), "--output", str(tmp_path / "run"), "--set", "train.epochs=2"])
     assert trained.exit_code == 0, trained.output
     missing = runner.invoke(app, ["init", "--output", str(tmp_path / "x.yaml")])
-    assert missing.exit_code == 2 and "give --train FILE and --dev FILE" in missing.stderr
+    assert_one_line_error(missing, "give --train FILE and --dev FILE")
     monkeypatch.setattr("lstm_tagger.cli._interactive", lambda: True)
     asked = runner.invoke(app, ["init", "--format", "tsv", "--output", str(tmp_path / "asked.yaml")],
                           input=f"{corpus / 'train.tsv'}\n{corpus / 'dev.tsv'}\n\n")

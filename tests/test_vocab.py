@@ -1,6 +1,6 @@
 import torch
 
-from lstm_tagger.train import WordDropout
+from lstm_tagger.training import WordDropout
 from lstm_tagger.vocab import PAD_ID, SHAPES, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab, shape_of
 
 

@@ -1,4 +1,4 @@
-"""``train(config, output_dir)``: the epoch loop, checkpoints and the final report.
+"""``train(config, output_dir)``: the training loop, checkpoints and the final report.
 
 The run directory gets ``config.yaml`` (the resolved config), ``model-best.safetensors``
 (best dev accuracy), ``model-last.safetensors`` (last finished epoch), ``metrics.jsonl``
@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from rich.console import Console
@@ -28,12 +28,13 @@ from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
 from .chars import FormTable, build_char_vocab
 from .data import Sentence, bucket_order, collate, read_corpus
-from .distributed import World
+from .distributed import Share, World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
-from .files import atomic_write_text, run_lock
-from .threads import thread_chooser
+from .files import atomic_write_text, make_dir, run_lock
+from .flops import parameter_count
 from .model import Tagger
+from .threads import ThreadChooser, thread_chooser
 from .report import print_scores, write_report
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
@@ -95,11 +96,10 @@ def prepare_output_dir(output_dir: Path, force: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"{output_dir}: exists and is not a directory")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not force:
-        raise UserError(f"{output_dir}: output directory is not empty (use --force to train into it anyway)")
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{output_dir}: cannot create output directory: {exc.strerror}") from None
+        raise UserError(
+            f"{output_dir}: output directory is not empty (use force=True to train into it anyway)", {"force=True": "--force"}
+        )
+    make_dir(output_dir, what="output directory")
 
 
 @dataclass
@@ -147,7 +147,7 @@ class WordDropout:
 
 
 class RunLog:
-    """Prints a line on the console and appends it to the run directory's ``train.log`` (if ``path``)."""
+    """Prints a line on the caller's console and appends it to the run directory's ``train.log`` (if ``path``)."""
 
     def __init__(self, console: Console, path: Path | None):
         self.console = console
@@ -220,7 +220,7 @@ def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
     """The last checkpoint of ``output_dir``, checked to belong to the same training config."""
     path = output_dir / LAST
     if not path.is_file():
-        raise UserError(f"{output_dir}: nothing to resume, no {LAST} (train without --resume)")
+        raise UserError(f"{output_dir}: nothing to resume, no {LAST} (train without resume=True)", {"resume=True": "--resume"})
     saved = load_checkpoint(path)
     if saved.train_state is None:
         raise UserError(f"{path}: has no training state to resume from")
@@ -249,18 +249,18 @@ def train(
 
     ``resume`` continues the run in ``output_dir`` from its last checkpoint exactly as if it
     had never stopped (same weights, optimiser state, random numbers and data order).
-    ``progress`` shows a live bar (default: only when ``console`` is a terminal).
-    Ctrl-C ends training after the current batch; the checkpoints of the last finished
-    epoch stay as they were and the report is written from the best one.
+    Nothing is printed unless the caller gives a ``console``: then it gets the lines that
+    ``train.log`` records, the score tables and, when ``progress`` (default: when ``console``
+    is a terminal), a live bar. Ctrl-C ends training after the current batch; the checkpoints
+    of the last finished epoch stay as they were and the report is written from the best one.
 
     Started by torchrun with several processes, it trains data-parallel (see ``distributed.py``);
     rank 0 writes the run directory and prints, the other ranks stay silent.
     """
-    console = console or Console()
     output_dir = Path(output_dir)
     world = World.from_env()
     device = resolve_device(config, world.local_rank if world.distributed else None)
-    if not world.is_main:
+    if console is None or not world.is_main:
         console, progress = Console(quiet=True), False
     with world.connected(device), ExitStack() as lock:
         with world.together():  # every rank reads the data; an error on any rank stops them all
@@ -276,24 +276,40 @@ def train(
                 atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
         if resume:
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
-        return _run(config, output_dir, device, splits, vectors, saved, console, progress, world)
+        say = RunLog(console, output_dir / "train.log" if world.is_main else None)
+        session = _build(config, output_dir, device, splits, vectors, world, say)
+        show_progress = console.is_terminal if progress is None else progress
+        return _run(session, _start(session, saved), console, show_progress)
 
 
-def _run(
-    config: Config,
-    output_dir: Path,
-    device: torch.device,
-    splits: Splits,
-    vectors: Vectors | None,
-    saved: Checkpoint | None,
-    console: Console,
-    progress: bool | None,
-    world: World,
-) -> TrainResult:
-    """The body of ``train``, run while rank 0 holds the output directory's lock."""
-    show_progress = console.is_terminal if progress is None else progress
-    say = RunLog(console, output_dir / "train.log" if world.is_main else None)
-    train_set, dev_set = splits.train, splits.dev
+@dataclass
+class Session:
+    """What the epoch loop works on: set up once by ``_build``, for one run."""
+
+    config: Config
+    output_dir: Path
+    device: torch.device
+    splits: Splits
+    world: World
+    say: RunLog
+    model: Tagger
+    optimizer: torch.optim.Optimizer
+    rng: random.Random
+    current: Checkpoint
+    """The model with its vocabularies: what is evaluated and saved every epoch."""
+    word_ids: list[torch.Tensor]
+    tag_ids: list[torch.Tensor]
+    lengths: list[int]
+    forms: FormTable | None
+    word_dropout: WordDropout | None
+    frozen: FrozenRows | None
+
+
+def _build(
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog
+) -> Session:
+    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser."""
+    train_set = splits.train
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
@@ -304,126 +320,174 @@ def _run(
     tags = build_tag_vocab(s.tags for s in train_set)
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
-    word_ids = [words.encode(s.words) for s in train_set]
-    tag_ids = [tags.encode(s.tags) for s in train_set]
-    lengths = [len(s.words) for s in train_set]
     model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
-    current = Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
-    if saved is not None:
-        if saved.words.itos != words.itos or saved.tags.itos != tags.itos or (saved.chars and saved.chars.itos) != (chars and chars.itos):
-            raise UserError(f"{output_dir}: cannot resume, the training data changed since the run started")
-        loop = _restore(saved, model, optimizer, rng)
-        say(f"resuming {output_dir} after epoch {loop.epoch}")
-    else:
-        loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in train_set[:EXAMPLE_SENTENCES]])
-    num_params = sum(p.numel() for p in model.parameters())
-    say(
-        f"train {len(train_set):,} sentences / {sum(lengths):,} tokens, dev {len(dev_set):,} sentences; "
-        f"{len(words):,} words, {len(tags)} tags; {num_params:,} parameters on {device}"
+    return Session(
+        config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
+        optimizer=optimizer, rng=rng, current=Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars),
+        word_ids=[words.encode(s.words) for s in train_set], tag_ids=[tags.encode(s.tags) for s in train_set],
+        lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
-    if world.distributed:
+
+
+def _start(session: Session, saved: Checkpoint | None) -> LoopState:
+    """The loop state to begin with: restored from ``saved`` (a resume) or fresh; says what is trained."""
+    current, splits, say = session.current, session.splits, session.say
+    if saved is not None:
+        if saved.words.itos != current.words.itos or saved.tags.itos != current.tags.itos or (
+            (saved.chars and saved.chars.itos) != (current.chars and current.chars.itos)
+        ):
+            raise UserError(f"{session.output_dir}: cannot resume, the training data changed since the run started")
+        loop = _restore(saved, session.model, session.optimizer, session.rng)
+        say(f"resuming {session.output_dir} after epoch {loop.epoch}")
+    else:
+        loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in splits.train[:EXAMPLE_SENTENCES]])
+    say(
+        f"train {len(splits.train):,} sentences / {sum(session.lengths):,} tokens, dev {len(splits.dev):,} sentences; "
+        f"{len(current.words):,} words, {len(current.tags)} tags; {parameter_count(session.model):,} parameters on {session.device}"
+    )
+    if session.world.distributed:
         say(
-            f"data-parallel over {world.size} processes: each takes 1/{world.size} "
-            f"of every batch of {config.train.batch_size} sentences"
+            f"data-parallel over {session.world.size} processes: each takes 1/{session.world.size} "
+            f"of every batch of {session.config.train.batch_size} sentences"
         )
-    compute_loss = world.loss_function(model, device)
-    threads = thread_chooser(_threads_setting(config), world.local_size, say) if device.type == "cpu" else None
+    return loop
+
+
+def _run(session: Session, loop: LoopState, console: Console, show_progress: bool) -> TrainResult:
+    """The epoch loop, then the final report (rank 0): train one epoch, evaluate and decide, save."""
+    config, world = session.config, session.world
+    compute_loss = world.loss_function(session.model, session.device)  # through DDP in a distributed run
+    threads = thread_chooser(_threads_setting(config), world.local_size, session.say) if session.device.type == "cpu" else None
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
             epoch = loop.epoch + 1
-            lr = config.train.lr / (1 + config.train.lr_decay * (epoch - 1))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batches = bucket_order(lengths, config.train.batch_size, rng)
-            world.seed_epoch(config.train.seed, epoch)
-            model.train()
-            started = time.perf_counter()
-            loss_sum, tokens = 0.0, 0
             with _progress(console, show_progress) as bar:
-                task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
-                for index in batches:
-                    if threads is not None:
-                        threads.batch_started()
-                    share = world.share(index, lengths)  # one process: the whole batch
-                    mine = share.sentences
-                    batch = collate([word_ids[i] for i in mine], [tag_ids[i] for i in mine], PAD_ID)
-                    batch_words = word_dropout(batch.words) if word_dropout else batch.words
-                    batch_chars = forms.batch(mine).to(device) if forms is not None else None
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
-                    if world.distributed:
-                        loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
-                    batch_loss = world.average(loss)  # the whole batch's mean token loss, on every rank
-                    if not math.isfinite(batch_loss) or batch_loss > DIVERGED_LOSS:
-                        raise _diverged(config, output_dir, epoch, f"the loss is {batch_loss:.4g}")
-                    loss.backward()
-                    if config.train.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-                    optimizer.step()
-                    if frozen is not None:
-                        frozen.restore()
-                    if threads is not None:
-                        threads.batch_finished(share.batch_tokens)
-                    loss_sum += batch_loss * share.batch_tokens
-                    tokens += share.batch_tokens
-                    elapsed = time.perf_counter() - started
-                    bar.update(task, advance=1, loss=loss_sum / tokens, speed=tokens / max(elapsed, 1e-9))
-            train_seconds = time.perf_counter() - started
-            if not all(torch.isfinite(p).all() for p in model.parameters()):
-                raise _diverged(config, output_dir, epoch, "the weights are no longer finite numbers")
+                stats = _train_epoch(session, compute_loss, threads, epoch, bar)
             with world.together():  # rank 0 scores, saves and logs; a failure there stops every rank
                 if world.is_main:
-                    dev_accuracy = evaluate(current, dev_set)["accuracy"]
-                    record = {
-                        "epoch": epoch,
-                        "lr": round(lr, 6),
-                        "train_loss": round(loss_sum / tokens, 6),
-                        "dev_accuracy": round(dev_accuracy, 6),
-                        "train_seconds": round(train_seconds, 3),
-                        "train_tokens_per_second": round(tokens / train_seconds, 1),
-                        "seconds": round(time.perf_counter() - started, 3),
-                    }
-                    loop.epoch = epoch
-                    loop.history.append(record)
-                    improved = dev_accuracy > loop.best_accuracy
-                    if improved:
-                        loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
-                    else:
-                        loop.stale += 1
-                    loop.stopped_early = bool(config.train.patience and loop.stale >= config.train.patience)
-                    current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
-                    if improved:
-                        save_checkpoint(output_dir / BEST, current)
-                    current.train_state, current.train_tensors = _capture(loop, model, optimizer, rng)
-                    save_checkpoint(output_dir / LAST, current)
-                    current.train_state, current.train_tensors = None, {}
-                    atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
-                    say(
-                        f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
-                        f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else "")
-                    )
-                    if loop.stopped_early:
-                        say(f"early stop: no dev improvement for {loop.stale} epochs")
+                    _end_epoch(session, loop, stats)
             loop = world.broadcast(loop)  # every rank goes on, or stops early, as rank 0 decided
     except KeyboardInterrupt:
         interrupted = True
-        say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
+        session.say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
-    world.save_debug_weights(model)
+    world.save_debug_weights(session.model)
     if not world.is_main:
-        return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
-    report = _final_report(config, output_dir, device, splits, loop, num_params, interrupted)
+        return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
+    report = _final_report(session, loop, interrupted)
     for name, scores in report["results"].items():
         print_scores(console, name, scores)
-        say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
-    say(f"run written to {output_dir}")
-    return TrainResult(output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
+        session.say(f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})")
+    session.say(f"run written to {session.output_dir}")
+    return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)
+
+
+@dataclass
+class EpochStats:
+    """What one epoch of training measured."""
+
+    epoch: int
+    lr: float
+    loss_sum: float
+    tokens: int
+    started: float
+    train_seconds: float
+
+
+def _train_epoch(
+    session: Session, compute_loss: Callable[..., torch.Tensor], threads: ThreadChooser | None, epoch: int, bar: Progress
+) -> EpochStats:
+    """One pass over the training set in length-bucketed batches (this process's share of each)."""
+    config, world, model, optimizer = session.config, session.world, session.model, session.optimizer
+    lr = config.train.lr / (1 + config.train.lr_decay * (epoch - 1))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batches = bucket_order(session.lengths, config.train.batch_size, session.rng)
+    world.seed_epoch(config.train.seed, epoch)
+    model.train()
+    started = time.perf_counter()
+    loss_sum, tokens = 0.0, 0
+    task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
+    for index in batches:
+        if threads is not None:
+            threads.batch_started()
+        share = world.share(index, session.lengths)  # one process: the whole batch
+        batch_loss = _train_step(session, compute_loss, share, epoch)
+        if threads is not None:
+            threads.batch_finished(share.batch_tokens)
+        loss_sum += batch_loss * share.batch_tokens
+        tokens += share.batch_tokens
+        elapsed = time.perf_counter() - started
+        bar.update(task, advance=1, loss=loss_sum / tokens, speed=tokens / max(elapsed, 1e-9))
+    train_seconds = time.perf_counter() - started
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise _diverged(config, session.output_dir, epoch, "the weights are no longer finite numbers")
+    return EpochStats(epoch, lr, loss_sum, tokens, started, train_seconds)
+
+
+def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], share: Share, epoch: int) -> float:
+    """One optimiser step on this process's ``share`` of a batch; -> the whole batch's mean token loss."""
+    config, device, model, mine = session.config, session.device, session.model, share.sentences
+    batch = collate([session.word_ids[i] for i in mine], [session.tag_ids[i] for i in mine], PAD_ID)
+    batch_words = session.word_dropout(batch.words) if session.word_dropout else batch.words
+    batch_chars = session.forms.batch(mine).to(device) if session.forms is not None else None
+    session.optimizer.zero_grad(set_to_none=True)
+    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
+    if session.world.distributed:
+        loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
+    batch_loss = session.world.average(loss)  # the whole batch's mean token loss, on every rank
+    if not math.isfinite(batch_loss) or batch_loss > DIVERGED_LOSS:
+        raise _diverged(config, session.output_dir, epoch, f"the loss is {batch_loss:.4g}")
+    loss.backward()
+    if config.train.grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+    session.optimizer.step()
+    if session.frozen is not None:
+        session.frozen.restore()
+    return batch_loss
+
+
+def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
+    """Rank 0 after an epoch: score on dev, decide (best, early stop), save the checkpoints and metrics, log."""
+    current, output_dir, epoch = session.current, session.output_dir, stats.epoch
+    dev_accuracy = evaluate(current, session.splits.dev)["accuracy"]
+    record = {
+        "epoch": epoch,
+        "lr": round(stats.lr, 6),
+        "train_loss": round(stats.loss_sum / stats.tokens, 6),
+        "dev_accuracy": round(dev_accuracy, 6),
+        "train_seconds": round(stats.train_seconds, 3),
+        "train_tokens_per_second": round(stats.tokens / stats.train_seconds, 1),
+        "seconds": round(time.perf_counter() - stats.started, 3),
+    }
+    loop.epoch = epoch
+    loop.history.append(record)
+    improved = dev_accuracy > loop.best_accuracy
+    if improved:
+        loop.best_accuracy, loop.best_epoch, loop.stale = dev_accuracy, epoch, 0
+    else:
+        loop.stale += 1
+    patience = session.config.train.patience
+    loop.stopped_early = bool(patience and loop.stale >= patience)
+    current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy}
+    if improved:
+        save_checkpoint(output_dir / BEST, current)
+    current.train_state, current.train_tensors = _capture(loop, session.model, session.optimizer, session.rng)
+    save_checkpoint(output_dir / LAST, current)
+    current.train_state, current.train_tensors = None, {}
+    atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
+    session.say(
+        f"epoch {epoch:3d}  loss {record['train_loss']:.4f}  dev acc {100 * dev_accuracy:6.2f}  "
+        f"{record['train_tokens_per_second']:>9,.0f} tok/s  {record['seconds']:6.1f} s" + ("  *best" if improved else "")
+    )
+    if loop.stopped_early:
+        session.say(f"early stop: no dev improvement for {loop.stale} epochs")
 
 
 def _threads_setting(config: Config) -> int | None:
@@ -474,17 +538,10 @@ def _diverged(config: Config, output_dir: Path, epoch: int, what: str) -> UserEr
     )
 
 
-def _final_report(
-    config: Config,
-    output_dir: Path,
-    device: torch.device,
-    splits: Splits,
-    loop: LoopState,
-    num_params: int,
-    interrupted: bool,
-) -> dict[str, Any]:
+def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[str, Any]:
     """Score the best checkpoint on dev (and test) and write ``report.md`` / ``report.json``."""
-    best = load_checkpoint(output_dir / BEST, device=str(device))
+    config, output_dir, splits = session.config, session.output_dir, session.splits
+    best = load_checkpoint(output_dir / BEST, device=str(session.device))
     results = {"dev": {"data": config.data.dev, **evaluate(best, splits.dev)}}
     if splits.test is not None:
         results["test"] = {"data": config.data.test, **evaluate(best, splits.test)}
@@ -499,7 +556,7 @@ def _final_report(
             "best epoch": loop.best_epoch,
             "best dev accuracy %": round(100 * loop.best_accuracy, 2),
             "training seconds": round(sum(r["train_seconds"] for r in loop.history), 1),
-            "parameters": num_params,
+            "parameters": parameter_count(session.model),
             "interrupted": interrupted,
         },
         "results": results,
