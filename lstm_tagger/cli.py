@@ -6,8 +6,12 @@ Each command parses its options, calls one function of the package, prints, and 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
+import tempfile
+import traceback
 from contextlib import contextmanager
 from enum import Enum
 from functools import partial
@@ -26,9 +30,11 @@ from .data import decode_lines
 from .distributed import RankStopped
 from .download import DEFAULT_RELEASE, download_treebank
 from .errors import DataError, UserError
+from .files import bounded_lines, check_output
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_lines_exported
 from .predict import DEFAULT_BATCH_SIZE, tag_lines, write_tagged
+from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
 from .report import print_scores
 from .runs import checkpoint_info, info_table, list_runs, runs_table
 from .starter import write_starter_config
@@ -96,11 +102,82 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_options = {"debug": False}
+"""Global options that ``run`` reads after the command: ``--debug``."""
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error (a bug) instead of one line."),
 ) -> None:
     """Train, use and evaluate (Bi)LSTM part-of-speech taggers."""
+    _options["debug"] = debug
+
+
+def _stdout_failure() -> OSError | None:
+    """The error that writing standard output's pending bytes gives (full disk, closed pipe), if any."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+_STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF)
+
+
+def _stdout_lost(exc: OSError) -> None:
+    """One line for an unwritable standard output, which then goes to /dev/null so that the
+    interpreter's last flush stays quiet; exit code 2."""
+    _error(f"cannot write to standard output: {exc.strerror or exc}")
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(2)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """The last line of defence: one line, the traceback saved to a file, exit code 1."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, saved = tempfile.mkstemp(prefix="lstm-tag-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        where = f"traceback saved to {saved}"
+    except OSError:
+        where = "the traceback could not be saved; rerun with --debug to see it"
+    summary = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    print(f"lstm-tag: internal error: {summary} ({where}). This is a bug: please report it with that traceback.", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def run(args: list[str] | None = None) -> None:
+    """The ``lstm-tag`` program: ``app`` behind a last line of defence.
+
+    A user's error is one line and exit code 2 (``_user_errors``); an unwritable standard output
+    one line and exit code 2; anything else is a bug: one line naming the saved traceback and exit
+    code 1, or the traceback itself with ``--debug``.
+    """
+    try:
+        os.fstat(1)
+    except OSError:
+        _error("standard output is closed (redirect it, e.g. >/dev/null, to discard it)")
+        raise SystemExit(2) from None
+    try:
+        app(args=args, prog_name="lstm-tag")
+    except SystemExit:
+        failure = _stdout_failure()
+        if failure is not None:
+            _stdout_lost(failure)
+        raise
+    except Exception as exc:  # noqa: BLE001 -- the point of this function
+        if isinstance(exc, OSError) and exc.errno in _STREAM_ERRORS and exc.filename is None:
+            _stdout_lost(exc)  # our file writes name their file (atomic_writer): a nameless one is a stream
+        if _options["debug"]:
+            raise
+        _internal_error(exc)
 
 
 TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
@@ -162,6 +239,11 @@ CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand
 DEVICE_HELP = "Run the model on cpu, cuda, cuda:N or auto (CUDA when torch finds it)."
 
 
+class InputFormat(str, Enum):
+    text = "text"
+    tokens = "tokens"
+
+
 class OutputFormat(str, Enum):
     text = "text"
     conllu = "conllu"
@@ -178,7 +260,7 @@ def _read_input_lines(file: str) -> Iterator[str]:
     except OSError as exc:
         raise DataError(f"{file}: cannot read: {exc.strerror}") from None
     try:
-        for _, line in decode_lines(handle, name):
+        for _, line in decode_lines(bounded_lines(handle, name, DataError), name):
             yield line
     finally:
         if handle is not sys.stdin.buffer:
@@ -189,7 +271,8 @@ def _read_input_lines(file: str) -> Iterator[str]:
     "predict",
     epilog=(
         "Examples:\n\n"
-        '  lstm-tag predict "The dog ate the apple"\n\n'
+        '  lstm-tag predict "Don\'t stop. It\'s late"   (raw text: a model with a segmenter splits it)\n\n'
+        '  lstm-tag predict "The dog ate the apple" --input-format tokens\n\n'
         "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
         '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores\n\n'
         "  lstm-tag predict --onnx tagger.onnx --file sentences.txt   (a file written by lstm-tag export)"
@@ -197,12 +280,18 @@ def _read_input_lines(file: str) -> Iterator[str]:
 )
 def predict_cli(
     text: Optional[str] = typer.Argument(
-        None, help="Text to tag: whitespace-tokenised, one sentence per line \\[default: stdin when it is not a terminal]."
+        None, help="Text to tag (see --input-format) \\[default: stdin when it is not a terminal]."
     ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
-    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead, one sentence per line; - is stdin."),
+    file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead; - is stdin."),
+    input_format: Optional[InputFormat] = typer.Option(
+        None, "--input-format",
+        help="text: raw text, paragraphs at blank lines, sentences and tokens found by the model's segmenter "
+        "(the default for a model with one); tokens: one sentence per line, whitespace-separated tokens "
+        "(the default otherwise, and the only one with --onnx).",
+    ),
     format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="Output format."),
     scores: bool = typer.Option(
         False, "--scores", help="Add tag probabilities: the chosen tag's in text, every tag's in json and conllu."
@@ -224,11 +313,14 @@ def predict_cli(
             if _interactive():
                 raise UserError('nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)')
             file = "-"
+        raw = None
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
             if device != "cpu":
                 raise UserError("--onnx tags on the CPU with ONNX Runtime; --device is for checkpoints")
+            if input_format == InputFormat.text:
+                raise UserError("--input-format text needs a checkpoint (--model): an ONNX file has no segmenter")
             exported = load_onnx(onnx)
             run, tags = partial(tag_lines_exported, exported), exported.tags
         else:
@@ -237,9 +329,16 @@ def predict_cli(
                 print(f"lstm-tag: using {path}", file=sys.stderr)
             checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
             run, tags = partial(tag_lines, checkpoint), checkpoint.tags
-        lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
+            if input_format == InputFormat.text or (input_format is None and checkpoint.segmenter is not None):
+                if checkpoint.segmenter is None:
+                    print(FALLBACK_NOTE, file=sys.stderr)
+                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores)
         try:
-            write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
+            if raw is not None:
+                write_text_tagged(raw, tags, format.value, sys.stdout)
+            else:
+                lines = _read_input_lines(file) if file is not None else iter(text.splitlines())
+                write_tagged(run(lines, batch_size, scores), tags, format.value, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:  # e.g. piped into head: stop quietly
             sys.stderr.close()
@@ -258,11 +357,12 @@ def export_cli(
     model: Path = typer.Argument(..., help="Checkpoint file or run directory (its best checkpoint)."),
     format: str = typer.Option(..., "--format", help=f"{' or '.join(FORMATS)}."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write; its directory must exist."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Export a model's network (ids -> tag scores, any batch size and length) to TorchScript or ONNX,
     with its vocabularies and config inside the file."""
     with _user_errors():
-        written = export_model(model, format, output)
+        written = export_model(model, format, output, force=force)
     print(f"exported {model} to {written} ({format})")
 
 
@@ -273,7 +373,8 @@ def export_cli(
         "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
         "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
         "  lstm-tag eval --model runs/welsh-tsv --data cy_ccg-ud-test.conllu --format conllu\n\n"
-        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report"
+        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report\n\n"
+        "  lstm-tag eval --raw --json   (from the test set's raw text: segmenter + tagger, CoNLL 2018 metrics)"
     ),
 )
 def eval_cli(
@@ -291,15 +392,29 @@ def eval_cli(
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace a report already in --output."),
+    raw: bool = typer.Option(
+        False, "--raw", help="Score from raw text: rebuild it from the gold # text and # newpar/# newdoc, segment, "
+        "tag, and give the CoNLL 2018 metrics (Tokens, Sentences, Words, tag F1; under \"raw\" with --json).",
+    ),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
         set_threads(parse_threads(threads))
+        if raw and output is not None:
+            raise UserError("--output writes the gold-token report: give --raw or --output, not both")
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
+        if raw:
+            if format == CorpusFormat.tsv:
+                raise UserError("--raw rebuilds the raw text from the gold CoNLL-U's # text lines: --format tsv has none")
+            result = evaluate_raw(path, data, cell=cell.value if cell else None, device=device)
+            print(json.dumps(result, ensure_ascii=False) if as_json else raw_scores_table(result))
+            return
         result = evaluate_model(
-            path, data, output, cell=cell.value if cell else None, format=format.value if format else None, device=device
+            path, data, output, cell=cell.value if cell else None, format=format.value if format else None,
+            device=device, force=force,
         )
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -461,12 +576,14 @@ def bench_cli(
     contended: bool = typer.Option(
         False, "--contended", help="Measure with a busy process (a Python loop) running beside, as on a shared machine."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
     with _user_errors():
         if threads is not None:
             parse_threads(threads)
         destination = output or default_bench_output(config)
+        check_output(destination, force)
         result = bench(
             config, overrides or [], tokens, epochs, model, destination,
             scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
@@ -477,4 +594,4 @@ def bench_cli(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

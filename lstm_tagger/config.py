@@ -14,14 +14,72 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import limits
 from .errors import ConfigError
-from .files import read_bytes
+from .files import file_kind, read_bytes
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, but ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``)."""
+    """YAML's safe loader, but ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``), and strict and bounded:
+    a duplicate key is an error naming both lines; an alias (``*name``) may only stand for a
+    scalar, at most ``limits.MAX_YAML_ALIASES`` times (an alias of a mapping or list can
+    expand exponentially or refer to itself); nesting is at most ``limits.MAX_YAML_DEPTH`` deep."""
+
+    source = "<yaml>"
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def _refuse(self, mark: yaml.Mark, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}:{mark.line + 1}: {problem}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > limits.MAX_YAML_ALIASES:
+                raise self._refuse(event.start_mark, f"more than {limits.MAX_YAML_ALIASES} YAML aliases")
+            target = self.anchors.get(event.anchor)
+            if target is not None and not isinstance(target, yaml.ScalarNode):
+                raise self._refuse(
+                    event.start_mark, f"alias *{_shown(event.anchor)} stands for a mapping or list: not allowed, write it out"
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_YAML_DEPTH:
+                raise self._refuse(event.start_mark, f"nested more than {limits.MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first_line.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if line != key_node.start_mark.line + 1:
+                raise self._refuse(key_node.start_mark, f"duplicate key {_shown(str(key))} (first at line {line})")
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``text`` through ``_Loader``; its own errors name ``source`` and the line."""
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 _Loader.add_implicit_resolver(
@@ -55,7 +113,7 @@ class ModelConfig(_Section):
     cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
     embedding_dim: int = Field(100, gt=0)
     hidden_dim: int = Field(128, gt=0)
-    num_layers: int = Field(1, gt=0)
+    num_layers: int = Field(1, gt=0, le=limits.MAX_LAYERS)
     bidirectional: bool = True
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     char_encoder: Literal["none", "cnn", "lstm"] = "none"
@@ -65,6 +123,7 @@ class ModelConfig(_Section):
     vectors: str | None = None
     vectors_max_words: int | None = Field(None, gt=0)
     freeze_vectors: bool = False
+    max_parameters: int = Field(limits.DEFAULT_MAX_PARAMETERS, gt=0)
 
 
 def _threads(value: Any) -> int | str:
@@ -86,11 +145,35 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
     patience: int = Field(5, ge=0)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=limits.MAX_SEED)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
     report_matrices: bool | None = None
     """Tag-score matrices of two training sentences in the report; ``None``: when there are at most 20 tags."""
+
+
+class TokenizerConfig(_Section):
+    """The segmenter (raw text -> sentences of tokens), trained before the tagger; see segment.py."""
+
+    mode: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads ``on`` and ``off`` as booleans: take them back."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
+    char_dim: int = Field(32, gt=0)
+    hidden_dim: int = Field(64, gt=0)
+    num_layers: int = Field(2, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    char_dropout: float = Field(0.01, ge=0.0, lt=1.0)
+    window: int = Field(256, gt=0)
+    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(10, gt=0)
+    lr: float = Field(0.002, gt=0.0)
+    patience: int = Field(3, ge=0)
 
 
 class Config(_Section):
@@ -99,6 +182,7 @@ class Config(_Section):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -136,10 +220,10 @@ _YAML_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, R
 """What PyYAML raises, besides ``YAMLError``, on text such as ``2024-02-30`` or ``!!int x``."""
 
 
-def _parse_yaml(text: str, where: str) -> Any:
+def parse_yaml(text: str, where: str) -> Any:
     """YAML text -> Python data; any failure (the parser raises more than ``YAMLError``) is a ``ConfigError``."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return _load_yaml(text, where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
@@ -156,7 +240,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {_shown(text)}: expected KEY=VALUE, e.g. --set model.hidden_dim=256")
     try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+        value = _load_yaml(raw, f"--set {_shown(text)}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # not YAML (e.g. "a: b"): the text itself
     except _YAML_FAILURES as exc:
@@ -218,10 +302,14 @@ def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
         if not path.is_absolute():
             path = base / path
         path = path.resolve()
-        found = path.is_file()
+        mode = path.stat().st_mode if path.exists() else None
     except (OSError, ValueError, RuntimeError) as exc:
         return value, f"not a usable path: {_shown(str(exc))}"
-    return str(path), None if found else f"file not found: {_shown(str(path))}"
+    if mode is None:
+        return str(path), f"file not found: {_shown(str(path))}"
+    if file_kind(mode) != "a regular file":
+        return str(path), f"{_shown(str(path))} is {file_kind(mode)}, expected a regular file"
+    return str(path), None
 
 
 def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
@@ -278,7 +366,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     path = Path(path)
     source = str(path)
     try:
-        text = read_bytes(path, ConfigError, "config file").decode("utf-8")
+        text = read_bytes(path, ConfigError, "config file", limits.MAX_CONFIG_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
     return config_from_text(text, source, path.resolve().parent, overrides)
@@ -286,7 +374,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 def config_from_text(text: str, source: str, base: Path, overrides: list[str] | None = None) -> Config:
     """``load_config`` of YAML text: ``source`` names it in errors, relative paths are relative to ``base``."""
-    raw = _parse_yaml(text, source)
+    raw = parse_yaml(text, source)
     return check_config({} if raw is None else raw, source, base, overrides)
 
 

@@ -7,6 +7,7 @@ typo in a corpus is found at once rather than silently skipped.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -21,6 +22,9 @@ TAG_PAD = -100
 """Tag id at padded positions: ``nn.NLLLoss(ignore_index=TAG_PAD)`` skips them."""
 
 _CONLLU_COLUMNS = {"upos": 3, "xpos": 4}
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_SKIPPED_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*|(?:0|[1-9][0-9]*)\.[1-9][0-9]*")
+"""A multiword-token range (``3-4``) or an empty node (``8.1``): lines the tagger skips."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,10 @@ def read_conllu(path: str | Path, tag_column: str = "upos") -> list[Sentence]:
         if len(fields) != 10:
             raise DataError(f"{path}:{number}: expected 10 tab-separated columns, found {len(fields)}")
         token_id = fields[0]
-        if "-" in token_id or "." in token_id:
+        if _SKIPPED_ID.fullmatch(token_id):
             return None
-        if not token_id.isdigit():
-            raise DataError(f"{path}:{number}: ID {token_id!r} is not a number, range or decimal")
+        if not _WORD_ID.fullmatch(token_id):
+            raise DataError(f"{path}:{number}: ID {token_id!r} is not a number (1, 2, ...), range (3-4) or empty node (8.1)")
         form, tag = fields[1], fields[column]
         if not form:
             raise DataError(f"{path}:{number}: empty FORM")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import UserError
-from .files import atomic_write_text, atomic_writer, make_dir
+from .files import atomic_write_text, atomic_writer, make_dir, remove_stale_temporaries
 
 API_ROOT = "https://api.github.com"
 ORGANISATION = "UniversalDependencies"
@@ -144,6 +144,21 @@ def list_release(repository: str, release: str, api_root: str = API_ROOT, timeou
     return sorted(files, key=lambda f: (["train", "dev", "test"].index(_SPLIT_FILE.match(f.name).group(1)), f.name))
 
 
+def _checked_url(url: str) -> str:
+    """``--base-url`` without its trailing ``/``, if it is an http(s) or file URL; else a ``DownloadError``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        usable = (
+            parts.scheme in ("http", "https", "file") and bool(parts.netloc or parts.scheme == "file")
+            and url.isprintable() and (parts.port is None or parts.port >= 0)  # .port raises ValueError if not a number
+        )
+    except ValueError:
+        usable = False
+    if not usable:
+        raise DownloadError(f"--base-url {url!r}: not an http(s) or file URL (e.g. {API_ROOT})")
+    return url.rstrip("/")
+
+
 def download_treebank(
     name: str,
     dest_root: Path = Path("data"),
@@ -162,12 +177,13 @@ def download_treebank(
     earlier files untouched.
     """
     repository = repository_name(name)
-    remote = list_release(repository, release, base_url or API_ROOT, timeout)
+    remote = list_release(repository, release, API_ROOT if base_url is None else _checked_url(base_url), timeout)
     shipped = SHIPPED_SHA256.get((repository, release), {})
     if progress is None:
         progress = sys.stderr.isatty()
     folder = Path(dest_root) / folder_name(repository)
     make_dir(folder, DownloadError)
+    remove_stale_temporaries(folder)  # of an interrupted download
     sums, fetched = {}, []
     for file in remote:
         target = folder / file.name

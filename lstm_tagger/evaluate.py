@@ -10,6 +10,7 @@ from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_de
 from .config import DataConfig
 from .data import Sentence, read_corpus
 from .errors import DataError
+from .files import check_output
 from .predict import DEFAULT_BATCH_SIZE, run_model, tag
 from .metrics import score
 from .report import write_report
@@ -59,15 +60,20 @@ def evaluate_model(
     cell: str | None = None,
     format: str | None = None,
     device: str = "cpu",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score a trained model on ``data`` (default: the test set of its training config).
 
     ``format`` (``conllu`` or ``tsv``) is how ``data`` is read, by default as the training
     data was. Returns the scores with ``model``, ``data`` and ``split`` (``dev``, ``test`` or
     the file name, see ``split_name``) added; with ``output``, also writes ``report.md``,
-    ``report.json`` and the confusion plot there. ``cell`` as in ``load_checkpoint``;
-    ``device``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    ``report.json`` and the confusion plot there (an existing report there is replaced only
+    with ``force``). ``cell`` as in ``load_checkpoint``; ``device``: ``cpu``, ``cuda``,
+    ``cuda:N`` or ``auto``.
     """
+    if output is not None:
+        for name in ("report.md", "report.json"):  # what write_report writes, checked before the work
+            check_output(Path(output) / name, force)
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)
     data_config = checkpoint.config.data

@@ -37,18 +37,19 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Json, model_validator
 from torch import Tensor, nn
 
 from .chars import CharBatch
-from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, read_description
+from .checkpoint import Checkpoint, Described, describe, find_checkpoint, load_checkpoint, read_description
 from .config import Config
 from .crf import CRF, decode_tags
 from .errors import UserError
-from .files import atomic_write_bytes, read_bytes
+from .files import atomic_write_bytes, check_output, read_bytes
 from .model import FAMILY, Tagger
 from .predict import DEFAULT_BATCH_SIZE, Tagged, line_chunks, per_sentence, prepare
 from .vocab import PAD_ID, UNK_ID, Vocab, WordVocab
@@ -180,17 +181,17 @@ def _onnx_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str | Path) -> Path:
+def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str | Path, force: bool = False) -> Path:
     """Write the network of ``checkpoint`` (a checkpoint file, a run directory or a loaded
     ``Checkpoint``) as a ``format`` file (``torchscript`` or ``onnx``) to ``output``; returns ``output``.
 
-    The file is written atomically; its parent directory must exist.
+    The file is written atomically; its parent directory must exist. An existing ``output``
+    is replaced only with ``force``, and never if it is not a regular file (a directory, a device).
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}: use torchscript or onnx")
     output = Path(output)
-    if output.is_dir():
-        raise ExportError(f"{output}: is a directory; output= takes the file to write", {"output=": "--output"})
+    check_output(output, force, ExportError)
     if not output.parent.is_dir():
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
@@ -226,22 +227,62 @@ def _not_exported(path: Path, why: str) -> ExportError:
     return ExportError(f"{path}: not an exported lstm-tag model ({why})")
 
 
-def _read_metadata(meta: dict[str, str], path: Path) -> dict:
-    """The fields of ``ExportedModel`` stored in ``meta``: what ``checkpoint.describe`` wrote, the inputs and the CRF."""
-    if meta.get("format") != EXPORT_FORMAT:
+class CrfMeta(BaseModel):
+    """A CRF's scores: ``transitions`` (K, K), ``start`` (K,), ``end`` (K,)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    transitions: list[list[float]]
+    start: list[float]
+    end: list[float]
+
+
+class ExportMeta(Described):
+    """The metadata of an exported file: ``describe``'s fields, the network's inputs and a CRF's scores."""
+
+    format: Literal["lstm-tag-export"]
+    inputs: Json[list[str]]
+    crf: Optional[Json[CrfMeta]] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExportMeta":
+        if self.inputs != input_names(self.chars is not None):
+            raise ValueError(f"inputs {self.inputs} are not those of this model")
+        if (self.crf is not None) != (self.config.model.output == "crf"):
+            raise ValueError("CRF scores go with a CRF model, and only with one")
+        k = len(self.tags.itos)
+        if self.crf is not None and (
+            len(self.crf.transitions) != k or any(len(row) != k for row in self.crf.transitions)
+            or len(self.crf.start) != k or len(self.crf.end) != k
+        ):
+            raise ValueError(f"CRF scores are not of the size of the tag set ({k})")
+        return self
+
+
+def _read_metadata(meta: Any, path: Path) -> dict[str, Any]:
+    """The fields of ``ExportedModel`` stored in ``meta``: what ``checkpoint.describe`` wrote, the
+    inputs and the CRF, every one checked (``checkpoint.read_description`` with ``ExportMeta``)."""
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise _not_exported(path, "no lstm-tag metadata")
-    described = read_description(meta, path, "exported model", EXPORT_VERSION, ExportError)
-    try:
-        inputs = [str(name) for name in json.loads(meta["inputs"])]
-        crf = None
-        if "crf" in meta:
-            scores = json.loads(meta["crf"])
-            crf = CRF(len(described.tags))
-            crf.load_state_dict({name: torch.tensor(scores[name], dtype=torch.float32) for name in ("transitions", "start", "end")})
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"{path}: exported model metadata is damaged ({type(exc).__name__})") from None
+    described = read_description(meta, path, "export", EXPORT_VERSION, ExportError, ExportMeta)
+    scores = described.fields.crf
+    crf = None
+    if scores is not None:
+        crf = CRF(len(described.tags))
+        crf.load_state_dict({name: torch.tensor(getattr(scores, name), dtype=torch.float32) for name in ("transitions", "start", "end")})
     return {"config": described.config, "words": described.words, "tags": described.tags, "chars": described.chars,
-            "crf": crf, "inputs": inputs}
+            "crf": crf, "inputs": described.fields.inputs}
+
+
+def _check_onnx_graph(session: Any, fields: dict[str, Any], path: Path) -> None:
+    """The graph must be the one the metadata describes: our inputs (int64), one float ``emissions``
+    output with a score per tag; a foreign graph that carries our metadata is refused."""
+    inputs = [(i.name, i.type) for i in session.get_inputs()]
+    outputs = [(o.name, o.type, o.shape) for o in session.get_outputs()]
+    if inputs != [(name, "tensor(int64)") for name in fields["inputs"]]:
+        raise ExportError(f"{path}: the ONNX graph's inputs are not those of an exported lstm-tag model")
+    if len(outputs) != 1 or outputs[0][:2] != ("emissions", "tensor(float)") or len(outputs[0][2]) != 3 \
+            or outputs[0][2][2] != len(fields["tags"]):
+        raise ExportError(f"{path}: the ONNX graph's output is not a score for each of the {len(fields['tags'])} tags")
 
 
 def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
@@ -262,11 +303,13 @@ def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
     except Exception:  # onnxruntime raises its own error types for a file it cannot read
         raise _not_exported(path, "not an ONNX model") from None
     fields = _read_metadata(session.get_modelmeta().custom_metadata_map, path)
-    if [i.name for i in session.get_inputs()] != fields["inputs"]:
-        raise ExportError(f"{path}: exported model metadata is damaged (inputs do not match)")
+    _check_onnx_graph(session, fields, path)
 
     def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-        return session.run(["emissions"], feed)[0]
+        try:
+            return session.run(["emissions"], feed)[0]
+        except Exception as exc:  # onnxruntime's own error types: a graph that does not fit its metadata
+            raise ExportError(f"{path}: the ONNX graph failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     return ExportedModel(path=path, format="onnx", run=run, **fields)
 
@@ -290,8 +333,11 @@ def load_torchscript(path: str | Path) -> ExportedModel:
     names = fields["inputs"]
 
     def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-        with torch.inference_mode():
-            return module(*(torch.from_numpy(feed[name]) for name in names)).numpy()
+        try:
+            with torch.inference_mode():
+                return module(*(torch.from_numpy(feed[name]) for name in names)).numpy()
+        except (RuntimeError, AttributeError, TypeError) as exc:  # a graph that does not fit its metadata
+            raise ExportError(f"{path}: the TorchScript module failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     return ExportedModel(path=path, format="torchscript", run=run, **fields)
 
@@ -316,7 +362,11 @@ def run_exported(
         feed = {"words": words, "lengths": lengths}
         if chars is not None:
             feed.update(char_index=chars.index, char_forms=chars.forms, char_lengths=chars.lengths)
-        emissions = torch.from_numpy(model.run({name: tensor.numpy() for name, tensor in feed.items()}))
+        emissions = model.run({name: tensor.numpy() for name, tensor in feed.items()})
+        if getattr(emissions, "shape", None) != (*words.shape, num_tags):
+            raise ExportError(f"{model.path}: the network returned scores of shape {getattr(emissions, 'shape', None)}, "
+                              f"not (batch, length, {num_tags} tags)")
+        emissions = torch.from_numpy(emissions)
         with torch.inference_mode():
             return (*decode_tags(emissions, lengths, model.crf, scores), emissions)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import Config, config_from_text
 from .data import decode_lines, read_conllu
 from .errors import DataError, UserError
-from .files import atomic_write_text, make_dir, open_binary
+from .files import atomic_write_text, check_output, make_dir, open_binary
 from .training import Splits
 
 RECIPE = Path(__file__).resolve().parent.parent / "configs" / "ud_ewt.yaml"
@@ -141,11 +141,10 @@ def write_starter_config(
     malformed line, a tag column without values) is refused here with the same one line,
     and nothing is written.
     """
-    if output.exists() and not force:
-        raise UserError(f"{output}: exists already (use force=True to overwrite it)", {"force=True": "--force"})
+    check_output(output, force)
     for role, path in (("train", train), ("dev", dev), ("test", test)):
         if path is not None and not path.is_file():
-            raise UserError(f"{path}: {role} file not found")
+            raise UserError(f"{path}: {role} file not found" if not path.exists() else f"{path}: {role} file is not a regular file")
     format = format or detect_format(train)
     columns = columns_with_values(train) if format == "conllu" else []
     if tag_column is None:

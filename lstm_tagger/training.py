@@ -16,10 +16,12 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
@@ -31,11 +33,14 @@ from .data import Sentence, bucket_order, collate, read_corpus
 from .distributed import Share, World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
-from .files import atomic_write_text, make_dir, run_lock
+from .files import atomic_write_text, make_dir, remove_stale_temporaries, run_lock
 from .flops import parameter_count
+from .limits import check_parameters, planned_parameters
 from .model import Tagger
 from .threads import ThreadChooser, thread_chooser
 from .report import print_scores, write_report
+from .segment import Segmenter
+from .segment import training_phase as segmenter_phase
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab
 
@@ -46,8 +51,8 @@ even while the numbers are still finite."""
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
 
-RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads")}
-"""Config keys a ``--resume`` may change: they extend a run or set its speed, never its results."""
+RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads"), ("model", "max_parameters")}
+"""Config keys a ``--resume`` may change: they extend a run, set its speed or a limit, never its results."""
 
 MATRIX_MAX_TAGS = 20
 """``train.report_matrices: null`` puts the tag-score matrices into the report up to this many tags."""
@@ -206,14 +211,21 @@ def _capture(loop: LoopState, model: Tagger, optimizer: torch.optim.Optimizer, r
 def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> LoopState:
     """Undo ``_capture``: weights, momentum buffers and both RNGs as they were after ``saved``'s epoch."""
     meta, tensors = dict(saved.train_state or {}), saved.train_tensors
-    version, internal, gauss = meta.pop("python_rng")
-    rng.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(tensors["torch_rng"])
+    try:
+        version, internal, gauss = meta.pop("python_rng")
+        rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(tensors["torch_rng"])
+        loop = TypeAdapter(LoopState).validate_json(json.dumps(meta), strict=True)  # JSON-strict: "3" is no int
+        momentum = {name: tensors[f"momentum.{name}"] for name, _ in model.named_parameters() if f"momentum.{name}" in tensors}
+        if any(momentum[name].shape != p.shape for name, p in model.named_parameters() if name in momentum):
+            raise ValueError("momentum of the wrong shape")
+    except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
+        raise UserError(f"{saved.path}: the training state to resume from is damaged ({type(exc).__name__}); train anew") from None
     model.load_state_dict(saved.model.state_dict())
     for name, parameter in model.named_parameters():
-        if f"momentum.{name}" in tensors:
-            optimizer.state[parameter]["momentum_buffer"] = tensors[f"momentum.{name}"].to(parameter.device)
-    return LoopState(**meta)
+        if name in momentum:
+            optimizer.state[parameter]["momentum_buffer"] = momentum[name].to(parameter.device)
+    return loop
 
 
 def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
@@ -231,7 +243,7 @@ def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
             if (section, key) not in RESUME_MAY_CHANGE and ours[section][key] != theirs[section][key]:
                 raise UserError(
                     f"{output_dir}: cannot resume, {section}.{key} is {ours[section][key]!r} here but "
-                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience and train.threads may change)"
+                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience, train.threads and model.max_parameters may change)"
                 )
     return saved
 
@@ -273,12 +285,15 @@ def train(
                 if saved is None:
                     prepare_output_dir(output_dir, force)
                 lock.enter_context(run_lock(output_dir))
+                remove_stale_temporaries(output_dir)  # of writes a killed run left behind
                 atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
         if resume:
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
         say = RunLog(console, output_dir / "train.log" if world.is_main else None)
-        session = _build(config, output_dir, device, splits, vectors, world, say)
         show_progress = console.is_terminal if progress is None else progress
+        with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
+            segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress) if world.is_main else None
+        session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
         return _run(session, _start(session, saved), console, show_progress)
 
 
@@ -306,9 +321,11 @@ class Session:
 
 
 def _build(
-    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog,
+    segmenter: Segmenter | None,
 ) -> Session:
-    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser."""
+    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser;
+    the checkpoint carries ``segmenter`` (trained before, by the segmenter phase) when there is one."""
     train_set = splits.train
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
@@ -320,14 +337,17 @@ def _build(
     tags = build_tag_vocab(s.tags for s in train_set)
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
-    model = Tagger(config.model, len(words), len(tags), len(chars) if chars is not None else 0).to(device)
+    build = partial(Tagger, config.model, len(words), len(tags), len(chars) if chars is not None else 0)
+    check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
+    model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
-        optimizer=optimizer, rng=rng, current=Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars),
+        optimizer=optimizer, rng=rng,
+        current=Checkpoint(model=model, config=config, words=words, tags=tags, chars=chars, segmenter=segmenter),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=[tags.encode(s.tags) for s in train_set],
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
@@ -562,5 +582,7 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
         "results": results,
         "tag_scores": loop.examples + after if matrices else [],
     }
+    if best.segmenter is not None:  # Tokens / Sentences F1 of its best epoch on dev raw text
+        report["training"].update({f"tokenizer {k}": v for k, v in best.segmenter.scores.items()})
     write_report(output_dir, report, loop.history)
     return report

@@ -150,6 +150,16 @@ def test_device_option_of_eval_and_predict(tiny_run):
         assert cuda.stderr == "lstm-tag: error: --device cuda: torch finds no CUDA device (use cpu or auto)\n"
 
 
+def test_eval_raw_takes_device_and_refuses_a_tsv_gold_file(tiny_run):
+    on_cpu = runner.invoke(app, ["eval", "-m", str(tiny_run), "--raw", "--json"])
+    auto = runner.invoke(app, ["eval", "-m", str(tiny_run), "--raw", "--json", "--device", "auto"])
+    assert on_cpu.exit_code == 0, on_cpu.output
+    assert on_cpu.stdout == auto.stdout and {"Tokens", "Sentences", "Words"} <= set(json.loads(on_cpu.stdout)["raw"])
+    tsv = runner.invoke(app, ["eval", "-m", str(tiny_run), "--raw", "--format", "tsv"])
+    assert tsv.exit_code == 2
+    assert tsv.stderr == "lstm-tag: error: --raw rebuilds the raw text from the gold CoNLL-U's # text lines: --format tsv has none\n"
+
+
 # --------------------------------------------------------------------------------------
 # config errors: all of them, one line each; a --set error names the --set
 
