@@ -318,3 +318,22 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
     if not candidates:
         raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]
+
+
+def serving_device(wanted: str) -> str:
+    """``--device`` of ``predict`` and ``eval``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA
+    when torch finds it) -> a device string for ``load_checkpoint``; anything else is a ``UserError``."""
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, ValueError):
+        device = None
+    named = {f"device={wanted!r}": f"--device {wanted}"}  # the Python argument, the command line's option
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"device={wanted!r}: expected cpu, cuda, cuda:N or auto", named)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={wanted!r}: torch finds no CUDA device (use cpu or auto)", named)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device={wanted!r}: torch finds {torch.cuda.device_count()} CUDA devices", named)
+    return str(device)

@@ -20,14 +20,15 @@ from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import __version__
 from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
-from .checkpoint import find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, serving_device
 from .config import load_config
 from .data import decode_lines
 from .distributed import RankStopped
-from .download import download_treebank
+from .download import DEFAULT_RELEASE, download_treebank
 from .errors import DataError, UserError
 from .files import bounded_lines, check_output
 from .evaluate import evaluate_model
@@ -40,7 +41,30 @@ from .starter import write_starter_config
 from .threads import parse_threads, set_threads
 from .training import default_output_dir, train
 
+
+class _Group(TyperGroup):
+    """Typer's command group, but every flag's --help line shows it as a flag: this Typer
+    writes ``--scores <bool>`` for options that take no value, ``--help`` among them."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        return _as_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: typer.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _as_flags([*command.params, command.get_help_option(ctx)])
+        return command
+
+
+def _as_flags(params: list) -> list:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # the value column stays empty
+    return params
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lstm-tag",
     help="Train, use and evaluate (Bi)LSTM part-of-speech taggers.",
     no_args_is_help=True,
@@ -61,7 +85,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
-            _error(exc.for_cli())
+            for line in exc.for_cli().splitlines() or [""]:  # a config error has one line per problem
+                _error(line)
         raise typer.Exit(2) from None
 
 
@@ -211,6 +236,9 @@ class ServeCell(str, Enum):
 CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand_lstm model with PyTorch's lstm kernel."
 
 
+DEVICE_HELP = "Run the model on cpu, cuda, cuda:N or auto (CUDA when torch finds it)."
+
+
 class InputFormat(str, Enum):
     text = "text"
     tokens = "tokens"
@@ -251,7 +279,9 @@ def _read_input_lines(file: str) -> Iterator[str]:
     ),
 )
 def predict_cli(
-    text: Optional[str] = typer.Argument(None, help="Text to tag (see --input-format)."),
+    text: Optional[str] = typer.Argument(
+        None, help="Text to tag (see --input-format) \\[default: stdin when it is not a terminal]."
+    ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
@@ -272,16 +302,23 @@ def predict_cli(
         None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
     ),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
         set_threads(parse_threads(threads))
-        if (text is None) == (file is None):
+        if text is not None and file is not None:
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
+        if text is None and file is None:
+            if _interactive():
+                raise UserError('nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)')
+            file = "-"
         raw = None
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
+            if device != "cpu":
+                raise UserError("--onnx tags on the CPU with ONNX Runtime; --device is for checkpoints")
             if input_format == InputFormat.text:
                 raise UserError("--input-format text needs a checkpoint (--model): an ONNX file has no segmenter")
             exported = load_onnx(onnx)
@@ -290,7 +327,7 @@ def predict_cli(
             path = find_checkpoint(model)
             if model is None:
                 print(f"lstm-tag: using {path}", file=sys.stderr)
-            checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
+            checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
             run, tags = partial(tag_lines, checkpoint), checkpoint.tags
             if input_format == InputFormat.text or (input_format is None and checkpoint.segmenter is not None):
                 if checkpoint.segmenter is None:
@@ -335,6 +372,7 @@ def export_cli(
         "Examples:\n\n"
         "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
         "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
+        "  lstm-tag eval --model runs/welsh-tsv --data cy_ccg-ud-test.conllu --format conllu\n\n"
         "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report\n\n"
         "  lstm-tag eval --raw --json   (from the test set's raw text: segmenter + tagger, CoNLL 2018 metrics)"
     ),
@@ -348,8 +386,12 @@ def eval_cli(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
+    format: Optional[CorpusFormat] = typer.Option(
+        None, "--format", help="How --data is written \\[default: as the model's training data]."
+    ),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     force: bool = typer.Option(False, "--force", help="Replace a report already in --output."),
     raw: bool = typer.Option(
         False, "--raw", help="Score from raw text: rebuild it from the gold # text and # newpar/# newdoc, segment, "
@@ -365,32 +407,49 @@ def eval_cli(
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
         if raw:
-            result = evaluate_raw(path, data, cell=cell.value if cell else None)
+            if format == CorpusFormat.tsv:
+                raise UserError("--raw rebuilds the raw text from the gold CoNLL-U's # text lines: --format tsv has none")
+            result = evaluate_raw(path, data, cell=cell.value if cell else None, device=device)
             print(json.dumps(result, ensure_ascii=False) if as_json else raw_scores_table(result))
             return
-        result = evaluate_model(path, data, output, cell=cell.value if cell else None, force=force)
+        result = evaluate_model(
+            path, data, output, cell=cell.value if cell else None, format=format.value if format else None,
+            device=device, force=force,
+        )
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print_scores(Console(), "eval", result)
+        print_scores(Console(), result["split"], result)
 
 
 @app.command(
     "download",
-    epilog="Examples:\n\n  lstm-tag download ud_english_ewt\n\n  lstm-tag download UD_English-EWT --dest corpora",
+    epilog=(
+        "Examples:\n\n  lstm-tag download UD_French-GSD\n\n  lstm-tag download ud_english_ewt\n\n"
+        "  lstm-tag download UD_Welsh-CCG --release r2.14 --dest corpora"
+    ),
 )
 def download_cli(
-    name: str = typer.Argument(..., help="Treebank: ud_english_ewt (or UD_English-EWT)."),
-    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Fetch the files from this URL instead (a mirror)."),
+    name: str = typer.Argument(..., help="Treebank, named as its repository: UD_<Language>-<Treebank> (or ud_english_ewt)."),
+    release: str = typer.Option(DEFAULT_RELEASE, "--release", help="Release tag of the treebank's repository."),
+    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder (ud_<language>_<treebank>)."),
+    base_url: Optional[str] = typer.Option(
+        None, "--base-url", help="A server that stands in for https://api.github.com (a mirror, or a test server)."
+    ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
 ) -> None:
-    """Download a Universal Dependencies treebank (train/dev/test CoNLL-U), SHA-256 checked."""
+    """Download a Universal Dependencies treebank's train/dev/test CoNLL-U files from its repository, checksum-checked."""
     with _user_errors():
-        folder = download_treebank(name, dest, base_url=base_url, progress=progress)
-    print(f"{name}: train, dev and test are in {folder}")
+        done = download_treebank(name, dest, release=release, base_url=base_url, progress=progress)
+    kept = len(done.files) - len(done.fetched)
+    print(
+        f"{done.repository} {done.release}: {', '.join(done.files)} in {done.folder}"
+        + (f" ({kept} already there)" if kept else "")
+    )
+    checked = "the repository's git SHA-1" + (" and the SHA-256 sums shipped with lstm-tag" if done.sha256_shipped else "")
+    print(f"checked against {checked}; SHA-256 sums recorded in {done.folder / 'SHA256SUMS'}")
 
 
 def _interactive() -> bool:
@@ -419,12 +478,14 @@ def init_cli(
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training corpus (asked for when missing, on a terminal)."),
     dev_file: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus (asked for when missing, on a terminal)."),
     test_file: Optional[Path] = typer.Option(None, "--test", help="Test corpus (optional)."),
-    format: CorpusFormat = typer.Option(CorpusFormat.conllu, "--format", help="Corpus format."),
-    tag_column: TagColumn = typer.Option(TagColumn.upos, "--tag-column", help="CoNLL-U tag column."),
+    format: Optional[CorpusFormat] = typer.Option(None, "--format", help="Corpus format \\[default: found in the training file]."),
+    tag_column: Optional[TagColumn] = typer.Option(
+        None, "--tag-column", help="CoNLL-U tag column \\[default: upos if every word has one, else xpos]."
+    ),
     output: Path = typer.Option(Path("configs/my-tagger.yaml"), "--output", "-o", help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a commented, valid config for your own corpus files, ready for lstm-tag train."""
+    """Write the best recipe (configs/ud_ewt.yaml) for your own corpus files, after reading them as lstm-tag train would."""
     with _user_errors():
         if train_file is None or dev_file is None:
             if not _interactive():
@@ -434,7 +495,14 @@ def init_cli(
             if test_file is None:
                 answer = typer.prompt("test file (empty for none)", default="", show_default=False)
                 test_file = Path(answer) if answer.strip() else None
-        write_starter_config(output, train_file, dev_file, test_file, format.value, tag_column.value, force)
+        starter = write_starter_config(
+            output, train_file, dev_file, test_file, format.value if format else None, tag_column.value if tag_column else None, force
+        )
+    read = ", ".join(f"{split} {count:,}" for split, count in starter.sentences.items())
+    found = f"{starter.format}, tags from {starter.config.data.tag_column.upper()}" if starter.format == "conllu" else "tsv"
+    if starter.format == "conllu":
+        found += f" (columns with a tag on every word: {', '.join(c.upper() for c in starter.columns) or 'none'})"
+    print(f"read {found}; sentences: {read}")
     print(f"wrote {output}; train with: lstm-tag train {output}")
 
 

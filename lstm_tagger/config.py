@@ -1,7 +1,8 @@
 """The typed, strict training config: YAML file + dotted ``--set`` overrides -> ``Config``.
 
-Unknown keys, wrong types and impossible values are fatal and reported as one line that
-names the file and the dotted key, e.g. ``configs/x.yaml: model.hidden_dim: must be > 0``.
+Unknown keys, wrong types and impossible values are fatal and reported all at once, one
+line each naming the file (or the ``--set`` text) and the dotted key, e.g.
+``configs/x.yaml: model.hidden_dim: must be > 0``.
 Relative data paths are resolved against the folder of the config file, so a config
 works from any working directory.
 """
@@ -147,6 +148,8 @@ class TrainConfig(_Section):
     seed: int = Field(1, ge=0, le=limits.MAX_SEED)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
+    report_matrices: bool | None = None
+    """Tag-score matrices of two training sentences in the report; ``None``: when there are at most 20 tags."""
 
 
 class TokenizerConfig(_Section):
@@ -245,20 +248,32 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Set each dotted ``KEY=VALUE`` in a copy of the raw config mapping."""
+Problem = tuple[tuple[str, ...], str, str | None]
+"""One thing wrong with a config: (dotted location, message, the ``--set`` text that put it there, if one did)."""
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[tuple[tuple[str, ...], str]], list[Problem]]:
+    """Set each dotted ``KEY=VALUE`` in a copy of the raw config mapping.
+
+    Returns the mapping, the (key path, text) of each override applied, and the problems of
+    those that could not be (a malformed one raises at once: it has no key to name).
+    """
     result = _deep_copy(raw)
+    applied: list[tuple[tuple[str, ...], str]] = []
+    problems: list[Problem] = []
     for text in overrides:
         path, value = parse_override(text)
         node = result
         for depth, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                dotted = ".".join(path[: depth + 1])
-                raise ConfigError(f"{source}: {_shown(dotted)}: is not a section, cannot --set {_shown(text)}")
+                problems.append((tuple(path[: depth + 1]), "is not a section", text))
+                break
             node = child
-        node[path[-1]] = value
-    return result
+        else:
+            node[path[-1]] = value
+            applied.append((tuple(path), text))
+    return result, applied, problems
 
 
 def _deep_copy(value: Any) -> Any:
@@ -267,20 +282,21 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def validate(raw: Any, source: str) -> Config:
-    """Turn a raw mapping into a ``Config``, or raise ``ConfigError`` naming ``source`` and the key."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+def _schema_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Every unknown key, wrong type and impossible value of ``raw``, in pydantic's order."""
     try:
-        return Config.model_validate(raw)
+        Config.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
-        raise ConfigError(f"{source}: {key}: {_message(error)}") from None
+        return [(tuple(str(part) for part in error["loc"]), _message(error), None) for error in exc.errors()]
+    return []
 
 
-def _existing_file(value: str, base: Path, source: str, key: str) -> str:
-    """``value`` as an absolute path (relative to ``base``), or a ``ConfigError`` naming ``key``."""
+PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "vectors"))
+"""The keys that name files: relative to the config's folder, and they must exist."""
+
+
+def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
+    """``value`` as an absolute path (relative to ``base``), and what is wrong with it (``None``: it is a file)."""
     try:
         path = Path(value).expanduser()
         if not path.is_absolute():
@@ -288,43 +304,78 @@ def _existing_file(value: str, base: Path, source: str, key: str) -> str:
         path = path.resolve()
         mode = path.stat().st_mode if path.exists() else None
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{source}: {key}: not a usable path: {_shown(str(exc))}") from None
+        return value, f"not a usable path: {_shown(str(exc))}"
     if mode is None:
-        raise ConfigError(f"{source}: {key}: file not found: {_shown(str(path))}")
+        return str(path), f"file not found: {_shown(str(path))}"
     if file_kind(mode) != "a regular file":
-        raise ConfigError(f"{source}: {key}: {_shown(str(path))} is {file_kind(mode)}, expected a regular file")
-    return str(path)
+        return str(path), f"{_shown(str(path))} is {file_kind(mode)}, expected a regular file"
+    return str(path), None
 
 
-def resolve_paths(config: Config, base: Path, source: str) -> Config:
-    """Make data paths (and ``model.vectors``) absolute (relative ones are relative to ``base``) and check they exist."""
-    updates: dict[str, str | None] = {}
+def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
+    """A problem for each file key whose (string) value is not a file."""
+    problems = []
+    for section, key in PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str):
+            problem = _resolve_file(value, base)[1]
+            if problem is not None:
+                problems.append(((section, key), problem, None))
+    return problems
+
+
+def _line(problem: Problem, source: str, applied: list[tuple[tuple[str, ...], str]]) -> str:
+    """``source: dotted.key: message``, or ``--set TEXT: dotted.key: message`` when an override set that key (or its section)."""
+    location, message, text = problem
+    for path, override in reversed(applied):
+        if text is None and location[: len(path)] == path:
+            text = override
+            break
+    where = source if text is None else f"--set {_shown(text)}"
+    return f"{where}: {_shown('.'.join(location)) or '(top level)'}: {message}"
+
+
+def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None = None) -> Config:
+    """The parsed YAML of ``source`` with ``overrides`` applied -> a ``Config`` whose file paths
+    are absolute (relative ones are relative to ``base``) and exist.
+
+    Every problem found is one line of the ``ConfigError``, e.g.
+    ``configs/x.yaml: model.hidden_dim: must be > 0, got 0``, or, when a ``--set`` put the value
+    there, ``--set model.hidden_dim=0: model.hidden_dim: must be > 0, got 0``.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+    raw, applied, problems = _apply_overrides(raw, overrides or [])
+    problems += _schema_problems(raw) + _path_problems(raw, base)
+    if problems:
+        raise ConfigError("\n".join(_line(problem, source, applied) for problem in problems))
+    config = Config.model_validate(raw)
+    updates = {}
     for key in ("train", "dev", "test"):
-        value = getattr(config.data, key)
-        if value is not None:
-            updates[key] = _existing_file(value, base, source, f"data.{key}")
+        if getattr(config.data, key) is not None:
+            updates[key] = _resolve_file(getattr(config.data, key), base)[0]
     config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
     if config.model.vectors is not None:
-        vectors = _existing_file(config.model.vectors, base, source, "model.vectors")
+        vectors = _resolve_file(config.model.vectors, base)[0]
         config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
     return config
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override, validate and resolve a YAML config; every failure is a ``ConfigError``."""
+    """Read, override, validate and resolve a YAML config (see ``check_config``); every failure is a ``ConfigError``."""
     path = Path(path)
     source = str(path)
     try:
         text = read_bytes(path, ConfigError, "config file", limits.MAX_CONFIG_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
+    return config_from_text(text, source, path.resolve().parent, overrides)
+
+
+def config_from_text(text: str, source: str, base: Path, overrides: list[str] | None = None) -> Config:
+    """``load_config`` of YAML text: ``source`` names it in errors, relative paths are relative to ``base``."""
     raw = parse_yaml(text, source)
-    if raw is None:
-        raw = {}
-    if isinstance(raw, dict):
-        raw = apply_overrides(raw, overrides or [], source)
-    config = validate(raw, source)
-    return resolve_paths(config, path.resolve().parent, source)
+    return check_config({} if raw is None else raw, source, base, overrides)
 
 
 def config_to_yaml(config: Config) -> str:

@@ -21,7 +21,8 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
 
     The data go to a temporary file beside ``path``, which is fsynced and renamed over
     ``path``; on any exception (or a write that fails: disk full, no permission, raised as
-    ``error``) the temporary file is removed and an earlier ``path`` stays untouched.
+    ``error``) the temporary file is removed and an earlier ``path`` stays untouched. The file
+    gets the permissions the umask allows (0644 under umask 022), as ``open`` would give it.
     """
     path = Path(path)
     refuse_non_regular(path, error)
@@ -29,6 +30,7 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -43,6 +45,13 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def make_dir(folder: str | Path, error: type[UserError] = UserError, what: str = "") -> Path:

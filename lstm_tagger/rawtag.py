@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, TextIO
 
-from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
 from .conll18 import METRICS, evaluate
 from .errors import DataError
 from .predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, tag
@@ -120,12 +120,17 @@ def with_tags(sentence: TreebankSentence, tags: list[str], column: str) -> Treeb
 
 
 def evaluate_raw(
-    model: str | Path | None = None, data: str | Path | None = None, runs_dir: str | Path = "runs", cell: str | None = None
+    model: str | Path | None = None,
+    data: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    cell: str | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Segment and tag the raw text of gold ``data`` (default: the model's test set) and score it
-    with the CoNLL 2018 metrics; returns ``{"model", "data", "segmenter", "raw": {metric: scores}}``."""
+    with the CoNLL 2018 metrics; returns ``{"model", "data", "segmenter", "raw": {metric: scores}}``.
+    ``device`` as in ``evaluate.evaluate_model`` (the tagger runs there, the segmenter on the CPU)."""
     path = find_checkpoint(model, runs_dir)
-    checkpoint = load_checkpoint(path, cell=cell)
+    checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)
     data = data if data is not None else checkpoint.config.data.test
     if data is None:
         raise DataError(f"{path}: its training config names no test set; pass --data FILE")

@@ -27,18 +27,24 @@ def percent(value: float | None, count: int = 1) -> str:
     return f"{100 * value:.2f}" if count else "n/a"
 
 
+def _figure(value: Any) -> str:
+    """A count with thousands separators (``25,094``); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [
-        ("token accuracy", percent(scores["accuracy"]), str(scores["tokens"])),
-        ("sentence accuracy", percent(scores["sentence_accuracy"]), str(scores["sentences"])),
-        ("known words", percent(scores["known_accuracy"], scores["known_tokens"]), str(scores["known_tokens"])),
-        ("unknown (OOV) words", percent(scores["oov_accuracy"], scores["oov_tokens"]), str(scores["oov_tokens"])),
+        ("token accuracy", percent(scores["accuracy"]), _figure(scores["tokens"])),
+        ("macro-F1 (mean over tags)", percent(scores["macro_f1"], len(scores["per_tag"])), f"{len(scores['per_tag'])} tags"),
+        ("sentence accuracy", percent(scores["sentence_accuracy"]), _figure(scores["sentences"])),
+        ("known words", percent(scores["known_accuracy"], scores["known_tokens"]), _figure(scores["known_tokens"])),
+        ("unknown (OOV) words", percent(scores["oov_accuracy"], scores["oov_tokens"]), _figure(scores["oov_tokens"])),
     ]
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), str(s["support"]))
+        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), _figure(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -54,7 +60,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     parts = [f"# {report['title']}"]
     training = report.get("training")
     if training:
-        parts.append(_md_table(["", ""], [(k, str(v)) for k, v in training.items()]))
+        parts.append(_md_table(["", ""], [(k, _figure(v)) for k, v in training.items()]))
     for what, file in (report.get("plots") or {}).items():
         parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():

@@ -55,6 +55,9 @@ EXAMPLE_SENTENCES = 2
 RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads"), ("model", "max_parameters")}
 """Config keys a ``--resume`` may change: they extend a run, set its speed or a limit, never its results."""
 
+MATRIX_MAX_TAGS = 20
+"""``train.report_matrices: null`` puts the tag-score matrices into the report up to this many tags."""
+
 
 @dataclass
 class TrainResult:
@@ -365,8 +368,8 @@ def _start(session: Session, saved: Checkpoint | None) -> LoopState:
     else:
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in splits.train[:EXAMPLE_SENTENCES]])
     say(
-        f"train {len(splits.train)} sentences / {sum(session.lengths)} tokens, dev {len(splits.dev)} sentences; "
-        f"{len(current.words)} words, {len(current.tags)} tags; {parameter_count(session.model):,} parameters on {session.device}"
+        f"train {len(splits.train):,} sentences / {sum(session.lengths):,} tokens, dev {len(splits.dev):,} sentences; "
+        f"{len(current.words):,} words, {len(current.tags)} tags; {parameter_count(session.model):,} parameters on {session.device}"
     )
     if session.world.distributed:
         say(
@@ -564,7 +567,10 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
     results = {"dev": {"data": config.data.dev, **evaluate(best, splits.dev)}}
     if splits.test is not None:
         results["test"] = {"data": config.data.test, **evaluate(best, splits.test)}
-    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]]
+    matrices = config.train.report_matrices
+    if matrices is None:
+        matrices = len(best.tags) <= MATRIX_MAX_TAGS
+    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]] if matrices else []
     report = {
         "title": f"Run {output_dir.name}",
         "training": {
@@ -576,7 +582,7 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
             "interrupted": interrupted,
         },
         "results": results,
-        "tag_scores": loop.examples + after,
+        "tag_scores": loop.examples + after if matrices else [],
     }
     if best.segmenter is not None:  # Tokens / Sentences F1 of its best epoch on dev raw text
         report["training"].update({f"tokenizer {k}": v for k, v in best.segmenter.scores.items()})

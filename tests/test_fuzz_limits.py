@@ -26,7 +26,7 @@ from lstm_tagger import limits, load_config  # noqa: E402
 from lstm_tagger.checkpoint import BEST  # noqa: E402
 from lstm_tagger.cli import app  # noqa: E402
 from lstm_tagger.data import read_conllu, read_tsv  # noqa: E402
-from lstm_tagger.errors import UserError  # noqa: E402
+from lstm_tagger.errors import ConfigError, UserError  # noqa: E402
 from lstm_tagger.model import Tagger  # noqa: E402
 
 from conftest import rewrite_header, tiny_config  # noqa: E402
@@ -48,13 +48,14 @@ def check_memory(baseline: int) -> None:
 
 
 def outcome(call: Callable[[], Any], names: str) -> int:
-    """0 if ``call`` succeeds, 2 for a one-line ``UserError`` that names ``names``; anything else fails the test."""
+    """0 if ``call`` succeeds, 2 for a one-line ``UserError`` that names ``names`` (a ``ConfigError``:
+    one such line per problem); anything else fails the test."""
     try:
         call()
     except UserError as exc:
-        message = str(exc)
-        assert_one_line(message)
-        assert message.startswith(names), (names, message)
+        for message in str(exc).split("\n") if isinstance(exc, ConfigError) else [str(exc)]:
+            assert_one_line(message)
+            assert message.startswith(names), (names, message)
         return 2
     return 0
 

@@ -119,9 +119,11 @@ def test_interrupted_download_leftovers_are_removed_on_the_next_download(tmp_pat
     stale = folder / f".en_ewt-ud-train.conllu.{dead_pid()}.zz99yy88.tmp"
     stale.write_bytes(b"half a treebank")
 
-    def offline(url, target, expected, progress, timeout):
+    def offline(file, target, expected, progress, timeout):
         raise download.DownloadError("offline")
 
+    listed = [download.RemoteFile("en_ewt-ud-train.conllu", "http://127.0.0.1:9/never-fetched", 1, "0" * 40)]
+    monkeypatch.setattr(download, "list_release", lambda *args: listed)  # no network: the file list is given
     monkeypatch.setattr(download, "_fetch", offline)
     with pytest.raises(download.DownloadError):
         download.download_treebank("ud_english_ewt", tmp_path / "data", progress=False)
