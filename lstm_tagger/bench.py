@@ -206,7 +206,8 @@ def measure_tagging(
     source = work / f"tag-{tokens}.txt"
     count, total = write_token_file(source, sentences, tokens)
     output = work / f"tag-{tokens}-bs{batch_size}.out"
-    args = ["predict", "--model", str(model), "--file", str(source), "--batch-size", str(batch_size), "--threads", threads]
+    args = ["predict", "--model", str(model), "--file", str(source), "--input-format", "tokens", "--batch-size", str(batch_size),
+            "--threads", threads]
     run = run_measured(_lstm_tag(*args), output, work / "predict.err")
     _check(run, "tagging")
     with open(output, "rb") as handle:

@@ -17,18 +17,21 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Json, ValidationError, model_validator
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Config
-from .errors import CheckpointError
+from .errors import CheckpointError, UserError
 from .files import atomic_write_bytes, read_bytes
+from .limits import check_parameters, planned_parameters
 from .model import FAMILY, Tagger
-from .vocab import Vocab, WordVocab
+from .segment import PREFIX as SEGMENTER_PREFIX
+from .segment import Segmenter
+from .vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
 FORMAT_VERSION = 2
@@ -54,6 +57,8 @@ class Checkpoint:
     """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
     """Tensors of the training state: RNG state, momentum buffers."""
+    segmenter: Segmenter | None = None
+    """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
 
     @property
     def tags(self) -> Vocab:
@@ -84,11 +89,110 @@ def save_checkpoint(path: str | Path, checkpoint: Checkpoint) -> None:
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), **describe(checkpoint)}
     if checkpoint.train_state is not None:
         metadata["train_state"] = json.dumps(checkpoint.train_state)
+    if checkpoint.segmenter is not None:
+        tensors.update(checkpoint.segmenter.tensors())
+        metadata["segmenter"] = checkpoint.segmenter.metadata()
     atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
 
 
-def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (8-byte little-endian size, then JSON)."""
+# --- the metadata schema: every field typed and checked before anything is built from it ---
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class VocabMeta(_Strict):
+    """A ``Vocab.to_dict()``: unique strings, and ``unk`` (if any) one of their ids."""
+
+    itos: list[str]
+    unk: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VocabMeta":
+        if len(set(self.itos)) != len(self.itos):
+            raise ValueError("vocabulary entries are not unique")
+        if self.unk is not None and not 0 <= self.unk < len(self.itos):
+            raise ValueError(f"unk id {self.unk} is outside the vocabulary of {len(self.itos)}")
+        return self
+
+
+class WordVocabMeta(VocabMeta):
+    """A ``WordVocab.to_dict()``: ``<pad>``, ``<unk>``, the shape classes if used, then words."""
+
+    shapes: bool
+    lowercase_fallback: bool
+    trained: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _specials(self) -> "WordVocabMeta":
+        specials = [PAD, UNK, *(SHAPES if self.shapes else ())]
+        if self.itos[: len(specials)] != specials or self.unk != UNK_ID:
+            raise ValueError(f"a word vocabulary starts with {', '.join(specials)} and has unk {UNK_ID}")
+        if self.trained is not None and not len(specials) <= self.trained <= len(self.itos):
+            raise ValueError(f"trained {self.trained} is outside the vocabulary of {len(self.itos)}")
+        return self
+
+
+class TagVocabMeta(VocabMeta):
+    @model_validator(mode="after")
+    def _tags(self) -> "TagVocabMeta":
+        if not self.itos or self.unk is not None:
+            raise ValueError("a tag vocabulary has at least one tag and no unk")
+        return self
+
+
+class Described(_Strict):
+    """What ``describe`` writes: shared by checkpoints and exported files (each adds its own fields)."""
+
+    format_version: Json[int]
+    config: Json[Config]
+    words: Json[WordVocabMeta]
+    tags: Json[TagVocabMeta]
+    """the first column's vocabulary, for readers of one column"""
+    columns: Optional[Json[dict[str, TagVocabMeta]]] = None
+    """each tag column's vocabulary, in ``data.columns`` order (format 2; format 1 is upgraded before the check)"""
+    chars: Optional[Json[VocabMeta]] = None
+    metrics: Json[dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _chars_match_config(self) -> "Described":
+        if self.columns is None or list(self.columns) != self.config.data.columns:
+            raise ValueError("the tag vocabularies (columns) do not match data.columns")
+        if (self.chars is None) != (self.config.model.char_encoder == "none"):
+            raise ValueError("a character vocabulary goes with a character encoder, and only with one")
+        if self.chars is not None and self.chars.unk is None:
+            raise ValueError("the character vocabulary has no unk")
+        return self
+
+
+class CheckpointMeta(Described):
+    """The ``__metadata__`` of a checkpoint's safetensors header."""
+
+    format: Literal["lstm-tag"]
+    train_state: Optional[Json[dict[str, Any]]] = None
+    segmenter: Optional[str] = None
+    """the raw-text segmenter's own header (checked by ``Segmenter.load``)"""
+
+
+class TensorEntry(_Strict):
+    """One tensor of a safetensors header."""
+
+    dtype: str
+    shape: list[int]
+    data_offsets: list[int]
+
+
+def _short(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not message[:2].isupper():  # "Input should be ..." -> "input should be ...", but "JSON ..." stays
+        message = message[0].lower() + message[1:]
+    return f"{where}: {message}"
+
+
+def _read_header(data: bytes, path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file (8-byte little-endian size, then JSON)."""
     if len(data) < 8:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (file too short)")
     (size,) = struct.unpack("<Q", data[:8])
@@ -96,17 +200,45 @@ def _read_metadata(data: bytes, path: Path) -> dict[str, str]:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (truncated or foreign file)")
     try:
         header = json.loads(data[8 : 8 + size].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (unreadable header)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an lstm-tag checkpoint (no lstm-tag metadata)")
-    return metadata
+    return header
+
+
+def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> None:
+    """The header's weights against the model its metadata describes, built on the meta device
+    (no memory): within ``model.max_parameters``, and every tensor of the right shape."""
+    try:
+        stored = {
+            name: tuple(TensorEntry.model_validate(entry).shape)
+            for name, entry in header.items()
+            if name != "__metadata__" and not name.startswith((TRAIN_PREFIX, SEGMENTER_PREFIX))
+        }
+        if meta.upgraded:
+            stored = {_v1_name(name, meta.config.data.columns[0]): shape for name, shape in stored.items()}
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: weights are damaged: {_short(exc.errors()[0])}") from None
+    chars = len(meta.chars) if meta.chars is not None else 0
+    model = meta.config.model
+    sizes = {column: len(vocab) for column, vocab in meta.vocabs.items()}
+    planned = planned_parameters(lambda: Tagger(model, len(meta.words), sizes, chars))
+    try:
+        check_parameters(planned, model.max_parameters, str(path))
+    except UserError as exc:
+        raise CheckpointError(str(exc)) from None
+    if stored != planned:
+        wrong = sorted(set(stored) ^ set(planned)) or [n for n in planned if stored[n] != planned[n]]
+        raise CheckpointError(
+            f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them ({wrong[0]})"
+        )
 
 
 @dataclass
 class Description:
-    """What ``describe`` wrote, read back: the config and the vocabularies (and the metrics), format 1 upgraded."""
+    """What ``describe`` wrote, read back and checked: the config and the vocabularies (and the metrics), format 1 upgraded."""
 
     config: Config
     words: WordVocab
@@ -116,6 +248,8 @@ class Description:
     metrics: dict[str, Any]
     upgraded: bool
     """Written with one tag column (checkpoint format 1): its parameter names are format 1's."""
+    fields: Described
+    """Every validated field, those ``schema`` adds included (``train_state``, an export's ``inputs``)."""
 
     @property
     def tags(self) -> Vocab:
@@ -124,32 +258,32 @@ class Description:
 
 
 def read_description(
-    meta: dict[str, str], path: Path, what: str = "checkpoint", version: int = FORMAT_VERSION, error: type = CheckpointError
+    meta: Any, path: Path, what: str = "checkpoint", version: int = FORMAT_VERSION, error: type[UserError] = CheckpointError,
+    schema: type[Described] = CheckpointMeta,
 ) -> Description:
-    """Check ``meta``'s format version (at most ``version``) and read what ``describe`` wrote;
-    every way it can be wrong is an ``error`` naming ``path`` and ``what`` was read (shared with ``export``)."""
+    """``meta`` (the string fields of a header) checked against ``schema`` and read: a format
+    version newer than ``version`` asks for an upgrade (``what`` names the kind of file); any field of the wrong type or out of
+    range is one ``error`` naming ``path``, ``what`` was read and the field. The one place where
+    metadata is trusted (shared with ``export``): extend the schema."""
+    found = meta.get("format_version") if isinstance(meta, dict) else None
+    if isinstance(found, str) and found.isdecimal() and int(found) > version:
+        raise error(f"{path}: {what} format {int(found)} is newer than this lstm-tag reads ({version}); upgrade lstm-tag")
     try:
-        found = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise error(f"{path}: {what} has no valid format_version") from None
-    if found > version:
-        noun = "checkpoint" if what == "checkpoint" else "export"
-        raise error(f"{path}: {noun} format {found} is newer than this lstm-tag reads ({version}); upgrade lstm-tag")
-    try:
-        raw_config = json.loads(meta["config"])
-        upgraded = "columns" not in meta  # written before several tag columns (checkpoint format 1)
+        upgraded = isinstance(meta, dict) and "columns" not in meta  # one tag column (checkpoint format 1)
         if upgraded:
-            raw_config, meta = upgrade_v1(raw_config, meta)
-        return Description(
-            config=Config.model_validate(raw_config),
-            words=WordVocab.from_dict(json.loads(meta["words"])),
-            vocabs={column: Vocab.from_dict(vocab) for column, vocab in json.loads(meta["columns"]).items()},
-            chars=Vocab.from_dict(json.loads(meta["chars"])) if "chars" in meta else None,
-            metrics=json.loads(meta.get("metrics", "{}")),
-            upgraded=upgraded,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
-        raise error(f"{path}: {what} metadata is damaged ({type(exc).__name__})") from None
+            meta = upgrade_v1(meta)
+        fields = schema.model_validate(meta)
+    except ValidationError as exc:
+        raise error(f"{path}: {what} metadata is damaged: {_short(exc.errors()[0])}") from None
+    return Description(
+        config=fields.config,
+        words=WordVocab.from_dict(fields.words.model_dump()),
+        vocabs={column: Vocab.from_dict(vocab.model_dump()) for column, vocab in (fields.columns or {}).items()},
+        chars=Vocab.from_dict(fields.chars.model_dump()) if fields.chars is not None else None,
+        metrics=fields.metrics,
+        upgraded=upgraded,
+        fields=fields,
+    )
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = None) -> Checkpoint:
@@ -160,13 +294,10 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     """
     path = Path(path)
     data = read_bytes(path, CheckpointError, "checkpoint")
-    meta = _read_metadata(data, path)
-    described = read_description(meta, path)
+    header = _read_header(data, path)
+    described = read_description(header["__metadata__"], path)
     config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
-    try:
-        train_state = json.loads(meta["train_state"]) if "train_state" in meta else None
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({type(exc).__name__})") from None
+    _checked_shapes(header, described, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
             raise CheckpointError(f"{path}: the model's cell is {config.model.cell}; only a cell of the same family can serve it, not {cell}")
@@ -180,6 +311,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     if described.upgraded:
         tensors = {_v1_name(name, config.data.columns[0]): t for name, t in tensors.items()}
         train_tensors = {_v1_name(name, config.data.columns[0], "momentum."): t for name, t in train_tensors.items()}
+    segmenter = _load_segmenter(path, config, header["__metadata__"], tensors)
+    tensors = {name: t for name, t in tensors.items() if not name.startswith(SEGMENTER_PREFIX)}
     try:
         sizes = {column: len(vocab) for column, vocab in vocabs.items()}
         if list(sizes) != config.data.columns:
@@ -193,18 +326,22 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     model.to(device).eval()
     return Checkpoint(
         model=model, config=config, words=words, vocabs=vocabs, metrics=described.metrics, path=path, chars=chars,
-        train_state=train_state, train_tensors=train_tensors,
+        train_state=described.fields.train_state, train_tensors=train_tensors, segmenter=segmenter,
     )
 
 
-def upgrade_v1(config: dict[str, Any], meta: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """A format-1 config and metadata as format 2 has them: ``data.tag_column`` becomes the one
-    entry of ``data.columns``, and the one tag vocabulary that column's."""
-    data = dict(config["data"])
-    column = data.pop("tag_column", "upos")
-    data["columns"] = [column]
-    meta = {**meta, "columns": json.dumps({column: json.loads(meta["tags"])})}
-    return {**config, "data": data}, meta
+def upgrade_v1(meta: dict[str, Any]) -> dict[str, Any]:
+    """Format-1 metadata as format 2 has it: ``data.tag_column`` becomes the one entry of
+    ``data.columns``, and the one tag vocabulary that column's. Damaged metadata is left as it
+    is, for the schema to name what is wrong."""
+    try:
+        config = json.loads(meta["config"])
+        data = dict(config["data"])
+        column = data.pop("tag_column", "upos")
+        data["columns"] = [column]
+        return {**meta, "config": json.dumps({**config, "data": data}), "columns": json.dumps({column: json.loads(meta["tags"])})}
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
+        return meta
 
 
 def _v1_name(name: str, column: str, prefix: str = "") -> str:
@@ -213,6 +350,15 @@ def _v1_name(name: str, column: str, prefix: str = "") -> str:
     if rest.startswith(("output.", "crf.")):
         return f"{prefix}heads.{column}.{rest}"
     return name
+
+
+def _load_segmenter(path: Path, config: Config, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Segmenter | None:
+    if "segmenter" not in meta:
+        return None
+    try:
+        return Segmenter.load(config.tokenizer, tensors, meta["segmenter"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        raise CheckpointError(f"{path}: the segmenter stored in the checkpoint is damaged") from None
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:
@@ -232,3 +378,22 @@ def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> 
     if not candidates:
         raise CheckpointError(f"no trained model under {runs_dir}/: train one, or pass model=PATH", {"model=PATH": "--model PATH"})
     return candidates[-1]
+
+
+def serving_device(wanted: str) -> str:
+    """``--device`` of ``predict`` and ``eval``: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA
+    when torch finds it) -> a device string for ``load_checkpoint``; anything else is a ``UserError``."""
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, ValueError):
+        device = None
+    named = {f"device={wanted!r}": f"--device {wanted}"}  # the Python argument, the command line's option
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UserError(f"device={wanted!r}: expected cpu, cuda, cuda:N or auto", named)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device={wanted!r}: torch finds no CUDA device (use cpu or auto)", named)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device={wanted!r}: torch finds {torch.cuda.device_count()} CUDA devices", named)
+    return str(device)

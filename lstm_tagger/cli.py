@@ -7,8 +7,12 @@ Each command parses its options, calls one function of the package, prints, and 
 from __future__ import annotations
 
 import io
+import errno
 import json
+import os
 import sys
+import tempfile
+import traceback
 from contextlib import contextmanager
 from enum import Enum
 from functools import partial
@@ -17,24 +21,50 @@ from typing import Iterable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import __version__
 from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
-from .checkpoint import find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, serving_device
 from .config import load_config
 from .distributed import RankStopped
-from .download import download_treebank
+from .download import DEFAULT_RELEASE, download_treebank
 from .errors import DataError, UserError
+from .files import bounded_lines, check_output
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_exported
 from .predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
+from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
 from .report import print_scores
 from .runs import checkpoint_info, info_table, list_runs, runs_table
 from .starter import write_starter_config
 from .threads import parse_threads, set_threads
 from .training import default_output_dir, train
 
+
+class _Group(TyperGroup):
+    """Typer's command group, but every flag's --help line shows it as a flag: this Typer
+    writes ``--scores <bool>`` for options that take no value, ``--help`` among them."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        return _as_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: typer.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _as_flags([*command.params, command.get_help_option(ctx)])
+        return command
+
+
+def _as_flags(params: list) -> list:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # the value column stays empty
+    return params
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lstm-tag",
     help="Train, use and evaluate (Bi)LSTM part-of-speech taggers.",
     no_args_is_help=True,
@@ -55,7 +85,8 @@ def _user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         if not isinstance(exc, RankStopped):  # a distributed run's rank > 0: rank 0 reports the error
-            _error(exc.for_cli())
+            for line in exc.for_cli().splitlines() or [""]:  # a config error has one line per problem
+                _error(line)
         raise typer.Exit(2) from None
 
 
@@ -71,11 +102,82 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_options = {"debug": False}
+"""Global options that ``run`` reads after the command: ``--debug``."""
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error (a bug) instead of one line."),
 ) -> None:
     """Train, use and evaluate (Bi)LSTM part-of-speech taggers."""
+    _options["debug"] = debug
+
+
+def _stdout_failure() -> OSError | None:
+    """The error that writing standard output's pending bytes gives (full disk, closed pipe), if any."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+_STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF)
+
+
+def _stdout_lost(exc: OSError) -> None:
+    """One line for an unwritable standard output, which then goes to /dev/null so that the
+    interpreter's last flush stays quiet; exit code 2."""
+    _error(f"cannot write to standard output: {exc.strerror or exc}")
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise SystemExit(2)
+
+
+def _internal_error(exc: BaseException) -> None:
+    """The last line of defence: one line, the traceback saved to a file, exit code 1."""
+    text = "".join(traceback.format_exception(exc))
+    try:
+        fd, saved = tempfile.mkstemp(prefix="lstm-tag-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        where = f"traceback saved to {saved}"
+    except OSError:
+        where = "the traceback could not be saved; rerun with --debug to see it"
+    summary = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    print(f"lstm-tag: internal error: {summary} ({where}). This is a bug: please report it with that traceback.", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def run(args: list[str] | None = None) -> None:
+    """The ``lstm-tag`` program: ``app`` behind a last line of defence.
+
+    A user's error is one line and exit code 2 (``_user_errors``); an unwritable standard output
+    one line and exit code 2; anything else is a bug: one line naming the saved traceback and exit
+    code 1, or the traceback itself with ``--debug``.
+    """
+    try:
+        os.fstat(1)
+    except OSError:
+        _error("standard output is closed (redirect it, e.g. >/dev/null, to discard it)")
+        raise SystemExit(2) from None
+    try:
+        app(args=args, prog_name="lstm-tag")
+    except SystemExit:
+        failure = _stdout_failure()
+        if failure is not None:
+            _stdout_lost(failure)
+        raise
+    except Exception as exc:  # noqa: BLE001 -- the point of this function
+        if isinstance(exc, OSError) and exc.errno in _STREAM_ERRORS and exc.filename is None:
+            _stdout_lost(exc)  # our file writes name their file (atomic_writer): a nameless one is a stream
+        if _options["debug"]:
+            raise
+        _internal_error(exc)
 
 
 TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
@@ -134,15 +236,19 @@ class ServeCell(str, Enum):
 CELL_HELP = "Serve the weights with another cell of the same family, e.g. a hand_lstm model with PyTorch's lstm kernel."
 
 
-class OutputFormat(str, Enum):
-    text = "text"
-    conllu = "conllu"
-    json = "json"
+DEVICE_HELP = "Run the model on cpu, cuda, cuda:N or auto (CUDA when torch finds it)."
 
 
 class InputFormat(str, Enum):
     text = "text"
+    tokens = "tokens"
     conllu = "conllu"
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    conllu = "conllu"
+    json = "json"
 
 
 @contextmanager
@@ -161,14 +267,15 @@ def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[
     except OSError as exc:
         raise DataError(f"{file}: cannot read: {exc.strerror}") from None
     with handle:
-        yield handle, file
+        yield bounded_lines(handle, file, DataError), file
 
 
 @app.command(
     "predict",
     epilog=(
         "Examples:\n\n"
-        '  lstm-tag predict "The dog ate the apple"\n\n'
+        '  lstm-tag predict "Don\'t stop. It\'s late"   (raw text: a model with a segmenter splits it)\n\n'
+        '  lstm-tag predict "The dog ate the apple" --input-format tokens\n\n'
         "  lstm-tag predict --model runs/demo-20261122-101500 --file sentences.txt --format conllu\n\n"
         '  echo "Everybody read that book" | lstm-tag predict --file - --format json --scores\n\n'
         "  lstm-tag predict --file blanked.conllu --format conllu > tagged.conllu   (CoNLL-U in, CoNLL-U out)\n\n"
@@ -176,15 +283,19 @@ def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[
     ),
 )
 def predict_cli(
-    text: Optional[str] = typer.Argument(None, help="Text to tag: whitespace-tokenised, one sentence per line."),
+    text: Optional[str] = typer.Argument(
+        None, help="Text to tag (see --input-format) \\[default: stdin when it is not a terminal]."
+    ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint file or run directory \\[default: best model of the newest run in runs/]."
     ),
     file: Optional[str] = typer.Option(None, "--file", "-f", help="Tag this file instead (see --input-format); - is stdin."),
     input_format: Optional[InputFormat] = typer.Option(
         None, "--input-format",
-        help="text: whitespace-tokenised, one sentence per line; conllu: tag the word lines of CoNLL-U, "
-        "keep every other line and column \\[default: conllu for a .conllu file, else text].",
+        help="text: raw text, paragraphs at blank lines, sentences and tokens found by the model's segmenter; "
+        "tokens: one sentence per line, whitespace-separated tokens; conllu: tag the word lines of CoNLL-U, "
+        "keep every other line and column \\[default: conllu for a .conllu file, else text for a model with a "
+        "segmenter, else tokens; --onnx: tokens or conllu].",
     ),
     format: OutputFormat = typer.Option(
         OutputFormat.text, "--format",
@@ -199,15 +310,25 @@ def predict_cli(
         None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
     ),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
         set_threads(parse_threads(threads))
-        if (text is None) == (file is None):
+        if text is not None and file is not None:
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
+        if text is None and file is None:
+            if _interactive():
+                raise UserError('nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)')
+            file = "-"
+        raw = None
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
+            if device != "cpu":
+                raise UserError("--onnx tags on the CPU with ONNX Runtime; --device is for checkpoints")
+            if input_format == InputFormat.text:
+                raise UserError("--input-format text needs a checkpoint (--model): an ONNX file has no segmenter")
             exported = load_onnx(onnx)
             vocabs = exported.vocabs
             tagger = lambda sentences: (  # noqa: E731
@@ -217,16 +338,25 @@ def predict_cli(
             path = find_checkpoint(model)
             if model is None:
                 print(f"lstm-tag: using {path}", file=sys.stderr)
-            checkpoint = load_checkpoint(path, cell=cell.value if cell else None)
+            checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
             vocabs = checkpoint.vocabs
             tagger = partial(tag_stream, checkpoint, batch_size=batch_size, scores=scores)
-        kind = input_format_for(file, input_format.value if input_format else None)
-        with _input_bytes(text, file) as (raw, name):
-            try:
-                write_predictions(tagger, read_input(raw, name, kind), vocabs, format.value, sys.stdout)
-                sys.stdout.flush()
-            except BrokenPipeError:  # e.g. piped into head: stop quietly
-                sys.stderr.close()
+            if input_format == InputFormat.text or (
+                input_format is None and checkpoint.segmenter is not None and not (file or "").endswith(".conllu")
+            ):
+                if checkpoint.segmenter is None:
+                    print(FALLBACK_NOTE, file=sys.stderr)
+                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores)
+        try:
+            if raw is not None:
+                write_text_tagged(raw, vocabs, format.value, sys.stdout)
+            else:
+                kind = input_format_for(file, input_format.value if input_format else None)
+                with _input_bytes(text, file) as (lines, name):
+                    write_predictions(tagger, read_input(lines, name, kind), vocabs, format.value, sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. piped into head: stop quietly
+            sys.stderr.close()
 
 
 @app.command(
@@ -242,11 +372,12 @@ def export_cli(
     model: Path = typer.Argument(..., help="Checkpoint file or run directory (its best checkpoint)."),
     format: str = typer.Option(..., "--format", help=f"{' or '.join(FORMATS)}."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write; its directory must exist."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Export a model's network (ids -> tag scores, any batch size and length) to TorchScript or ONNX,
     with its vocabularies and config inside the file."""
     with _user_errors():
-        written = export_model(model, format, output)
+        written = export_model(model, format, output, force=force)
     print(f"exported {model} to {written} ({format})")
 
 
@@ -256,7 +387,9 @@ def export_cli(
         "Examples:\n\n"
         "  lstm-tag eval --model runs/demo-20261122-101500\n\n"
         "  lstm-tag eval --data data/demo/dev.conllu --json\n\n"
-        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report"
+        "  lstm-tag eval --model runs/welsh-tsv --data cy_ccg-ud-test.conllu --format conllu\n\n"
+        "  lstm-tag eval --model runs/ewt/model-best.safetensors --output runs/ewt/test-report\n\n"
+        "  lstm-tag eval --raw --json   (from the test set's raw text: segmenter + tagger, CoNLL 2018 metrics)"
     ),
 )
 def eval_cli(
@@ -268,38 +401,70 @@ def eval_cli(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write report.md and report.json here."),
+    format: Optional[CorpusFormat] = typer.Option(
+        None, "--format", help="How --data is written \\[default: as the model's training data]."
+    ),
     cell: Optional[ServeCell] = typer.Option(None, "--cell", help=CELL_HELP),
     threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace a report already in --output."),
+    raw: bool = typer.Option(
+        False, "--raw", help="Score from raw text: rebuild it from the gold # text and # newpar/# newdoc, segment, "
+        "tag, and give the CoNLL 2018 metrics (Tokens, Sentences, Words, tag F1; under \"raw\" with --json).",
+    ),
 ) -> None:
     """Score a trained model on a gold corpus: accuracy, OOV accuracy, per-tag P/R/F1, confusions."""
     with _user_errors():
         set_threads(parse_threads(threads))
+        if raw and output is not None:
+            raise UserError("--output writes the gold-token report: give --raw or --output, not both")
         path = find_checkpoint(model)
         if model is None:
             print(f"lstm-tag: using {path}", file=sys.stderr)
-        result = evaluate_model(path, data, output, cell=cell.value if cell else None)
+        if raw:
+            if format == CorpusFormat.tsv:
+                raise UserError("--raw rebuilds the raw text from the gold CoNLL-U's # text lines: --format tsv has none")
+            result = evaluate_raw(path, data, cell=cell.value if cell else None, device=device)
+            print(json.dumps(result, ensure_ascii=False) if as_json else raw_scores_table(result))
+            return
+        result = evaluate_model(
+            path, data, output, cell=cell.value if cell else None, format=format.value if format else None,
+            device=device, force=force,
+        )
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print_scores(Console(), "eval", result)
+        print_scores(Console(), result["split"], result)
 
 
 @app.command(
     "download",
-    epilog="Examples:\n\n  lstm-tag download ud_english_ewt\n\n  lstm-tag download UD_English-EWT --dest corpora",
+    epilog=(
+        "Examples:\n\n  lstm-tag download UD_French-GSD\n\n  lstm-tag download ud_english_ewt\n\n"
+        "  lstm-tag download UD_Welsh-CCG --release r2.14 --dest corpora"
+    ),
 )
 def download_cli(
-    name: str = typer.Argument(..., help="Treebank: ud_english_ewt (or UD_English-EWT)."),
-    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="Fetch the files from this URL instead (a mirror)."),
+    name: str = typer.Argument(..., help="Treebank, named as its repository: UD_<Language>-<Treebank> (or ud_english_ewt)."),
+    release: str = typer.Option(DEFAULT_RELEASE, "--release", help="Release tag of the treebank's repository."),
+    dest: Path = typer.Option(Path("data"), "--dest", help="Folder that gets the treebank's folder (ud_<language>_<treebank>)."),
+    base_url: Optional[str] = typer.Option(
+        None, "--base-url", help="A server that stands in for https://api.github.com (a mirror, or a test server)."
+    ),
     progress: Optional[bool] = typer.Option(
         None, "--progress/--no-progress", help="Show a progress bar \\[default: only on a terminal]."
     ),
 ) -> None:
-    """Download a Universal Dependencies treebank (train/dev/test CoNLL-U), SHA-256 checked."""
+    """Download a Universal Dependencies treebank's train/dev/test CoNLL-U files from its repository, checksum-checked."""
     with _user_errors():
-        folder = download_treebank(name, dest, base_url=base_url, progress=progress)
-    print(f"{name}: train, dev and test are in {folder}")
+        done = download_treebank(name, dest, release=release, base_url=base_url, progress=progress)
+    kept = len(done.files) - len(done.fetched)
+    print(
+        f"{done.repository} {done.release}: {', '.join(done.files)} in {done.folder}"
+        + (f" ({kept} already there)" if kept else "")
+    )
+    checked = "the repository's git SHA-1" + (" and the SHA-256 sums shipped with lstm-tag" if done.sha256_shipped else "")
+    print(f"checked against {checked}; SHA-256 sums recorded in {done.folder / 'SHA256SUMS'}")
 
 
 def _interactive() -> bool:
@@ -314,6 +479,7 @@ class CorpusFormat(str, Enum):
 class TagColumn(str, Enum):
     upos = "upos"
     xpos = "xpos"
+    feats = "feats"
 
 
 @app.command(
@@ -328,12 +494,14 @@ def init_cli(
     train_file: Optional[Path] = typer.Option(None, "--train", help="Training corpus (asked for when missing, on a terminal)."),
     dev_file: Optional[Path] = typer.Option(None, "--dev", help="Dev corpus (asked for when missing, on a terminal)."),
     test_file: Optional[Path] = typer.Option(None, "--test", help="Test corpus (optional)."),
-    format: CorpusFormat = typer.Option(CorpusFormat.conllu, "--format", help="Corpus format."),
-    tag_column: TagColumn = typer.Option(TagColumn.upos, "--tag-column", help="CoNLL-U tag column."),
+    format: Optional[CorpusFormat] = typer.Option(None, "--format", help="Corpus format \\[default: found in the training file]."),
+    tag_column: Optional[TagColumn] = typer.Option(
+        None, "--tag-column", help="Learn only this CoNLL-U tag column \\[default: every one of upos, xpos, feats with a value on every word]."
+    ),
     output: Path = typer.Option(Path("configs/my-tagger.yaml"), "--output", "-o", help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a commented, valid config for your own corpus files, ready for lstm-tag train."""
+    """Write the best recipe (configs/ud_ewt.yaml) for your own corpus files, after reading them as lstm-tag train would."""
     with _user_errors():
         if train_file is None or dev_file is None:
             if not _interactive():
@@ -343,7 +511,15 @@ def init_cli(
             if test_file is None:
                 answer = typer.prompt("test file (empty for none)", default="", show_default=False)
                 test_file = Path(answer) if answer.strip() else None
-        write_starter_config(output, train_file, dev_file, test_file, format.value, tag_column.value, force)
+        starter = write_starter_config(
+            output, train_file, dev_file, test_file, format.value if format else None, tag_column.value if tag_column else None, force
+        )
+    read = ", ".join(f"{split} {count:,}" for split, count in starter.sentences.items())
+    learnt = ", ".join(column.upper() for column in starter.config.data.columns)
+    found = f"{starter.format}, tags from {learnt}" if starter.format == "conllu" else "tsv"
+    if starter.format == "conllu":
+        found += f" (columns with a tag on every word: {', '.join(c.upper() for c in starter.columns) or 'none'})"
+    print(f"read {found}; sentences: {read}")
     print(f"wrote {output}; train with: lstm-tag train {output}")
 
 
@@ -417,12 +593,14 @@ def bench_cli(
     contended: bool = typer.Option(
         False, "--contended", help="Measure with a busy process (a Python loop) running beside, as on a shared machine."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
     """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
     with _user_errors():
         if threads is not None:
             parse_threads(threads)
         destination = output or default_bench_output(config)
+        check_output(destination, force)
         result = bench(
             config, overrides or [], tokens, epochs, model, destination,
             scale_check=scale_check, run_dir=run_dir, small_batch=small_batch, latency_sentences=latency_sentences,
@@ -433,4 +611,4 @@ def bench_cli(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -1,7 +1,8 @@
 """The typed, strict training config: YAML file + dotted ``--set`` overrides -> ``Config``.
 
-Unknown keys, wrong types and impossible values are fatal and reported as one line that
-names the file and the dotted key, e.g. ``configs/x.yaml: model.hidden_dim: must be > 0``.
+Unknown keys, wrong types and impossible values are fatal and reported all at once, one
+line each naming the file (or the ``--set`` text) and the dotted key, e.g.
+``configs/x.yaml: model.hidden_dim: must be > 0``.
 Relative data paths are resolved against the folder of the config file, so a config
 works from any working directory.
 """
@@ -15,12 +16,70 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import limits
 from .errors import ConfigError
-from .files import read_bytes
+from .files import file_kind, read_bytes
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, but ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``)."""
+    """YAML's safe loader, but ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``), and strict and bounded:
+    a duplicate key is an error naming both lines; an alias (``*name``) may only stand for a
+    scalar, at most ``limits.MAX_YAML_ALIASES`` times (an alias of a mapping or list can
+    expand exponentially or refer to itself); nesting is at most ``limits.MAX_YAML_DEPTH`` deep."""
+
+    source = "<yaml>"
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def _refuse(self, mark: yaml.Mark, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}:{mark.line + 1}: {problem}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > limits.MAX_YAML_ALIASES:
+                raise self._refuse(event.start_mark, f"more than {limits.MAX_YAML_ALIASES} YAML aliases")
+            target = self.anchors.get(event.anchor)
+            if target is not None and not isinstance(target, yaml.ScalarNode):
+                raise self._refuse(
+                    event.start_mark, f"alias *{_shown(event.anchor)} stands for a mapping or list: not allowed, write it out"
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > limits.MAX_YAML_DEPTH:
+                raise self._refuse(event.start_mark, f"nested more than {limits.MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                line = first_line.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the constructor reports it
+                continue
+            if line != key_node.start_mark.line + 1:
+                raise self._refuse(key_node.start_mark, f"duplicate key {_shown(str(key))} (first at line {line})")
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """``text`` through ``_Loader``; its own errors name ``source`` and the line."""
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 _Loader.add_implicit_resolver(
@@ -67,7 +126,7 @@ class ModelConfig(_Section):
     cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
     embedding_dim: int = Field(100, gt=0)
     hidden_dim: int = Field(128, gt=0)
-    num_layers: int = Field(1, gt=0)
+    num_layers: int = Field(1, gt=0, le=limits.MAX_LAYERS)
     bidirectional: bool = True
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     char_encoder: Literal["none", "cnn", "lstm"] = "none"
@@ -78,6 +137,7 @@ class ModelConfig(_Section):
     vectors: str | None = None
     vectors_max_words: int | None = Field(None, gt=0)
     freeze_vectors: bool = False
+    max_parameters: int = Field(limits.DEFAULT_MAX_PARAMETERS, gt=0)
 
     def output_of(self, column: str) -> str:
         """``softmax`` or ``crf``: the output layer of ``column``'s head."""
@@ -103,10 +163,36 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
     patience: int = Field(5, ge=0)
-    seed: int = 1
+    seed: int = Field(1, ge=0, le=limits.MAX_SEED)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     threads: Annotated[Any, AfterValidator(_threads)] = "auto"
     column_weights: dict[Column, Annotated[float, Field(gt=0.0)]] = {}
+    report_matrices: bool | None = None
+    """Tag-score matrices of two training sentences in the report; ``None``: when there are at most 20 tags."""
+
+
+class TokenizerConfig(_Section):
+    """The segmenter (raw text -> sentences of tokens), trained before the tagger; see segment.py."""
+
+    mode: Literal["auto", "on", "off"] = "auto"
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: Any) -> Any:
+        """YAML reads ``on`` and ``off`` as booleans: take them back."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
+    char_dim: int = Field(32, gt=0)
+    hidden_dim: int = Field(64, gt=0)
+    num_layers: int = Field(2, gt=0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    char_dropout: float = Field(0.01, ge=0.0, lt=1.0)
+    window: int = Field(256, gt=0)
+    batch_size: int = Field(32, gt=0)
+    epochs: int = Field(10, gt=0)
+    lr: float = Field(0.002, gt=0.0)
+    patience: int = Field(3, ge=0)
 
 
 class Config(_Section):
@@ -115,6 +201,7 @@ class Config(_Section):
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -163,10 +250,10 @@ _YAML_FAILURES = (ValueError, TypeError, KeyError, IndexError, AttributeError, R
 """What PyYAML raises, besides ``YAMLError``, on text such as ``2024-02-30`` or ``!!int x``."""
 
 
-def _parse_yaml(text: str, where: str) -> Any:
+def parse_yaml(text: str, where: str) -> Any:
     """YAML text -> Python data; any failure (the parser raises more than ``YAMLError``) is a ``ConfigError``."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return _load_yaml(text, where)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         if mark is not None:
@@ -183,7 +270,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set {_shown(text)}: expected KEY=VALUE, e.g. --set model.hidden_dim=256")
     try:
-        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
+        value = _load_yaml(raw, f"--set {_shown(text)}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # not YAML (e.g. "a: b"): the text itself
     except _YAML_FAILURES as exc:
@@ -191,20 +278,32 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Set each dotted ``KEY=VALUE`` in a copy of the raw config mapping."""
+Problem = tuple[tuple[str, ...], str, str | None]
+"""One thing wrong with a config: (dotted location, message, the ``--set`` text that put it there, if one did)."""
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> tuple[dict[str, Any], list[tuple[tuple[str, ...], str]], list[Problem]]:
+    """Set each dotted ``KEY=VALUE`` in a copy of the raw config mapping.
+
+    Returns the mapping, the (key path, text) of each override applied, and the problems of
+    those that could not be (a malformed one raises at once: it has no key to name).
+    """
     result = _deep_copy(raw)
+    applied: list[tuple[tuple[str, ...], str]] = []
+    problems: list[Problem] = []
     for text in overrides:
         path, value = parse_override(text)
         node = result
         for depth, part in enumerate(path[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                dotted = ".".join(path[: depth + 1])
-                raise ConfigError(f"{source}: {_shown(dotted)}: is not a section, cannot --set {_shown(text)}")
+                problems.append((tuple(path[: depth + 1]), "is not a section", text))
+                break
             node = child
-        node[path[-1]] = value
-    return result
+        else:
+            node[path[-1]] = value
+            applied.append((tuple(path), text))
+    return result, applied, problems
 
 
 def _deep_copy(value: Any) -> Any:
@@ -213,72 +312,113 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def validate(raw: Any, source: str) -> Config:
-    """Turn a raw mapping into a ``Config``, or raise ``ConfigError`` naming ``source`` and the key."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+def _schema_problems(raw: dict[str, Any]) -> list[Problem]:
+    """Every unknown key, wrong type and impossible value of ``raw``, in pydantic's order
+    (``data.tag_column``, replaced by ``data.columns``, first)."""
     data = raw.get("data")
     if isinstance(data, dict) and "tag_column" in data:
-        raise ConfigError(
-            f"{source}: data.tag_column: replaced by data.columns, a list of upos, xpos, feats "
-            f"(write columns: [{_shown(str(data['tag_column']))}])"
-        )
+        message = f"replaced by data.columns, a list of upos, xpos, feats (write columns: [{_shown(str(data['tag_column']))}])"
+        return [(("data", "tag_column"), message, None)]
     try:
-        return Config.model_validate(raw)
+        Config.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        if not error["loc"] and error["type"] == "value_error":  # a check across sections names its own key
-            key, _, message = str(error["ctx"]["error"]).partition(": ")
-        else:
-            key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
-            message = _message(error)
-        raise ConfigError(f"{source}: {key}: {message}") from None
+        return [_problem(error) for error in exc.errors()]
+    return []
 
 
-def _existing_file(value: str, base: Path, source: str, key: str) -> str:
-    """``value`` as an absolute path (relative to ``base``), or a ``ConfigError`` naming ``key``."""
+def _problem(error: Any) -> Problem:
+    """One pydantic error as a problem; a check across sections (no location) names its own key."""
+    if not error["loc"] and error["type"] == "value_error":
+        key, _, message = str(error["ctx"]["error"]).partition(": ")
+        return (tuple(key.split(".")), message, None)
+    return (tuple(str(part) for part in error["loc"]), _message(error), None)
+
+
+PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "vectors"))
+"""The keys that name files: relative to the config's folder, and they must exist."""
+
+
+def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
+    """``value`` as an absolute path (relative to ``base``), and what is wrong with it (``None``: it is a file)."""
     try:
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base / path
         path = path.resolve()
-        found = path.is_file()
+        mode = path.stat().st_mode if path.exists() else None
     except (OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{source}: {key}: not a usable path: {_shown(str(exc))}") from None
-    if not found:
-        raise ConfigError(f"{source}: {key}: file not found: {_shown(str(path))}")
-    return str(path)
+        return value, f"not a usable path: {_shown(str(exc))}"
+    if mode is None:
+        return str(path), f"file not found: {_shown(str(path))}"
+    if file_kind(mode) != "a regular file":
+        return str(path), f"{_shown(str(path))} is {file_kind(mode)}, expected a regular file"
+    return str(path), None
 
 
-def resolve_paths(config: Config, base: Path, source: str) -> Config:
-    """Make data paths (and ``model.vectors``) absolute (relative ones are relative to ``base``) and check they exist."""
-    updates: dict[str, str | None] = {}
+def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
+    """A problem for each file key whose (string) value is not a file."""
+    problems = []
+    for section, key in PATH_KEYS:
+        value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if isinstance(value, str):
+            problem = _resolve_file(value, base)[1]
+            if problem is not None:
+                problems.append(((section, key), problem, None))
+    return problems
+
+
+def _line(problem: Problem, source: str, applied: list[tuple[tuple[str, ...], str]]) -> str:
+    """``source: dotted.key: message``, or ``--set TEXT: dotted.key: message`` when an override set that key (or its section)."""
+    location, message, text = problem
+    for path, override in reversed(applied):
+        if text is None and location[: len(path)] == path:
+            text = override
+            break
+    where = source if text is None else f"--set {_shown(text)}"
+    return f"{where}: {_shown('.'.join(location)) or '(top level)'}: {message}"
+
+
+def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None = None) -> Config:
+    """The parsed YAML of ``source`` with ``overrides`` applied -> a ``Config`` whose file paths
+    are absolute (relative ones are relative to ``base``) and exist.
+
+    Every problem found is one line of the ``ConfigError``, e.g.
+    ``configs/x.yaml: model.hidden_dim: must be > 0, got 0``, or, when a ``--set`` put the value
+    there, ``--set model.hidden_dim=0: model.hidden_dim: must be > 0, got 0``.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with sections data, model, train")
+    raw, applied, problems = _apply_overrides(raw, overrides or [])
+    problems += _schema_problems(raw) + _path_problems(raw, base)
+    if problems:
+        raise ConfigError("\n".join(_line(problem, source, applied) for problem in problems))
+    config = Config.model_validate(raw)
+    updates = {}
     for key in ("train", "dev", "test"):
-        value = getattr(config.data, key)
-        if value is not None:
-            updates[key] = _existing_file(value, base, source, f"data.{key}")
+        if getattr(config.data, key) is not None:
+            updates[key] = _resolve_file(getattr(config.data, key), base)[0]
     config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
     if config.model.vectors is not None:
-        vectors = _existing_file(config.model.vectors, base, source, "model.vectors")
+        vectors = _resolve_file(config.model.vectors, base)[0]
         config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
     return config
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read, override, validate and resolve a YAML config; every failure is a ``ConfigError``."""
+    """Read, override, validate and resolve a YAML config (see ``check_config``); every failure is a ``ConfigError``."""
     path = Path(path)
     source = str(path)
     try:
-        text = read_bytes(path, ConfigError, "config file").decode("utf-8")
+        text = read_bytes(path, ConfigError, "config file", limits.MAX_CONFIG_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
-    raw = _parse_yaml(text, source)
-    if raw is None:
-        raw = {}
-    if isinstance(raw, dict):
-        raw = apply_overrides(raw, overrides or [], source)
-    config = validate(raw, source)
-    return resolve_paths(config, path.resolve().parent, source)
+    return config_from_text(text, source, path.resolve().parent, overrides)
+
+
+def config_from_text(text: str, source: str, base: Path, overrides: list[str] | None = None) -> Config:
+    """``load_config`` of YAML text: ``source`` names it in errors, relative paths are relative to ``base``."""
+    raw = parse_yaml(text, source)
+    return check_config({} if raw is None else raw, source, base, overrides)
 
 
 def config_to_yaml(config: Config) -> str:

@@ -10,6 +10,7 @@ blank lines and every other column come back byte for byte.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,9 @@ COLUMNS = {"upos": 3, "xpos": 4, "feats": 5}
 
 MISC = 9
 BOM = "\ufeff"
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_SKIPPED_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*|(?:0|[1-9][0-9]*)\.[1-9][0-9]*")
+"""A multiword-token range (``3-4``) or an empty node (``8.1``): lines the tagger skips."""
 
 
 def decode_lines(raw_lines: Iterable[bytes], name: str | Path, keep_ends: bool = False) -> Iterator[tuple[int, str]]:
@@ -84,10 +88,10 @@ def _word_fields(line: str, number: int, name: str | Path) -> list[str] | None:
     if len(fields) != 10:
         raise DataError(f"{name}:{number}: expected 10 tab-separated columns, found {len(fields)}")
     token_id = fields[0]
-    if "-" in token_id or "." in token_id:
+    if _SKIPPED_ID.fullmatch(token_id):
         return None
-    if not token_id.isdigit():
-        raise DataError(f"{name}:{number}: ID {token_id!r} is not a number, range or decimal")
+    if not _WORD_ID.fullmatch(token_id):
+        raise DataError(f"{name}:{number}: ID {token_id!r} is not a number (1, 2, ...), range (3-4) or empty node (8.1)")
     if not fields[1]:
         raise DataError(f"{name}:{number}: empty FORM")
     return fields

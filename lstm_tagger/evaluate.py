@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
+from .config import DataConfig
 from .data import Sentence, read_corpus
 from .errors import DataError
+from .files import check_output
 from .predict import DEFAULT_BATCH_SIZE, run_model, tag
 from .metrics import all_tags, score
 from .report import write_report
@@ -45,29 +48,53 @@ def tag_score_matrix(checkpoint: Checkpoint, words: Sequence[str], stage: str) -
     }
 
 
+def split_name(data: str | Path, config: DataConfig) -> str:
+    """What a report calls the scored file: ``dev`` or ``test`` when it is that file of the
+    training config, otherwise the file's name."""
+    for name in ("dev", "test"):
+        named = getattr(config, name)
+        try:
+            if named is not None and os.path.samefile(data, named):
+                return name
+        except (OSError, ValueError):
+            pass  # the training machine's file is not here
+    return Path(data).name
+
+
 def evaluate_model(
     model: str | Path | None = None,
     data: str | Path | None = None,
     output: str | Path | None = None,
     runs_dir: str | Path = "runs",
     cell: str | None = None,
+    format: str | None = None,
+    device: str = "cpu",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Score a trained model on ``data`` (default: the test set of its training config).
 
-    Returns the scores with ``model`` and ``data`` paths added; with ``output``, also
-    writes ``report.md`` and ``report.json`` there. ``cell`` as in ``load_checkpoint``.
+    ``format`` (``conllu`` or ``tsv``) is how ``data`` is read, by default as the training
+    data was. Returns the scores with ``model``, ``data`` and ``split`` (``dev``, ``test`` or
+    the file name, see ``split_name``) added; with ``output``, also writes ``report.md``,
+    ``report.json`` and the confusion plot there (an existing report there is replaced only
+    with ``force``). ``cell`` as in ``load_checkpoint``; ``device``: ``cpu``, ``cuda``,
+    ``cuda:N`` or ``auto``.
     """
+    if output is not None:
+        for name in ("report.md", "report.json"):  # what write_report writes, checked before the work
+            check_output(Path(output) / name, force)
     path = find_checkpoint(model, runs_dir)
-    checkpoint = load_checkpoint(path, cell=cell)
+    checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)
     data_config = checkpoint.config.data
     if data is None:
         if data_config.test is None:
             raise DataError(f"{path}: its training config names no test set; pass data=FILE", {"data=FILE": "--data FILE"})
         data = data_config.test
-    sentences = read_corpus(data, data_config.format, data_config.columns)
+    sentences = read_corpus(data, format or data_config.format, data_config.columns)
     if not sentences:
         raise DataError(f"{data}: no sentences to evaluate")
-    result = {"model": str(path), "data": str(data), **evaluate(checkpoint, sentences)}
+    split = split_name(data, data_config)
+    result = {"model": str(path), "data": str(data), "split": split, **evaluate(checkpoint, sentences)}
     if output is not None:
-        write_report(Path(output), {"title": f"Evaluation of {path}", "results": {"test": result}})
+        write_report(Path(output), {"title": f"Evaluation of {path}", "results": {split: result}})
     return result

@@ -39,18 +39,19 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Json, model_validator
 from torch import Tensor, nn
 
 from .chars import CharBatch
-from .checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, read_description
+from .checkpoint import Checkpoint, Described, describe, find_checkpoint, load_checkpoint, read_description
 from .config import Config
 from .crf import CRF, decode_tags
 from .errors import UserError
-from .files import atomic_write_bytes, read_bytes
+from .files import atomic_write_bytes, check_output, read_bytes
 from .model import FAMILY, Tagger
 from .predict import DEFAULT_BATCH_SIZE, Tagged, chunks, per_sentence, prepare
 from .vocab import PAD_ID, UNK_ID, Vocab, WordVocab
@@ -199,17 +200,17 @@ def _onnx_bytes(net: EmissionNet, meta: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str | Path) -> Path:
+def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str | Path, force: bool = False) -> Path:
     """Write the network of ``checkpoint`` (a checkpoint file, a run directory or a loaded
     ``Checkpoint``) as a ``format`` file (``torchscript`` or ``onnx``) to ``output``; returns ``output``.
 
-    The file is written atomically; its parent directory must exist.
+    The file is written atomically; its parent directory must exist. An existing ``output``
+    is replaced only with ``force``, and never if it is not a regular file (a directory, a device).
     """
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}: use torchscript or onnx")
     output = Path(output)
-    if output.is_dir():
-        raise ExportError(f"{output}: is a directory; output= takes the file to write", {"output=": "--output"})
+    check_output(output, force, ExportError)
     if not output.parent.is_dir():
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
@@ -256,29 +257,84 @@ def _not_exported(path: Path, why: str) -> ExportError:
     return ExportError(f"{path}: not an exported lstm-tag model ({why})")
 
 
-def _read_metadata(meta: dict[str, str], path: Path) -> dict:
-    """The fields of ``ExportedModel`` stored in ``meta``: what ``checkpoint.describe`` wrote, the inputs and the CRF."""
-    if meta.get("format") != EXPORT_FORMAT:
+class CrfMeta(BaseModel):
+    """A CRF's scores: ``transitions`` (K, K), ``start`` (K,), ``end`` (K,)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    transitions: list[list[float]]
+    start: list[float]
+    end: list[float]
+
+
+class ExportMeta(Described):
+    """The metadata of an exported file: ``describe``'s fields, the network's inputs and a CRF's scores."""
+
+    format: Literal["lstm-tag-export"]
+    inputs: Json[list[str]]
+    crf: Optional[Json[CrfMeta]] = None
+    """the first column's CRF scores"""
+    crf_upos: Optional[Json[CrfMeta]] = None
+    crf_xpos: Optional[Json[CrfMeta]] = None
+    crf_feats: Optional[Json[CrfMeta]] = None
+    """a further column's CRF scores (``_crf_key``)"""
+
+    def crf_of(self, column: str) -> CrfMeta | None:
+        """``column``'s CRF scores (None for a softmax head)."""
+        return getattr(self, _crf_key(self.config.data.columns, column))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ExportMeta":
+        if self.inputs != input_names(self.chars is not None):
+            raise ValueError(f"inputs {self.inputs} are not those of this model")
+        columns = self.config.data.columns
+        stored = {key for key in ("crf", "crf_upos", "crf_xpos", "crf_feats") if getattr(self, key) is not None}
+        expected = {_crf_key(columns, column) for column in columns if self.config.model.output_of(column) == "crf"}
+        if stored != expected:
+            raise ValueError("CRF scores go with each CRF head, and only with one")
+        for column, vocab in (self.columns or {}).items():
+            crf, k = self.crf_of(column), len(vocab.itos)
+            if crf is not None and (
+                len(crf.transitions) != k or any(len(row) != k for row in crf.transitions) or len(crf.start) != k or len(crf.end) != k
+            ):
+                raise ValueError(f"{column}'s CRF scores are not of the size of its tag set ({k})")
+        return self
+
+
+def _read_metadata(meta: Any, path: Path) -> dict[str, Any]:
+    """The fields of ``ExportedModel`` stored in ``meta``: what ``checkpoint.describe`` wrote, the
+    inputs and the CRF, every one checked (``checkpoint.read_description`` with ``ExportMeta``)."""
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
         raise _not_exported(path, "no lstm-tag metadata")
-    described = read_description(meta, path, "exported model", EXPORT_VERSION, ExportError)
-    try:
-        inputs = [str(name) for name in json.loads(meta["inputs"])]
-        columns = list(described.vocabs)
-        crfs = {column: _read_crf(meta.get(_crf_key(columns, column)), len(vocab)) for column, vocab in described.vocabs.items()}
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ExportError(f"{path}: exported model metadata is damaged ({type(exc).__name__})") from None
+    described = read_description(meta, path, "export", EXPORT_VERSION, ExportError, ExportMeta)
+    crfs = {column: _crf(described.fields.crf_of(column), len(vocab)) for column, vocab in described.vocabs.items()}
     return {"config": described.config, "words": described.words, "vocabs": described.vocabs, "chars": described.chars,
-            "crfs": crfs, "inputs": inputs}
+            "crfs": crfs, "inputs": described.fields.inputs}
 
 
-def _read_crf(stored: str | None, num_tags: int) -> CRF | None:
-    """A CRF of ``num_tags`` tags with the scores stored as JSON (None when there are none)."""
-    if stored is None:
+def _crf(scores: CrfMeta | None, num_tags: int) -> CRF | None:
+    """A CRF of ``num_tags`` tags with the checked ``scores`` (None when there are none)."""
+    if scores is None:
         return None
-    scores = json.loads(stored)
     crf = CRF(num_tags)
-    crf.load_state_dict({name: torch.tensor(scores[name], dtype=torch.float32) for name in ("transitions", "start", "end")})
+    crf.load_state_dict({name: torch.tensor(getattr(scores, name), dtype=torch.float32) for name in ("transitions", "start", "end")})
     return crf
+
+
+def _check_onnx_graph(session: Any, fields: dict[str, Any], path: Path) -> None:
+    """The graph must be the one the metadata describes: our inputs (int64), one float output per
+    column (``output_names``) with a score per tag of that column; a foreign graph that carries our
+    metadata is refused."""
+    inputs = [(i.name, i.type) for i in session.get_inputs()]
+    outputs = [(o.name, o.type, o.shape) for o in session.get_outputs()]
+    if inputs != [(name, "tensor(int64)") for name in fields["inputs"]]:
+        raise ExportError(f"{path}: the ONNX graph's inputs are not those of an exported lstm-tag model")
+    vocabs = fields["vocabs"]
+    expected = [(name, "tensor(float)", len(vocab)) for name, vocab in zip(output_names(list(vocabs)), vocabs.values())]
+    if len(outputs) != len(expected) or any(
+        (name, kind) != want[:2] or len(shape) != 3 or shape[2] != want[2] for (name, kind, shape), want in zip(outputs, expected)
+    ):
+        sizes = ", ".join(f"{len(vocab)} {column}" for column, vocab in vocabs.items())
+        raise ExportError(f"{path}: the ONNX graph's outputs are not a score for each tag of each column ({sizes})")
 
 
 def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
@@ -299,13 +355,15 @@ def load_onnx(path: str | Path, threads: int | None = None) -> ExportedModel:
     except Exception:  # onnxruntime raises its own error types for a file it cannot read
         raise _not_exported(path, "not an ONNX model") from None
     fields = _read_metadata(session.get_modelmeta().custom_metadata_map, path)
-    if [i.name for i in session.get_inputs()] != fields["inputs"]:
-        raise ExportError(f"{path}: exported model metadata is damaged (inputs do not match)")
+    _check_onnx_graph(session, fields, path)
 
     outputs = output_names(list(fields["vocabs"]))
 
     def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return session.run(outputs, feed)
+        try:
+            return session.run(outputs, feed)
+        except Exception as exc:  # onnxruntime's own error types: a graph that does not fit its metadata
+            raise ExportError(f"{path}: the ONNX graph failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     return ExportedModel(path=path, format="onnx", run=run, **fields)
 
@@ -329,9 +387,12 @@ def load_torchscript(path: str | Path) -> ExportedModel:
     names = fields["inputs"]
 
     def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        with torch.inference_mode():
-            outputs = module(*(torch.from_numpy(feed[name]) for name in names))
-        return [output.numpy() for output in (outputs if isinstance(outputs, tuple) else (outputs,))]
+        try:
+            with torch.inference_mode():
+                outputs = module(*(torch.from_numpy(feed[name]) for name in names))
+            return [output.numpy() for output in (outputs if isinstance(outputs, tuple) else (outputs,))]
+        except (RuntimeError, AttributeError, TypeError) as exc:  # a graph that does not fit its metadata
+            raise ExportError(f"{path}: the TorchScript module failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     return ExportedModel(path=path, format="torchscript", run=run, **fields)
 
@@ -364,9 +425,15 @@ def run_exported_columns(
         if chars is not None:
             feed.update(char_index=chars.index, char_forms=chars.forms, char_lengths=chars.lengths)
         outputs = model.run({name: tensor.numpy() for name, tensor in feed.items()})
+        if len(outputs) != len(columns):
+            raise ExportError(f"{model.path}: the network returned {len(outputs)} outputs, not one per column ({len(columns)})")
         decoded = []
         with torch.inference_mode():
             for column, output in zip(columns, outputs):
+                num_tags = len(model.vocabs[column])
+                if getattr(output, "shape", None) != (*words.shape, num_tags):
+                    raise ExportError(f"{model.path}: the network returned {column} scores of shape {getattr(output, 'shape', None)}, "
+                                      f"not (batch, length, {num_tags} tags)")
                 emissions = torch.from_numpy(output)
                 decoded += [*decode_tags(emissions, lengths, model.crfs[column], scores), emissions]
         return tuple(decoded)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import UserError
+from .limits import MAX_LINE_BYTES
 
 
 @contextmanager
@@ -18,13 +21,16 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
 
     The data go to a temporary file beside ``path``, which is fsynced and renamed over
     ``path``; on any exception (or a write that fails: disk full, no permission, raised as
-    ``error``) the temporary file is removed and an earlier ``path`` stays untouched.
+    ``error``) the temporary file is removed and an earlier ``path`` stays untouched. The file
+    gets the permissions the umask allows (0644 under umask 022), as ``open`` would give it.
     """
     path = Path(path)
+    refuse_non_regular(path, error)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -39,6 +45,13 @@ def atomic_writer(path: str | Path, error: type[UserError] = UserError) -> Itera
                 os.unlink(tmp_name)
             except OSError:
                 pass
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def make_dir(folder: str | Path, error: type[UserError] = UserError, what: str = "") -> Path:
@@ -58,25 +71,116 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         handle.write(data)
 
 
-def read_bytes(path: Path, error: type[UserError], what: str) -> bytes:
-    """The bytes of ``path``, or ``error`` with one line: ``PATH: <what> not found`` and the like."""
-    with open_binary(path, error, what) as handle:
+def read_bytes(path: Path, error: type[UserError], what: str, limit: int | None = None) -> bytes:
+    """The bytes of ``path``, or ``error`` with one line: ``PATH: <what> not found`` and the like.
+
+    Without ``limit``, ``path`` must be a regular file (a device or a pipe could be endless);
+    with it, any readable file of at most ``limit`` bytes.
+    """
+    with open_binary(path, error, what, streams=limit is not None) as handle:
         try:
-            return handle.read()
+            data = handle.read() if limit is None else handle.read(limit + 1)
         except OSError as exc:
             raise error(f"{path}: cannot read: {exc.strerror}") from None
+    if limit is not None and len(data) > limit:
+        raise error(f"{path}: {what} is larger than the limit of {limit:,} bytes")
+    return data
 
 
-def open_binary(path: Path, error: type[UserError], what: str) -> BinaryIO:
-    """``path`` opened for binary reading, or ``error`` with one line: ``PATH: <what> not found`` and the like."""
+def bounded_lines(handle: BinaryIO, name: str, error: type[UserError], limit: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of a stream (stdin, a pipe, ``/dev/zero``), each at most ``limit`` bytes: a longer
+    one is an ``error`` naming ``name`` and the line, read no further than the limit."""
+    number = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+            raise error(f"{name}:{number}: line longer than the limit of {limit:,} bytes")
+        yield line
+
+
+def file_kind(mode: int) -> str:
+    """What ``os.stat`` found, in words: ``a directory``, ``a character device``, ``a pipe (FIFO)``..."""
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def open_binary(path: Path, error: type[UserError], what: str, streams: bool = False) -> BinaryIO:
+    """``path`` opened for binary reading, or ``error`` with one line: ``PATH: <what> not found``,
+    ``PATH: is a directory, expected a <what>`` and the like. Only a regular file is opened,
+    unless ``streams`` (the caller reads with a bound): a pipe is refused before it can block."""
     try:
-        return open(path, "rb")
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, expected a {what}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
+    if stat.S_ISDIR(mode) or not (stat.S_ISREG(mode) or streams):
+        raise error(f"{path}: is {file_kind(mode)}, expected a {what}")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def refuse_non_regular(path: Path, error: type[UserError] = UserError) -> None:
+    """An ``error`` if ``path`` exists and is not a regular file: an output never replaces a
+    directory, a device or a pipe with a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise error(f"{path}: is {file_kind(mode)}; refusing to replace it with a file")
+
+
+def check_output(path: Path, force: bool, error: type[UserError] = UserError) -> None:
+    """Refuse to write ``path`` if it exists (unless ``force``) or is not a regular file (always)."""
+    refuse_non_regular(path, error)
+    if path.exists() and not force:
+        raise error(f"{path}: exists already (use force=True to replace it)", {"force=True": "--force"})
+
+
+TMP_SUFFIX = ".tmp"
+_TMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]+" + re.escape(TMP_SUFFIX) + "$")
+"""``atomic_writer``'s temporary files: ``.<name>.<pid>.<random>.tmp``."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # exists but not ours to signal, or not a pid: keep the file
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the temporary files that interrupted atomic writes left in ``directory``
+    (those whose writer's pid is no longer running); returns what was removed."""
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        found = _TMP_NAME.match(name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        try:
+            os.unlink(directory / name)
+            removed.append(directory / name)
+        except OSError:
+            pass
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -20,7 +20,8 @@ def score(
 
     ``known[s][i]`` says whether word i of sentence s is in the training vocabulary;
     the others are the out-of-vocabulary (OOV) tokens. Returns a JSON-ready dict with
-    ``accuracy`` (a fraction), ``tokens``, ``sentences``, ``sentence_accuracy``,
+    ``accuracy`` (a fraction), ``macro_f1`` (the mean of the per-tag F1 over the gold tags),
+    ``tokens``, ``sentences``, ``sentence_accuracy``,
     ``known_accuracy``, ``oov_accuracy``, ``oov_tokens``, ``per_tag`` (precision,
     recall, f1, support per gold tag), ``confusions`` (most frequent gold -> predicted) and
     ``confusion_matrix`` (``labels``, most frequent gold tag first, ties by name, and
@@ -62,10 +63,12 @@ def score(
         recall = _ratio(hits[tag], gold_count[tag])
         f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
         per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count[tag]}
+    macro_f1 = _ratio(sum(s["f1"] for s in per_tag.values()), len(per_tag))
     labels = sorted(set(gold_count) | set(pred_count), key=lambda t: (-gold_count[t], t))
     matrix = [[hits[g] if g == p else confusions[(g, p)] for p in labels] for g in labels]
     return {
         "accuracy": _ratio(correct, tokens),
+        "macro_f1": macro_f1,
         "tokens": tokens,
         "correct": correct,
         "sentences": len(gold),

@@ -19,6 +19,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .files import atomic_write_bytes  # noqa: E402
 
 DPI = 120
+PLAIN_TEXT = {"text.usetex": False, "text.parse_math": False}
+"""Tags and run names are shown as written: a ``$`` in one is not the start of mathematics."""
 
 
 def _save(fig, path: Path) -> Path:
@@ -49,6 +51,11 @@ def plot_learning_curves(history: list[dict], path: Path, title: str) -> Path:
     acc = [100.0 * float(r["dev_accuracy"]) for r in records]
     best = max(range(len(acc)), key=lambda i: (acc[i], -i))  # first epoch with the top accuracy
 
+    with plt.rc_context(PLAIN_TEXT):
+        return _save(_learning_curves(epochs, loss, acc, best, title), path)
+
+
+def _learning_curves(epochs: list[int], loss: list[float], acc: list[float], best: int, title: str):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     ax_loss.plot(epochs, loss, marker="o", markersize=3, color="tab:blue")
     ax_loss.set_ylabel("training loss (mean per token)")
@@ -68,7 +75,7 @@ def plot_learning_curves(history: list[dict], path: Path, title: str) -> Path:
                 label=f"best: epoch {epochs[best]}, {acc[best]:.2f}%")
     ax_acc.legend(loc="lower right")
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path, title: str) -> Path:
@@ -84,7 +91,11 @@ def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path
         raise ValueError(f"plot_confusion_matrix: counts must be {len(labels)}x{len(labels)}, got {matrix.shape}")
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    with plt.rc_context(PLAIN_TEXT):
+        return _save(_confusion(labels, totals, share, title), path)
 
+
+def _confusion(labels: list[str], totals: np.ndarray, share: np.ndarray, title: str):
     n = len(labels)
     side = max(4.0, 0.5 * n + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
@@ -109,4 +120,4 @@ def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path
                 ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
                         color="white" if value > 55 else "black")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig

@@ -211,7 +211,7 @@ def format_json(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
-def _misc(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:
+def misc_items(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:
     """Per word, ``UPOSProbs=DET:0.9900,NOUN:0.0100|XPOSProbs=...`` for MISC (FEATS values hold ``|``
     and ``=``, which MISC cannot carry: their probabilities are in the json output only)."""
     if sentence.probs is None:
@@ -228,11 +228,11 @@ def _misc(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:
 
 def format_conllu(sentence: Tagged, vocabs: Mapping[str, Vocab], sent_id: int = 1) -> str:
     """A new CoNLL-U sentence (``# sent_id``, ``# text``): each column's tags in its own CoNLL-U
-    column (UPOS 4, XPOS 5, FEATS 6), ``_`` elsewhere; probabilities in MISC (see ``_misc``)."""
-    return fresh_block(sentence.words, sentence.columns, sent_id, _misc(sentence, vocabs))
+    column (UPOS 4, XPOS 5, FEATS 6), ``_`` elsewhere; probabilities in MISC (see ``misc_items``)."""
+    return fresh_block(sentence.words, sentence.columns, sent_id, misc_items(sentence, vocabs))
 
 
-def _text_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[str], Block | None]]:
+def _tokens_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[str], Block | None]]:
     """Whitespace-tokenised words, one sentence per line."""
     for _, line in decode_lines(raw_lines, name):
         yield line.split(), None
@@ -244,18 +244,19 @@ def _conllu_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[
         yield block.forms, block
 
 
-INPUT_FORMATS = {"text": _text_input, "conllu": _conllu_input}
+INPUT_FORMATS = {"tokens": _tokens_input, "conllu": _conllu_input}
 """``--input-format`` -> its reader: byte lines and their name -> ``(words, block)`` per sentence,
 streaming; ``block`` is the CoNLL-U sentence as read (``None`` for a format that makes new
 sentences), and a block without words stands for lines to copy. A new input format is one
-more entry here (and in the CLI's choices)."""
+more entry here (and in the CLI's choices); raw text (``text``) goes through the segmenter
+instead (``rawtag.tag_text``)."""
 
 
 def input_format_for(file: str | None, chosen: str | None) -> str:
-    """The input format: ``chosen``, else ``conllu`` for a ``.conllu`` file, else ``text``."""
+    """The input format of ``read_input``: ``chosen``, else ``conllu`` for a ``.conllu`` file, else ``tokens``."""
     if chosen is not None:
         return chosen
-    return "conllu" if file is not None and file.endswith(".conllu") else "text"
+    return "conllu" if file is not None and file.endswith(".conllu") else "tokens"
 
 
 def read_input(raw_lines: Iterable[bytes], name: str, input_format: str) -> Iterator[tuple[list[str], Block | None]]:
@@ -282,7 +283,7 @@ def write_predictions(
     for (words, block), sentence in zip(behind, tagger(words for words, _ in ahead)):
         if format == "conllu":
             if block is not None:
-                out.write(block.filled(sentence.columns, _misc(sentence, vocabs) if block.words else None))
+                out.write(block.filled(sentence.columns, misc_items(sentence, vocabs) if block.words else None))
                 if not block.words:
                     continue
             elif words:

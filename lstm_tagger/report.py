@@ -28,6 +28,11 @@ def percent(value: float | None, count: int = 1) -> str:
     return f"{100 * value:.2f}" if count else "n/a"
 
 
+def _figure(value: Any) -> str:
+    """A count with thousands separators (``25,094``); anything else as it is."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
 def columns_of(scores: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each tag column's scores (``{"": scores}`` for scores made before several columns)."""
     return scores.get("columns") or {"": scores}
@@ -41,24 +46,26 @@ def _summary_header(scores: dict[str, Any]) -> list[str]:
 
 
 def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, ...]]:
-    """Accuracy, sentence, known and OOV accuracy: one value column per tag column; then AllTags."""
+    """Accuracy, macro-F1, sentence, known and OOV accuracy: one value column per tag column; then AllTags."""
     columns = list(columns_of(scores).values())
     first = columns[0]
     rows = [
-        ("token accuracy", *(percent(c["accuracy"]) for c in columns), str(first["tokens"])),
-        ("sentence accuracy", *(percent(c["sentence_accuracy"]) for c in columns), str(first["sentences"])),
-        ("known words", *(percent(c["known_accuracy"], c["known_tokens"]) for c in columns), str(first["known_tokens"])),
-        ("unknown (OOV) words", *(percent(c["oov_accuracy"], c["oov_tokens"]) for c in columns), str(first["oov_tokens"])),
+        ("token accuracy", *(percent(c["accuracy"]) for c in columns), _figure(first["tokens"])),
+        ("macro-F1 (mean over tags)", *(percent(c["macro_f1"], len(c["per_tag"])) for c in columns),
+         " / ".join(f"{len(c['per_tag'])}" for c in columns) + " tags"),
+        ("sentence accuracy", *(percent(c["sentence_accuracy"]) for c in columns), _figure(first["sentences"])),
+        ("known words", *(percent(c["known_accuracy"], c["known_tokens"]) for c in columns), _figure(first["known_tokens"])),
+        ("unknown (OOV) words", *(percent(c["oov_accuracy"], c["oov_tokens"]) for c in columns), _figure(first["oov_tokens"])),
     ]
     if "all_tags" in scores:
         all_tags = scores["all_tags"]
-        rows.append(("all tags right", *([percent(all_tags["accuracy"])] + [""] * (len(columns) - 1)), str(all_tags["tokens"])))
+        rows.append(("all tags right", *([percent(all_tags["accuracy"])] + [""] * (len(columns) - 1)), _figure(all_tags["tokens"])))
     return rows
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), str(s["support"]))
+        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), _figure(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -78,7 +85,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     parts = [f"# {report['title']}"]
     training = report.get("training")
     if training:
-        parts.append(_md_table(["", ""], [(k, str(v)) for k, v in training.items()]))
+        parts.append(_md_table(["", ""], [(k, _figure(v)) for k, v in training.items()]))
     for what, file in (report.get("plots") or {}).items():
         parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():

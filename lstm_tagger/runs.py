@@ -7,10 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
+from .config import parse_yaml
+from .errors import UserError
 from .flops import parameter_count
 from .report import column_accuracies, percent
 
@@ -35,34 +37,45 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
 
     Each has ``name``, ``date`` (of the last write), ``train`` (the training file),
     ``cell``, ``epochs`` (finished), ``best_dev_accuracy`` and ``test_accuracy`` (fractions, the
-    first tag column's, or ``None`` while unknown, e.g. for a run still in its first epoch), and
-    ``test_columns``: with several tag columns, each one's test accuracy and ``all_tags``.
+    first tag column's, or ``None`` while unknown, e.g. for a run still in its first epoch),
+    ``test_columns``: with several tag columns, each one's test accuracy and ``all_tags``, and
+    ``damaged``: ``None``, or why the run's files could not be read (the other fields are then ``?`` or ``None``).
     """
     records = []
     for run in sorted(Path(runs_dir).glob("*/config.yaml")):
-        run = run.parent
-        history = _json_lines(run / "metrics.jsonl")
         try:
-            config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-        except (OSError, ValueError, yaml.YAMLError):
-            config = {}
-        newest = max((p.stat().st_mtime for p in run.iterdir() if p.is_file()), default=run.stat().st_mtime)
-        test = _test_scores(run)
-        records.append(
-            {
-                "name": run.name,
-                "path": str(run),
-                "date": datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M"),
-                "train": Path(str(config.get("data", {}).get("train", "?"))).name,
-                "cell": config.get("model", {}).get("cell", "lstm"),
-                "epochs": len(history),
-                "best_dev_accuracy": max((r["dev_accuracy"] for r in history), default=None),
-                "test_accuracy": test.get("accuracy") if isinstance(test, dict) else None,
-                "test_columns": column_accuracies(test) if isinstance(test, dict) else {},
-                "has_model": (run / BEST).is_file(),
-            }
-        )
+            records.append(_record(run.parent))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            records.append(
+                {"name": run.parent.name, "path": str(run.parent), "date": "?", "train": "?", "cell": "?", "epochs": None,
+                 "best_dev_accuracy": None, "test_accuracy": None, "test_columns": {}, "has_model": False, "damaged": reason}
+            )
     return sorted(records, key=lambda r: r["date"])
+
+
+def _record(run: Path) -> dict[str, Any]:
+    """``list_runs``'s record of one run directory; any damage raises."""
+    history = _json_lines(run / "metrics.jsonl")
+    try:
+        config = parse_yaml((run / "config.yaml").read_text(encoding="utf-8"), str(run / "config.yaml")) or {}
+    except (OSError, ValueError):
+        config = {}
+    newest = max((p.stat().st_mtime for p in run.iterdir() if p.is_file()), default=run.stat().st_mtime)
+    test = _test_scores(run)
+    return {
+        "name": run.name,
+        "path": str(run),
+        "date": datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M"),
+        "train": Path(str(config.get("data", {}).get("train", "?"))).name,
+        "cell": str(config.get("model", {}).get("cell", "lstm")),
+        "epochs": len(history),
+        "best_dev_accuracy": max((float(r["dev_accuracy"]) for r in history), default=None),
+        "test_accuracy": test.get("accuracy") if isinstance(test, dict) else None,
+        "test_columns": column_accuracies(test) if isinstance(test, dict) else {},
+        "has_model": (run / BEST).is_file(),
+        "damaged": None,
+    }
 
 
 def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
@@ -89,6 +102,9 @@ def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
     for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
         table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
     for r in records:
+        if r["damaged"]:
+            table.add_row(escape(r["name"]), "?", escape(f"damaged: {r['damaged']}"), "?", "-", "-", "-")
+            continue
         test = percent(r["test_accuracy"]) + "".join(f" {c} {percent(a)}" for c, a in list(r["test_columns"].items())[1:])
         table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), percent(r["best_dev_accuracy"]), test)
     return table

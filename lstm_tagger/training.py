@@ -16,10 +16,12 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
@@ -31,11 +33,15 @@ from .data import Sentence, bucket_order, collate, read_corpus
 from .distributed import Share, World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
-from .files import atomic_write_text, make_dir, run_lock
+from .files import atomic_write_text, make_dir, remove_stale_temporaries, run_lock
 from .flops import parameter_count
+from .limits import check_parameters, planned_parameters
+from .memory import fix_mmap_threshold
 from .model import Tagger
 from .threads import ThreadChooser, thread_chooser
 from .report import column_accuracies, print_scores, write_report
+from .segment import Segmenter
+from .segment import training_phase as segmenter_phase
 from .vectors import Vectors, align, matches, read_vectors
 from .vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
 
@@ -46,8 +52,11 @@ even while the numbers are still finite."""
 EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
 
-RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads")}
-"""Config keys a ``--resume`` may change: they extend a run or set its speed, never its results."""
+RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads"), ("model", "max_parameters")}
+"""Config keys a ``--resume`` may change: they extend a run, set its speed or a limit, never its results."""
+
+MATRIX_MAX_TAGS = 20
+"""``train.report_matrices: null`` puts the tag-score matrices into the report up to this many tags."""
 
 
 @dataclass
@@ -205,14 +214,21 @@ def _capture(loop: LoopState, model: Tagger, optimizer: torch.optim.Optimizer, r
 def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> LoopState:
     """Undo ``_capture``: weights, momentum buffers and both RNGs as they were after ``saved``'s epoch."""
     meta, tensors = dict(saved.train_state or {}), saved.train_tensors
-    version, internal, gauss = meta.pop("python_rng")
-    rng.setstate((version, tuple(internal), gauss))
-    torch.set_rng_state(tensors["torch_rng"])
+    try:
+        version, internal, gauss = meta.pop("python_rng")
+        rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(tensors["torch_rng"])
+        loop = TypeAdapter(LoopState).validate_json(json.dumps(meta), strict=True)  # JSON-strict: "3" is no int
+        momentum = {name: tensors[f"momentum.{name}"] for name, _ in model.named_parameters() if f"momentum.{name}" in tensors}
+        if any(momentum[name].shape != p.shape for name, p in model.named_parameters() if name in momentum):
+            raise ValueError("momentum of the wrong shape")
+    except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
+        raise UserError(f"{saved.path}: the training state to resume from is damaged ({type(exc).__name__}); train anew") from None
     model.load_state_dict(saved.model.state_dict())
     for name, parameter in model.named_parameters():
-        if f"momentum.{name}" in tensors:
-            optimizer.state[parameter]["momentum_buffer"] = tensors[f"momentum.{name}"].to(parameter.device)
-    return LoopState(**meta)
+        if name in momentum:
+            optimizer.state[parameter]["momentum_buffer"] = momentum[name].to(parameter.device)
+    return loop
 
 
 def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
@@ -230,7 +246,7 @@ def _resume_point(config: Config, output_dir: Path) -> Checkpoint:
             if (section, key) not in RESUME_MAY_CHANGE and ours[section][key] != theirs[section][key]:
                 raise UserError(
                     f"{output_dir}: cannot resume, {section}.{key} is {ours[section][key]!r} here but "
-                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience and train.threads may change)"
+                    f"{theirs[section][key]!r} in the run (only train.epochs, train.patience, train.threads and model.max_parameters may change)"
                 )
     return saved
 
@@ -256,6 +272,7 @@ def train(
     Started by torchrun with several processes, it trains data-parallel (see ``distributed.py``);
     rank 0 writes the run directory and prints, the other ranks stay silent.
     """
+    fix_mmap_threshold()  # else the heap fragments and memory creeps up batch after batch (memory.py)
     output_dir = Path(output_dir)
     world = World.from_env()
     device = resolve_device(config, world.local_rank if world.distributed else None)
@@ -272,12 +289,15 @@ def train(
                 if saved is None:
                     prepare_output_dir(output_dir, force)
                 lock.enter_context(run_lock(output_dir))
+                remove_stale_temporaries(output_dir)  # of writes a killed run left behind
                 atomic_write_text(output_dir / "config.yaml", config_to_yaml(config))
         if resume:
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
         say = RunLog(console, output_dir / "train.log" if world.is_main else None)
-        session = _build(config, output_dir, device, splits, vectors, world, say)
         show_progress = console.is_terminal if progress is None else progress
+        with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
+            segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress) if world.is_main else None
+        session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
         return _run(session, _start(session, saved), console, show_progress)
 
 
@@ -305,9 +325,11 @@ class Session:
 
 
 def _build(
-    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog,
+    segmenter: Segmenter | None,
 ) -> Session:
-    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser."""
+    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser;
+    the checkpoint carries ``segmenter`` (trained before, by the segmenter phase) when there is one."""
     train_set = splits.train
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
@@ -319,17 +341,20 @@ def _build(
     vocabs = build_tag_vocabs(config.data.columns, (s.columns for s in train_set))
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
-    model = Tagger(
-        config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
+    build = partial(
+        Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights,
-    ).to(device)
+    )
+    check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
+    model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
     )
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
-        optimizer=optimizer, rng=rng, current=Checkpoint(model=model, config=config, words=words, vocabs=vocabs, chars=chars),
+        optimizer=optimizer, rng=rng,
+        current=Checkpoint(model=model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=[encode_tags(vocabs, s.columns) for s in train_set],
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
@@ -353,8 +378,8 @@ def _start(session: Session, saved: Checkpoint | None) -> LoopState:
     else:
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in splits.train[:EXAMPLE_SENTENCES]])
     say(
-        f"train {len(splits.train)} sentences / {sum(session.lengths)} tokens, dev {len(splits.dev)} sentences; "
-        f"{len(current.words)} words, {' + '.join(f'{len(v)} {c}' for c, v in current.vocabs.items())} tags; "
+        f"train {len(splits.train):,} sentences / {sum(session.lengths):,} tokens, dev {len(splits.dev):,} sentences; "
+        f"{len(current.words):,} words, {' + '.join(f'{len(v)} {c}' for c, v in current.vocabs.items())} tags; "
         f"{parameter_count(session.model):,} parameters on {session.device}"
     )
     if session.world.distributed:
@@ -560,7 +585,10 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
     results = {"dev": {"data": config.data.dev, **evaluate(best, splits.dev)}}
     if splits.test is not None:
         results["test"] = {"data": config.data.test, **evaluate(best, splits.test)}
-    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]]
+    matrices = config.train.report_matrices
+    if matrices is None:
+        matrices = len(best.tags) <= MATRIX_MAX_TAGS
+    after = [tag_score_matrix(best, s.words, "after training") for s in splits.train[:EXAMPLE_SENTENCES]] if matrices else []
     report = {
         "title": f"Run {output_dir.name}",
         "training": {
@@ -572,7 +600,9 @@ def _final_report(session: Session, loop: LoopState, interrupted: bool) -> dict[
             "interrupted": interrupted,
         },
         "results": results,
-        "tag_scores": loop.examples + after,
+        "tag_scores": loop.examples + after if matrices else [],
     }
+    if best.segmenter is not None:  # Tokens / Sentences F1 of its best epoch on dev raw text
+        report["training"].update({f"tokenizer {k}": v for k, v in best.segmenter.scores.items()})
     write_report(output_dir, report, loop.history)
     return report

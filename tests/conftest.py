@@ -3,6 +3,7 @@ whole session, and the check of a one-line command-line error."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,6 +39,7 @@ def tiny_config(tmp_path: Path, sentences=CLASSIC, **sections: dict[str, Any]) -
         "data": {"train": corpus.name, "dev": corpus.name, "test": corpus.name},
         "model": {"embedding_dim": 16, "hidden_dim": 16, "num_layers": 1, "bidirectional": True, "dropout": 0.0},
         "train": {"epochs": 40, "batch_size": 2, "lr": 0.5, "momentum": 0.9, "patience": 0, "seed": 3},
+        "tokenizer": {"mode": "off"},  # tagger tests; the segmenter's tests turn it on
     }
     for section, values in sections.items():
         config.setdefault(section, {}).update(values)
@@ -61,6 +63,18 @@ def classic_config(tmp_path: Path) -> Path:
     return tiny_config(tmp_path)
 
 
+def rewrite_header(source: Path, target: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """``source`` (a safetensors file) written to ``target`` with its JSON header changed in place
+    by ``edit``; the tensor bytes are kept as they were. Metadata values may become any JSON."""
+    data = source.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    edit(header)
+    text = json.dumps(header).encode("utf-8")
+    target.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    return target
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Callable[..., Path]:
     """``trained_run(config, *overrides)``: the run directory of ``config`` (``"demo"``, the shipped
@@ -77,3 +91,9 @@ def trained_run(tmp_path_factory) -> Callable[..., Path]:
         return runs[config, overrides]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_run(trained_run) -> Path:
+    """``tiny_config``'s model trained for 2 epochs: the run most tests of bad input start from (do not change it)."""
+    return trained_run("tiny", "train.epochs=2")

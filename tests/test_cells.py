@@ -1,4 +1,4 @@
-"""HandLSTM / HandGRU against nn.LSTM / nn.GRU: names, outputs, gradients, padding."""
+"""HandLSTM / HandGRU against nn.LSTM / nn.GRU and against autograd: names, outputs, gradients, padding."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_tagger.cells import HandGRU, HandLSTM, reverse_index
+from lstm_tagger.cells import GRUDirection, HandGRU, HandLSTM, LSTMDirection, reverse_index, run_layers
 
 PAIRS = {"lstm": (HandLSTM, nn.LSTM), "gru": (HandGRU, nn.GRU)}
 LENGTHS = torch.tensor([7, 3, 5, 1])
@@ -138,3 +138,94 @@ def test_all_empty_and_too_long_lengths():
     assert torch.count_nonzero(hand(torch.randn(2, 3, INPUT), torch.tensor([0, 0]))) == 0
     with pytest.raises(ValueError):
         hand(torch.randn(2, 3, INPUT), torch.tensor([4, 1]))
+
+
+def autograd_lstm_direction(inputs, w_ih, w_hh, b_ih, b_hh):
+    """The LSTM direction as HandLSTM ran it before its hand-written backward: plain ops, autograd's BPTT."""
+    x_proj = torch.nn.functional.linear(inputs, w_ih, b_ih)
+    h = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
+    c = torch.zeros_like(h)
+    outputs = []
+    for x_t in x_proj.unbind(1):
+        a_i, a_f, a_g, a_o = torch.addmm(b_hh, h, w_hh.t()).add_(x_t).chunk(4, 1)
+        c = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        h = torch.sigmoid(a_o) * torch.tanh(c)
+        outputs.append(h)
+    return torch.stack(outputs, 1)
+
+
+def autograd_gru_direction(inputs, w_ih, w_hh, b_ih, b_hh):
+    """The GRU direction as HandGRU ran it before its hand-written backward: plain ops, autograd's BPTT."""
+    x_proj = torch.nn.functional.linear(inputs, w_ih, b_ih)
+    h = x_proj.new_zeros(x_proj.size(0), w_hh.size(1))
+    outputs = []
+    for x_t in x_proj.unbind(1):
+        x_r, x_z, x_n = x_t.chunk(3, 1)
+        h_r, h_z, h_n = torch.addmm(b_hh, h, w_hh.t()).chunk(3, 1)
+        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+        outputs.append(h)
+    return torch.stack(outputs, 1)
+
+
+MIXED = torch.tensor([6, 1, 4, 6, 2])
+HAND = {"lstm": (HandLSTM, LSTMDirection.apply, autograd_lstm_direction), "gru": (HandGRU, GRUDirection.apply, autograd_gru_direction)}
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_hand_backward_equals_autograd(kind, bidirectional, num_layers):
+    """The Function's forward and hand-written backward against autograd through the plain ops, float64."""
+    hand_class, function, reference = HAND[kind]
+    torch.manual_seed(4)
+    hand = hand_class(INPUT, HIDDEN, num_layers=num_layers, bidirectional=bidirectional).double()
+    total = int(MIXED.max()) + 1
+    inputs = torch.randn(len(MIXED), total, INPUT, dtype=torch.float64)
+    weights = torch.randn(len(MIXED), total, hand.output_size, dtype=torch.float64)
+    results = []
+    for direction in (function, reference):
+        hand.zero_grad()
+        leaf = inputs.clone().requires_grad_()
+        run = lambda x, layer, suffix: direction(  # noqa: E731
+            x, *(getattr(hand, f"{n}_l{layer}{suffix}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        )
+        output = run_layers(run, leaf, MIXED, num_layers, bidirectional, HIDDEN, nn.Identity())
+        (output * weights).sum().backward()
+        results.append((output.detach(), leaf.grad, {n: p.grad.clone() for n, p in hand.named_parameters()}))
+    (out, grad_in, grads), (ref_out, ref_grad_in, ref_grads) = results
+    torch.testing.assert_close(out, ref_out, atol=1e-12, rtol=0)
+    torch.testing.assert_close(grad_in, ref_grad_in, atol=1e-6, rtol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], atol=1e-6, rtol=0, msg=name)
+        assert grad.abs().max() > 0, name
+    real = real_mask(MIXED, total)
+    assert torch.count_nonzero(out.masked_select(~real)) == 0
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_hand_backward_gradcheck(kind, bidirectional, num_layers):
+    """gradcheck of the hand-written cell (so of its Function's backward) on mixed lengths, every parameter and the input."""
+    torch.manual_seed(5)
+    hand = HAND[kind][0](3, 2, num_layers=num_layers, bidirectional=bidirectional).double()
+    lengths = torch.tensor([4, 1, 3])
+    names = [name for name, _ in hand.named_parameters()]
+    inputs = torch.randn(3, 5, 3, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in hand.parameters()]
+
+    def run(inputs, *params):
+        return torch.func.functional_call(hand, dict(zip(names, params)), (inputs, lengths))
+
+    assert torch.autograd.gradcheck(run, (inputs, *params))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_hand_direction_gradcheck_alone(kind):
+    """gradcheck of the Function itself, every position of the output carrying a gradient."""
+    torch.manual_seed(6)
+    gates = {"lstm": 8, "gru": 6}[kind]
+    shapes = ((2, 4, 3), (gates, 3), (gates, 2), (gates,), (gates,))
+    args = [torch.randn(*shape, dtype=torch.float64, requires_grad=True) for shape in shapes]
+    assert torch.autograd.gradcheck(HAND[kind][1], args)

@@ -62,16 +62,17 @@ def test_predict_file_stdin_formats_and_scores(demo_run, tmp_path):
     text = "The dog ate the apple\n\nEverybody read that book\n"
     path = tmp_path / "in.txt"
     path.write_text(text)
-    from_file = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path)])
-    from_stdin = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", "-"], input=text)
+    tokens = ["--input-format", "tokens"]  # one sentence per line (the demo model has a segmenter)
+    from_file = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path), *tokens])
+    from_stdin = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", "-", *tokens], input=text)
     assert from_file.exit_code == 0 and from_file.stdout == from_stdin.stdout
     assert from_file.stdout.splitlines()[1] == ""  # an empty line stays an empty line
-    as_json = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path), "--format", "json", "--scores"])
+    as_json = runner.invoke(app, ["predict", "-m", str(demo_run), "--file", str(path), "--format", "json", "--scores", *tokens])
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert records[0]["words"] == ["The", "dog", "ate", "the", "apple"] and records[1]["upos"] == []
     assert abs(sum(records[0]["scores"]["upos"][0].values()) - 1) < 1e-2
     assert max(records[0]["scores"]["upos"][1], key=records[0]["scores"]["upos"][1].get) == records[0]["upos"][1]
-    conllu = runner.invoke(app, ["predict", "-m", str(demo_run), "Everybody read", "--format", "conllu"])
+    conllu = runner.invoke(app, ["predict", "-m", str(demo_run), "Everybody read", "--format", "conllu", *tokens])
     assert conllu.stdout.splitlines()[:3] == ["# sent_id = 1", "# text = Everybody read", conllu.stdout.splitlines()[2]]
     assert conllu.stdout.splitlines()[2].startswith("1\tEverybody\t_\t")
     scored = runner.invoke(app, ["predict", "-m", str(demo_run), "dog", "--scores"])

@@ -116,6 +116,6 @@ def test_malformed_corpus_line_through_cli(tmp_path):
 
 def test_config_error_type_names_source():
     with pytest.raises(ConfigError, match="^x.yaml: expected a mapping"):
-        from lstm_tagger.config import validate
+        from lstm_tagger.config import check_config
 
-        validate([1, 2], "x.yaml")
+        check_config([1, 2], "x.yaml", Path("."))

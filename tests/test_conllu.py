@@ -166,7 +166,7 @@ def test_a_model_of_some_columns_leaves_the_others_untouched(tmp_path):
 
 
 def test_text_input_to_conllu_gets_sent_id_and_text_and_no_empty_sentence(three_columns):
-    result = runner.invoke(app, ["predict", "-m", str(three_columns), "--file", "-", "--format", "conllu"],
+    result = runner.invoke(app, ["predict", "-m", str(three_columns), "--file", "-", "--input-format", "tokens", "--format", "conllu"],
                            input="The dog ate the apple\n\n  \nEverybody read that book\n")
     assert result.exit_code == 0, result.output
     expected = ""
@@ -180,7 +180,7 @@ def test_text_input_to_conllu_gets_sent_id_and_text_and_no_empty_sentence(three_
 
 
 def test_json_and_scores_per_column(three_columns):
-    command = ["predict", "-m", str(three_columns), "Everybody read that book", "--scores"]
+    command = ["predict", "-m", str(three_columns), "Everybody read that book", "--scores", "--input-format", "tokens"]
     record = json.loads(runner.invoke(app, [*command, "--format", "json"]).stdout)
     assert list(record) == ["words", "upos", "xpos", "feats", "scores"]
     assert record["xpos"] == ["NN", "VBD", "DT", "NN"] and record["feats"][1] == "_"

@@ -29,6 +29,7 @@ def test_ewt_one_epoch_on_2000_sentences(tmp_path):
             f"data.dev={EWT / 'en_ewt-ud-dev.conllu'}",
             "data.test=null",
             "train.epochs=1",
+            "tokenizer.mode=off",  # the tagger's smoke test; the segmenter has its own tests
         ],
     )
     result = train(config, tmp_path / "run", progress=False)

@@ -49,7 +49,7 @@ SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
 @pytest.fixture(scope="module")
 def demo_run(trained_run):
     """``demo_run(name)``: the run directory of model ``name``, trained once for the session."""
-    return lambda name: trained_run("demo", "train.epochs=2", *MODELS[name])
+    return lambda name: trained_run("demo", "train.epochs=2", "tokenizer.mode=off", *MODELS[name])
 
 
 def _sentences() -> list[list[str]]:

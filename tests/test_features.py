@@ -432,7 +432,7 @@ def test_bad_vectors_file_leaves_no_run_directory(tmp_path):
 def test_bad_feature_settings_are_one_line(tmp_path, override, message):
     config = features_config(tmp_path)
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--set", override])
-    assert_one_line_error(result, f"{config}: {message}")
+    assert_one_line_error(result, f"--set {override}: {message}")  # blamed on the --set, not on the file
     assert not (tmp_path / "run").exists()
 
 

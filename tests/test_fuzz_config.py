@@ -33,29 +33,33 @@ def corpus_dir(tmp_path_factory) -> Path:
 
 
 def config_outcome(path: Path, overrides: Sequence[str] = ()) -> Config | str:
-    """``load_config``'s result, or its one-line ``ConfigError`` message (checked)."""
+    """``load_config``'s result, or its ``ConfigError`` message (checked: one line per problem)."""
     try:
         config = load_config(path, list(overrides))
     except ConfigError as exc:
         message = str(exc)
-        assert_one_line(message)
-        shown = lambda text: text if text.isprintable() else repr(text)  # noqa: E731  (as messages quote it)
-        malformed = [o for o in overrides if message.startswith(f"--set {shown(o)}: ")]
-        assert message.startswith(f"{path}: ") or message.startswith(f"{path}:") and re.match(
-            r"\d+: ", message[len(f"{path}:") :]
-        ) or malformed, message
-        for override in malformed:
-            key, sep, _ = override.partition("=")
-            if "expected KEY=VALUE" in message:
-                assert not sep or not key.strip(), f"well-formed override called malformed: {message!r}"
-            else:
-                assert ": invalid value: " in message, message
+        for line in message.split("\n"):
+            check_config_error_line(line, path, overrides)
         return message
     assert isinstance(config, Config)
     for key in ("train", "dev", "test"):
         value = getattr(config.data, key)
         assert value is None or (Path(value).is_absolute() and Path(value).is_file())
     return config
+
+
+def check_config_error_line(line: str, path: Path, overrides: Sequence[str]) -> None:
+    """One line of a config error names the file (``path: key: ...``, ``path:N: ...``) or a ``--set`` text."""
+    assert_one_line(line)
+    shown = lambda text: text if text.isprintable() else repr(text)  # noqa: E731  (as messages quote it)
+    named = [o for o in overrides if line.startswith(f"--set {shown(o)}: ")]
+    assert line.startswith(f"{path}: ") or line.startswith(f"{path}:") and re.match(
+        r"\d+: ", line[len(f"{path}:") :]
+    ) or named, line
+    for override in named:
+        key, sep, _ = override.partition("=")
+        if "expected KEY=VALUE" in line:
+            assert not sep or not key.strip(), f"well-formed override called malformed: {line!r}"
 
 
 YAML_FRAGMENTS = [
@@ -163,13 +167,17 @@ OVERRIDE = st.one_of(
 
 
 def yaml_scalar(raw: str):
-    """What ``--set KEY=raw`` is documented to set: the YAML scalar, or the raw text if it is not YAML."""
+    """What ``--set KEY=raw`` is documented to set: the YAML scalar (``1e-3`` a float, as the config
+    reads it), or the raw text if it is not YAML."""
     if not raw.strip():
         return None
     try:
-        return yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         return raw
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+", value):
+        return float(value.replace("_", ""))
+    return value
 
 
 @fuzz(250)

@@ -238,9 +238,9 @@ def mutated_conllu(draw):
         elif kind == "bad_id":
             fields[0] = draw(NOT_AN_ID)
         elif kind == "range_id":
-            fields[0] = f"{draw(st.integers(0, 99))}-{draw(st.integers(0, 99))}"
+            fields[0] = f"{draw(st.integers(1, 99))}-{draw(st.integers(1, 99))}"  # UD ranges start at 1
         elif kind == "decimal_id":
-            fields[0] = f"{draw(st.integers(0, 99))}.{draw(st.integers(0, 99))}"
+            fields[0] = f"{draw(st.integers(0, 99))}.{draw(st.integers(1, 99))}"  # and empty nodes are N.1 on
         elif kind == "comment":
             fields[0] = "#" + fields[0]
         lines[i] = "\t".join(fields)

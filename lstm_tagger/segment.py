@@ -1,0 +1,363 @@
+"""The segmenter: raw text -> sentences of tokens (multiword tokens expanded into words).
+
+A character-level BiLSTM (or GRU, from the project's recurrent family) labels every
+character of a paragraph (``rawtext.INSIDE`` ... ``SENTENCE_MULTI``: where tokens end, where
+sentences end, which tokens are multiword); a ``rawtext.Lexicon`` learned from the same
+treebank gives a multiword token's words. It knows nothing of tags.
+
+    characters (B, T) -> Embedding(chars) ++ Embedding(Unicode category) -> BiLSTM -> Linear -> (B, T, 5)
+
+A character never seen in training keeps its Unicode category (a letter of an unseen script
+is still a letter). Training reads fixed-length windows of the training text; segmentation
+reads paragraphs (blank lines) in overlapping windows, so memory stays bounded on any input.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .config import Config, TokenizerConfig
+from .conll18 import evaluate as conll18_evaluate
+from .errors import ConfigError, UserError
+from .model import RecurrentEncoder
+from .rawtext import (
+    INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Token, TreebankSentence, Window, Word,
+    char_class, labelled_paragraphs, raw_text, read_treebank, rule_labels, text_windows,
+)
+
+PREFIX = "segmenter."
+"""Tensor names of the segmenter inside a checkpoint file start with this."""
+CLASSES = ("Cc", "Cf", "Cn", "Co", "Cs", "Ll", "Lm", "Lo", "Lt", "Lu", "Mc", "Me", "Mn", "Nd", "Nl", "No",
+           "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "Sc", "Sk", "Sm", "So", "Zl", "Zp", "Zs")
+CLASS_DIM = 8
+WINDOW, CONTEXT = 256, 48
+"""Segmentation windows: labelled characters, and context characters on each side."""
+MAX_TOKEN_CHARS = 1000
+MAX_SENTENCE_TOKENS = 1000
+MAX_SENTENCE_CHARS = 10_000
+"""A token or sentence that grows past these is cut (a line of 1 MB without spaces)."""
+_PAD, _UNK = 0, 1
+_MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
+
+
+class CharTable:
+    """Characters -> (character id, category id); whitespace is one character, ``" "``."""
+
+    def __init__(self, itos: Sequence[str]):
+        self.itos = list(itos)
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+        self._classes = {c: i + 1 for i, c in enumerate(CLASSES)}
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> "CharTable":
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(text)
+        chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
+        return cls(["<pad>", "<unk>", " ", *chars])
+
+    def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """text -> character ids (N,) and category ids (N,), int64."""
+        text = "".join(" " if c.isspace() else c for c in text)
+        ids = [self.stoi.get(c, _UNK) for c in text]
+        classes = [self._classes.get(char_class(c), 1) for c in text]
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(classes, dtype=torch.long)
+
+
+class SegmenterNet(nn.Module):
+    """Embedding(chars) ++ Embedding(categories) -> bidirectional recurrent encoder -> Linear."""
+
+    def __init__(self, config: TokenizerConfig, num_chars: int):
+        super().__init__()
+        self.chars = nn.Embedding(num_chars, config.char_dim, padding_idx=_PAD)
+        self.classes = nn.Embedding(len(CLASSES) + 1, CLASS_DIM, padding_idx=_PAD)
+        self.encoder = RecurrentEncoder(
+            config.cell, config.char_dim + CLASS_DIM, config.hidden_dim, config.num_layers, True, config.dropout
+        )
+        self.output = nn.Linear(self.encoder.output_dim, NUM_LABELS)
+
+    def forward(self, chars: torch.Tensor, classes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """chars (B, T), classes (B, T) int64, lengths (B,) -> label scores (B, T, NUM_LABELS)."""
+        inputs = torch.cat([self.chars(chars), self.classes(classes)], dim=-1)
+        return self.output(self.encoder(inputs, lengths))
+
+
+@dataclass
+class Segmenter:
+    """A trained segmenter: the network, its characters, the multiword lexicon, dev scores."""
+
+    config: TokenizerConfig
+    net: SegmenterNet
+    table: CharTable
+    lexicon: Lexicon
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The weights, named ``segmenter.<name>`` for the checkpoint file."""
+        return {PREFIX + k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    def metadata(self) -> str:
+        """Characters, lexicon and scores as one JSON string for the checkpoint header."""
+        return json.dumps({"chars": self.table.itos, "lexicon": self.lexicon.to_dict(), "scores": self.scores})
+
+    @classmethod
+    def load(cls, config: TokenizerConfig, tensors: dict[str, torch.Tensor], metadata: str) -> "Segmenter":
+        """Undo ``tensors`` + ``metadata``; raises ValueError, KeyError or RuntimeError when they do not fit."""
+        meta = json.loads(metadata)
+        table = CharTable([str(c) for c in meta["chars"]])
+        net = SegmenterNet(config, len(table.itos))
+        net.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
+        net.eval()
+        return cls(config, net, table, Lexicon.from_dict(meta["lexicon"]), dict(meta.get("scores", {})))
+
+
+def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[list[int]]:
+    """The label of every core character of each window (argmax of the network's scores)."""
+    encoded = [table.encode(w.text) for w in windows]
+    lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
+    if int(lengths.max()) == 0:
+        return [[] for _ in windows]
+    chars = pad_sequence([e[0] for e in encoded], batch_first=True, padding_value=_PAD)
+    classes = pad_sequence([e[1] for e in encoded], batch_first=True, padding_value=_PAD)
+    with torch.no_grad():
+        best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
+    before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
+    best[:, :-1].masked_fill_(before_mark, INSIDE)
+    return [best[i, w.start : w.end].tolist() for i, w in enumerate(windows)]
+
+
+def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) -> Iterator[tuple[Window, list[int]]]:
+    batch: list[Window] = []
+    for window in windows:
+        batch.append(window)
+        if len(batch) >= batch_size:
+            yield from zip(batch, _label_batch(segmenter.net, segmenter.table, batch))
+            batch = []
+    if batch:
+        yield from zip(batch, _label_batch(segmenter.net, segmenter.table, batch))
+
+
+class _Assembler:
+    """Labelled characters -> tokens -> sentences, one window at a time."""
+
+    def __init__(self, lexicon: Lexicon | None):
+        self.lexicon = lexicon
+        self.partial = ""  # the characters of an unfinished token
+        self.sentence = TreebankSentence()
+        self.done: TreebankSentence | None = None  # finished; waits to learn the space after it
+        self.new_paragraph = False
+        self.chars = 0  # in the current sentence's tokens
+
+    def _token(self, form: str, label: int) -> Iterator[TreebankSentence]:
+        if self.done is not None:
+            yield self.done
+            self.done = None
+        words = [form] if self.lexicon is None else self.lexicon.expand(form, label in (MULTI, SENTENCE_MULTI))
+        if not self.sentence.tokens:
+            self.sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
+        self.sentence.tokens.append(Token(form, tuple(Word(w) for w in words), False, len(words) > 1))
+        self.chars += len(form)
+        too_long = len(self.sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
+        if label in (SENTENCE, SENTENCE_MULTI) or too_long:
+            yield from self._end_sentence()
+
+    def _end_sentence(self) -> Iterator[TreebankSentence]:
+        if self.sentence.tokens:
+            if self.done is not None:
+                yield self.done
+            self.done, self.sentence, self.chars = self.sentence, TreebankSentence(), 0
+
+    def _space(self) -> Iterator[TreebankSentence]:
+        if self.partial:
+            form, self.partial = self.partial, ""
+            yield from self._token(form, INSIDE)
+        last = self.sentence.tokens[-1] if self.sentence.tokens else (self.done.tokens[-1] if self.done else None)
+        if last is not None:
+            last.space_after = True
+
+    def add(self, window: Window, labels: list[int]) -> Iterator[TreebankSentence]:
+        if window.first:
+            self.new_paragraph = True
+        text = window.core
+        start = 0
+        for i, char in enumerate(text):
+            if char.isspace():
+                self.partial += text[start:i]
+                yield from self._space()
+                start = i + 1
+            elif labels[i] != INSIDE or i + 1 - start + len(self.partial) >= MAX_TOKEN_CHARS:
+                form, self.partial = self.partial + text[start : i + 1], ""
+                start = i + 1
+                yield from self._token(form, labels[i])
+        if start < len(text):
+            self.partial += text[start:]
+        if window.last:
+            if self.partial:
+                form, self.partial = self.partial, ""
+                yield from self._token(form, INSIDE)
+            yield from self._end_sentence()
+            if self.done is not None:
+                self.done.tokens[-1].space_after = True  # a paragraph's end, not text glued to what follows
+            if self.done is not None:
+                yield self.done
+                self.done = None
+
+
+def segment(
+    segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64
+) -> Iterator[TreebankSentence]:
+    """Raw text (any chunking: a string, a file's blocks) -> sentences of tokens, in order.
+
+    Paragraphs are separated by blank lines and always end a sentence; inside a paragraph a
+    line break is a space. Without a segmenter, tokens and sentences follow Unicode
+    categories (``rawtext.rule_labels``). Each sentence's ``joined()`` is its text.
+    """
+    windows = text_windows(chunks, WINDOW, CONTEXT)
+    if segmenter is None:
+        labelled: Iterable[tuple[Window, list[int]]] = ((w, rule_labels(w)) for w in windows)
+    else:
+        segmenter.net.eval()
+        labelled = _labelled(segmenter, windows, batch_size)
+    assembler = _Assembler(segmenter.lexicon if segmenter is not None else None)
+    for window, labels in labelled:
+        yield from assembler.add(window, labels)
+
+
+def wanted(config: Config, sentences: Sequence[TreebankSentence] | None) -> bool:
+    """Whether to train a segmenter: ``tokenizer.mode`` on, or auto and every sentence has ``# text``."""
+    mode = config.tokenizer.mode
+    if mode == "off":
+        return False
+    if config.data.format != "conllu":
+        if mode == "on":
+            raise ConfigError("tokenizer.mode: on needs data.format conllu (raw text comes from # text)")
+        return False
+    return mode == "on" or bool(sentences) and all(s.text is not None for s in sentences)
+
+
+def _stream(sentences: Sequence[TreebankSentence], table: CharTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training text, paragraphs joined by a space: character ids, category ids, labels (N,)."""
+    texts, labels = [], []
+    for text, paragraph_labels in labelled_paragraphs(sentences):
+        texts.append(text + " ")
+        labels.extend(paragraph_labels + [INSIDE])
+    chars, classes = table.encode("".join(texts))
+    return chars, classes, torch.tensor(labels, dtype=torch.long)
+
+
+def dev_scores(segmenter: Segmenter, gold: Sequence[TreebankSentence]) -> dict[str, float]:
+    """Tokens and Sentences F1 (CoNLL 2018) of segmenting ``gold``'s raw text, in percent."""
+    system = list(segment(segmenter, [raw_text(gold)]))
+    scores = conll18_evaluate(gold, system)
+    return {"tokens_f1": round(100 * scores["Tokens"].f1, 2), "sentences_f1": round(100 * scores["Sentences"].f1, 2),
+            "words_f1": round(100 * scores["Words"].f1, 2)}
+
+
+def _epoch(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], config: TokenizerConfig,
+           rng: random.Random, step: Callable[[float], None]) -> float:
+    """One pass over the training text in windows of ``config.window`` characters; the mean loss."""
+    chars, classes, labels = data
+    size = config.window
+    offset = rng.randrange(size)
+    starts = list(range(offset, len(chars) - size + 1, size)) or [0]
+    rng.shuffle(starts)
+    net.train()
+    total = 0.0
+    for first in range(0, len(starts), config.batch_size):
+        index = torch.tensor(starts[first : first + config.batch_size]).unsqueeze(1) + torch.arange(min(size, len(chars)))
+        batch_chars = chars[index].masked_fill(torch.rand(index.shape) < config.char_dropout, _UNK)
+        lengths = torch.full((index.size(0),), index.size(1), dtype=torch.long)
+        scores = net(batch_chars, classes[index], lengths)
+        loss = nn.functional.cross_entropy(scores.flatten(0, 1), labels[index].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        total += loss.item() * index.size(0)
+        step(total / (first + index.size(0)))
+    return total / len(starts)
+
+
+def train_segmenter(
+    config: Config, say: Callable[[str], None], progress: Callable[[int, int], Callable[[float], None]] | None = None
+) -> Segmenter | None:
+    """Train the segmenter of ``config.tokenizer`` on ``data.train`` (best epoch by dev Tokens +
+    Sentences F1), or return None when the config or the data asks for none.
+
+    ``say`` gets one line per epoch; ``progress(epoch, batches)`` may return a per-batch callback.
+    """
+    train_sentences = read_treebank(config.data.train) if config.data.format == "conllu" else None
+    if not wanted(config, train_sentences):
+        return None
+    assert train_sentences is not None
+    dev = read_treebank(config.data.dev)
+    settings = config.tokenizer
+    torch.manual_seed(config.train.seed)
+    rng = random.Random(config.train.seed)
+    table = CharTable.build(text for text, _ in labelled_paragraphs(train_sentences))
+    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
+    data = _stream(train_sentences, table)
+    optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
+    say(f"tokenizer: {len(data[0]):,} training characters, {len(table.itos)} characters known, "
+        f"{len(segmenter.lexicon.entries)} multiword tokens; {sum(p.numel() for p in segmenter.net.parameters()):,} parameters")
+    best, best_key, stale = None, -1.0, 0
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        batches = -(-max(1, (len(data[0]) - settings.window) // settings.window) // settings.batch_size)
+        step = progress(epoch, batches) if progress is not None else (lambda loss: None)
+        loss = _epoch(segmenter.net, optimizer, data, settings, rng, step)
+        scores = dev_scores(segmenter, dev)
+        key = scores["tokens_f1"] + scores["sentences_f1"]
+        improved = key > best_key
+        if improved:
+            best, best_key, stale = (deepcopy(segmenter.net.state_dict()), {"epoch": epoch, **scores}), key, 0
+        else:
+            stale += 1
+        say(f"tokenizer epoch {epoch:3d}  loss {loss:.4f}  dev tokens {scores['tokens_f1']:6.2f}  "
+            f"sentences {scores['sentences_f1']:6.2f}  {time.perf_counter() - started:6.1f} s" + ("  *best" if improved else ""))
+        if settings.patience and stale >= settings.patience:
+            say(f"tokenizer early stop: no dev improvement for {stale} epochs")
+            break
+    assert best is not None
+    segmenter.net.load_state_dict(best[0])
+    segmenter.net.eval()
+    segmenter.scores = {"dev_" + k if k != "epoch" else "best_epoch": v for k, v in best[1].items()}
+    return segmenter
+
+
+def training_phase(
+    config: Config, resumed: Segmenter | None, say: Callable[[str], None], console: Console, show_progress: bool
+) -> Segmenter | None:
+    """The segmenter phase of ``lstm-tag train``: the segmenter of the run being resumed, or a
+    newly trained one (with a progress bar when ``show_progress``), or None."""
+    if resumed is not None:
+        say(f"tokenizer: kept from the run being resumed (dev tokens {resumed.scores.get('dev_tokens_f1')}, "
+            f"sentences {resumed.scores.get('dev_sentences_f1')})")
+        return resumed
+    columns = (TextColumn("tokenizer epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not show_progress) as bar:
+
+        def progress(epoch: int, batches: int) -> Callable[[float], None]:
+            for task_id in list(bar.task_ids):
+                bar.remove_task(task_id)
+            task = bar.add_task("tokenizer", total=batches, epoch=epoch, loss=0.0)
+            return lambda loss: bar.update(task, advance=1, loss=loss)
+
+        try:
+            return train_segmenter(config, say, progress)
+        except KeyboardInterrupt:
+            raise UserError("interrupted while training the tokenizer: no checkpoint was written") from None

@@ -1,0 +1,22 @@
+"""memory.fix_mmap_threshold: set on glibc, left alone when the user set glibc's own variable."""
+
+from __future__ import annotations
+
+import ctypes.util
+import platform
+
+import pytest
+
+from lstm_tagger.memory import fix_mmap_threshold
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_fixed_on_glibc(monkeypatch):
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert ctypes.util.find_library("c")
+    assert fix_mmap_threshold() is True
+
+
+def test_user_setting_wins(monkeypatch):
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert fix_mmap_threshold() is False
