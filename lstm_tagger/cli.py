@@ -258,7 +258,7 @@ def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[
         yield io.BytesIO((text or "").encode("utf-8")), "<text>"
         return
     if file == "-":
-        yield sys.stdin.buffer, "<stdin>"
+        yield bounded_lines(sys.stdin.buffer, "<stdin>", DataError), "<stdin>"
         return
     try:
         handle = open(file, "rb")

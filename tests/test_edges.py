@@ -63,9 +63,9 @@ def test_checkpoint_metadata_of_the_wrong_type_is_one_line(tiny_run, tmp_path, c
 def test_vocabularies_that_disagree_with_the_weights_are_refused(tiny_run, tmp_path):
     words = vocab(tiny_run / BEST, "words")
     words["itos"].append("zebra")
-    tags = vocab(tiny_run / BEST, "tags")
-    tags["itos"].append("X")
-    for key, value in (("words", words), ("tags", tags)):
+    columns = vocab(tiny_run / BEST, "columns")  # format 2: each column's tags (``tags`` repeats the first)
+    columns["upos"]["itos"].append("X")
+    for key, value in (("words", words), ("columns", columns)):
         path = with_metadata(tiny_run / BEST, tmp_path / f"{key}.safetensors", **{key: json.dumps(value)})
         assert_one_line_error(runner.invoke(app, ["info", str(path)]), "weights do not match the hyper-parameters and vocabulary sizes")
 
@@ -108,12 +108,12 @@ def test_foreign_onnx_graph_carrying_our_metadata_is_refused(tiny_run, tmp_path)
     num_tags = len(json.loads(metadata["tags"])["itos"])
     wrong_size = tmp_path / "wrong-size.onnx"
     wrong_size.write_bytes(foreign_onnx(metadata, ["b", "t", num_tags + 1], [1, 1, num_tags + 1]))
-    with pytest.raises(ExportError, match=f"output is not a score for each of the {num_tags} tags"):
+    with pytest.raises(ExportError, match=rf"outputs are not a score for each tag of each column \({num_tags} upos\)"):
         load_onnx(wrong_size)
     lying = tmp_path / "lying.onnx"  # declares the right shape, returns another
     lying.write_bytes(foreign_onnx(metadata, ["b", "t", num_tags], [1, 1, num_tags]))
     result = runner.invoke(app, ["predict", "--onnx", str(lying), "The dog ate the apple"])
-    assert_one_line_error(result, f"{lying}: the network returned scores of shape (1, 1, {num_tags})")
+    assert_one_line_error(result, f"{lying}: the network returned upos scores of shape (1, 1, {num_tags})")
     tampered = dict(metadata, inputs=json.dumps(["words"]))
     (tmp_path / "tampered.onnx").write_bytes(foreign_onnx(tampered, ["b", "t", num_tags], [1, 1, num_tags]))
     assert_one_line_error(runner.invoke(app, ["predict", "--onnx", str(tmp_path / "tampered.onnx"), "a"]), "inputs ['words'] are not those")
