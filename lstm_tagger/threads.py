@@ -12,7 +12,7 @@ cores are faster. ``ThreadChooser`` measures and decides while training runs:
    best figure so far ends that candidate's probe at once, so probing a setting that
    collapses costs one batch.
 2. Watch: the median seconds per token of the last ``window`` batches is compared with the
-   best median seen since the probe; ``slowdown`` times slower (another program started)
+   best median seen since the probe; ``slowdown`` (2.5) times slower (another program started)
    probes again at once.
 3. Probe again every ``interval`` seconds anyway (another program may have stopped, which
    one thread does not feel): the interval doubles, up to ``max_interval``, each time a
@@ -85,7 +85,7 @@ class ThreadChooser:
         log: Callable[[str], None] = lambda message: None,
         probe_batches: int = 3,
         window: int = 8,
-        slowdown: float = 1.5,
+        slowdown: float = 2.5,
         give_up: float = 3.0,
         interval: float = 20.0,
         max_interval: float = 160.0,
