@@ -53,7 +53,7 @@ EXAMPLE_SENTENCES = 2
 """How many training sentences get a tag-score matrix in the report, before and after training."""
 
 RESUME_MAY_CHANGE = {("train", "epochs"), ("train", "patience"), ("train", "threads"), ("model", "max_parameters")}
-"""Config keys a ``--resume`` may change: they extend a run, set its speed or a limit, never its results."""
+"""Config keys a ``--resume`` may change: they extend a run, set its speed or a limit (a thread count can change float rounding)."""
 
 MATRIX_MAX_TAGS = 20
 """``train.report_matrices: null`` puts the tag-score matrices into the report up to this many tags."""
