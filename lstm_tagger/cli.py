@@ -30,7 +30,7 @@ from .config import load_config
 from .distributed import RankStopped
 from .download import DEFAULT_RELEASE, download_treebank
 from .errors import DataError, UserError
-from .files import bounded_lines, check_output
+from .files import bounded_lines, check_output, open_input
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_exported
 from .predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
@@ -257,17 +257,8 @@ def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[
     if file is None:
         yield io.BytesIO((text or "").encode("utf-8")), "<text>"
         return
-    if file == "-":
-        yield bounded_lines(sys.stdin.buffer, "<stdin>", DataError), "<stdin>"
-        return
-    try:
-        handle = open(file, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{file}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{file}: cannot read: {exc.strerror}") from None
-    with handle:
-        yield bounded_lines(handle, file, DataError), file
+    with open_input(file, DataError) as (handle, name):
+        yield bounded_lines(handle, name, DataError), name
 
 
 @app.command(

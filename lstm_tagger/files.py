@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import re
 import stat
 import tempfile
@@ -224,3 +225,19 @@ def run_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def open_input(file: str, error: type[UserError]) -> Iterator[tuple[BinaryIO, str]]:
+    """``file`` opened for binary reading (``-``: stdin) and the name its messages use."""
+    if file == "-":
+        yield sys.stdin.buffer, "<stdin>"
+        return
+    try:
+        handle = open(file, "rb")
+    except FileNotFoundError:
+        raise error(f"{file}: file not found") from None
+    except OSError as exc:
+        raise error(f"{file}: cannot read: {exc.strerror}") from None
+    with handle:
+        yield handle, file

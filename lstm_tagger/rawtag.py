@@ -16,6 +16,7 @@ from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_de
 from .conll18 import METRICS, evaluate
 from .conllu import COLUMNS
 from .errors import DataError
+from .files import open_input
 from .predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag
 from .rawtext import Token, TreebankSentence, Word, raw_text, read_treebank
 from .segment import segment
@@ -49,17 +50,8 @@ def read_text_chunks(handle: BinaryIO, name: str) -> Iterator[str]:
 
 def file_chunks(file: str) -> Iterator[str]:
     """The text of ``file`` (``-``: stdin) in decoded blocks (see ``read_text_chunks``)."""
-    if file == "-":
-        yield from read_text_chunks(sys.stdin.buffer, "<stdin>")
-        return
-    try:
-        handle = open(file, "rb")
-    except FileNotFoundError:
-        raise DataError(f"{file}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{file}: cannot read: {exc.strerror}") from None
-    with handle:
-        yield from read_text_chunks(handle, file)
+    with open_input(file, DataError) as (handle, name):
+        yield from read_text_chunks(handle, name)
 
 
 def tag_text(
