@@ -8,7 +8,6 @@ runs the pipeline on it and scores the result with the CoNLL 2018 metrics (``con
 from __future__ import annotations
 
 import codecs
-import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, TextIO
 
