@@ -2,20 +2,24 @@
 
 ``read_blocks`` cuts a file (any iterable of byte lines, so a file of any size streams)
 into ``Block``s: the lines of one sentence up to and including the blank line after it,
-each line kept exactly as read (line end, CRLF and a BOM included). Training, ``eval`` and
-``predict --input-format conllu`` all read through it; ``Block.filled`` writes a block back
-with only the model's columns replaced, so comments, multiword-token ranges, empty nodes,
-blank lines and every other column come back byte for byte.
+each line kept exactly as read (line end, CRLF and a BOM included). It is the one place
+that splits CoNLL-U lines, checks their IDs and names a bad line ``file:line``: training,
+``eval``, ``predict --input-format conllu`` and the segmenter's view of a treebank
+(``rawtext.read_treebank``: tokens, ranges, ``# text``) all read through it. ``Block.filled``
+writes a block back with only the model's columns replaced, so comments, multiword-token
+ranges, empty nodes, blank lines and every other column come back byte for byte.
 """
 
 from __future__ import annotations
 
+import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DataError
+from .files import read_bytes
 
 COLUMNS = {"upos": 3, "xpos": 4, "feats": 5}
 """The tag columns a model can learn -> their field index in a CoNLL-U word line."""
@@ -49,13 +53,17 @@ class Block:
 
     ``lines``: every original line, line ends kept; ``words``: the index in ``lines`` of each
     word line (multiword ranges and empty nodes are not words); ``fields``: the ten fields of
-    each word line; ``numbers``: the file line number of each word line.
+    each word line; ``numbers``: the file line number of each word line; ``ranges``: each
+    multiword-token range as (its index in ``lines``, its ten fields); ``comments``: the text of
+    each comment line (``# text = ...``), without its line end (or a BOM).
     """
 
     lines: list[str]
     words: list[int]
     fields: list[list[str]]
     numbers: list[int]
+    ranges: list[tuple[int, list[str]]] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
 
     @property
     def forms(self) -> list[str]:
@@ -82,14 +90,23 @@ class Block:
         return "".join(lines)
 
 
-def _word_fields(line: str, number: int, name: str | Path) -> list[str] | None:
-    """The ten fields of a word line, ``None`` for a range or empty node; ``DataError`` if malformed."""
+def _line_fields(line: str, number: int, name: str | Path, check_ranges: bool) -> list[str]:
+    """The ten fields of a word, range or empty-node line; ``DataError`` if malformed.
+
+    With ``check_ranges`` a range must also have a FORM and not end before it starts.
+    """
     fields = line.split("\t")
     if len(fields) != 10:
         raise DataError(f"{name}:{number}: expected 10 tab-separated columns, found {len(fields)}")
     token_id = fields[0]
     if _SKIPPED_ID.fullmatch(token_id):
-        return None
+        if check_ranges and "-" in token_id:
+            if not fields[1]:
+                raise DataError(f"{name}:{number}: empty FORM")
+            first, _, last = token_id.partition("-")
+            if int(first) > int(last):
+                raise DataError(f"{name}:{number}: bad multiword token range {token_id!r}")
+        return fields
     if not _WORD_ID.fullmatch(token_id):
         raise DataError(f"{name}:{number}: ID {token_id!r} is not a number (1, 2, ...), range (3-4) or empty node (8.1)")
     if not fields[1]:
@@ -98,14 +115,19 @@ def _word_fields(line: str, number: int, name: str | Path) -> list[str] | None:
 
 
 def read_blocks(
-    raw_lines: Iterable[bytes], name: str | Path, on_word: Callable[[list[str], int], None] | None = None
+    raw_lines: Iterable[bytes],
+    name: str | Path,
+    on_word: Callable[[list[str], int], None] | None = None,
+    check_ranges: bool = False,
 ) -> Iterator[Block]:
     """CoNLL-U byte lines (line ends kept, as iterating a binary file gives them) -> blocks, streaming.
 
     A block ends after a blank (or whitespace-only) line; a blank line that follows another
     is a block of its own, with no words. A malformed line raises ``DataError`` naming
     ``name`` and the line. ``on_word(fields, line_number)`` sees each word line as it is
-    read (before a later line of its block can fail).
+    read (before a later line of its block can fail). ``check_ranges``: a multiword-token
+    range must also have a FORM and not end before it starts (a reader of surface tokens,
+    the segmenter, needs both; the tagger skips ranges).
     """
     block = Block([], [], [], [])
     for number, line in decode_lines(raw_lines, name, keep_ends=True):
@@ -118,9 +140,12 @@ def read_blocks(
             block = Block([], [], [], [])
             continue
         if text.startswith("#"):
+            block.comments.append(text)
             continue
-        fields = _word_fields(text, number, name)
-        if fields is not None:
+        fields = _line_fields(text, number, name, check_ranges)
+        if "-" in fields[0]:
+            block.ranges.append((len(block.lines) - 1, fields))
+        elif "." not in fields[0]:  # an empty node is neither a word nor a token
             if on_word is not None:
                 on_word(fields, number)
             block.words.append(len(block.lines) - 1)
@@ -128,6 +153,16 @@ def read_blocks(
             block.numbers.append(number)
     if block.lines:
         yield block
+
+
+def read_file(
+    path: str | Path, on_word: Callable[[list[str], int], None] | None = None, check_ranges: bool = False
+) -> Iterator[Block]:
+    """The blocks of the CoNLL-U corpus file ``path`` (see ``read_blocks``). The file is read
+    here (a regular file, else one ``DataError`` line: ``PATH: is a directory, expected a
+    corpus file``); its lines are parsed as the iterator is consumed."""
+    path = Path(path)
+    return read_blocks(io.BytesIO(read_bytes(path, DataError, "corpus file")), path, on_word, check_ranges)
 
 
 def fresh_block(words: Sequence[str], columns: Mapping[str, Sequence[str]], sent_id: int, misc: Sequence[str] | None = None) -> str:

@@ -6,7 +6,6 @@ typo in a corpus is found at once rather than silently skipped.
 
 from __future__ import annotations
 
-import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .conllu import COLUMNS, decode_lines, read_blocks
+from .conllu import COLUMNS, decode_lines, read_file
 from .errors import DataError
 from .files import read_bytes
 
@@ -64,11 +63,11 @@ def read_conllu(path: str | Path, columns: Sequence[str] = ("upos",)) -> list[Se
             else:
                 present.add(column)
 
-    raw = io.BytesIO(read_bytes(path, DataError, "corpus file"))
+    blocks = read_file(path, check)
     try:
         sentences = [
             Sentence(tuple(block.forms), {column: tuple(block.column(column)) for column in columns})
-            for block in read_blocks(raw, path, check)
+            for block in blocks
             if block.words
         ]
     except DataError:
