@@ -1,7 +1,8 @@
 """Raw text and treebank tokens: what the segmenter learns from, and the text it reads.
 
 - ``read_treebank``: a CoNLL-U file as sentences of tokens (multiword tokens with their
-  words), each sentence's ``# text`` and its paragraph and document starts.
+  words), each sentence's ``# text`` and its paragraph and document starts, built from the
+  blocks of ``conllu.read_file`` (so its lines are split and checked as training's are).
 - ``paragraph_texts`` / ``raw_text``: the raw text of a treebank rebuilt from ``# text`` (or
   FORMs joined by ``SpaceAfter=No``), one paragraph per ``# newpar`` / ``# newdoc``.
 - ``labelled_paragraphs``: that text with one label per character (see ``INSIDE`` ...).
@@ -20,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .errors import DataError
-from .files import read_bytes
+from .conllu import MISC, Block, read_file
 
 INSIDE, TOKEN, MULTI, SENTENCE, SENTENCE_MULTI = range(5)
 """Character labels: inside a token (or whitespace), last character of a token, of a
@@ -82,65 +82,42 @@ def _word(fields: list[str]) -> Word:
     return Word(fields[1], fields[3], fields[4], fields[5])
 
 
-def _parse_line(sentence: TreebankSentence, fields: list[str], state: dict[str, Any], where: str) -> None:
-    """Add one token or word line to ``sentence``; ``state`` tracks an open multiword range."""
-    token_id, form = fields[0], fields[1]
-    if "." in token_id:
-        return  # empty node
-    if not form:
-        raise DataError(f"{where}: empty FORM")
-    space_after = "SpaceAfter=No" not in fields[9].split("|")
-    if "-" in token_id:
-        first, _, last = token_id.partition("-")
-        if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
-            raise DataError(f"{where}: bad multiword token range {token_id!r}")
-        sentence.tokens.append(Token(form, (), space_after, multiword=True))
-        state["open"] = int(last)
-        return
-    if not token_id.isdigit():
-        raise DataError(f"{where}: ID {token_id!r} is not a number, range or decimal")
-    if state.get("open") is not None and sentence.tokens:
-        token = sentence.tokens[-1]
-        token.words += (_word(fields),)
-        if int(token_id) >= state["open"]:
-            state["open"] = None
-        return
-    sentence.tokens.append(Token(form, (_word(fields),), space_after))
+def _sentence(block: Block) -> TreebankSentence:
+    """One block's tokens (a range opens a multiword token that takes the words up to its
+    last ID), its ``# text`` and whether ``# newpar`` / ``# newdoc`` starts it."""
+    sentence = TreebankSentence()
+    for comment in block.comments:
+        key, _, value = comment[1:].partition("=")
+        key = key.strip()
+        if key == "text":
+            sentence.text = value.strip()
+        elif key.startswith("newdoc"):
+            sentence.new_document = sentence.new_paragraph = True
+        elif key.startswith("newpar"):
+            sentence.new_paragraph = True
+    last: int | None = None  # the last word ID of the open multiword token
+    for _, fields in sorted([*zip(block.words, block.fields), *block.ranges], key=lambda line: line[0]):
+        space_after = "SpaceAfter=No" not in fields[MISC].split("|")
+        if "-" in fields[0]:
+            sentence.tokens.append(Token(fields[1], (), space_after, multiword=True))
+            last = int(fields[0].partition("-")[2])
+        elif last is not None:
+            sentence.tokens[-1].words += (_word(fields),)
+            if int(fields[0]) >= last:
+                last = None
+        else:
+            sentence.tokens.append(Token(fields[1], (_word(fields),), space_after))
+    return sentence
 
 
 def read_treebank(path: str | Path) -> list[TreebankSentence]:
-    """A CoNLL-U file's sentences with their tokens, ``# text`` and ``# newpar`` / ``# newdoc``."""
-    path = Path(path)
-    data = read_bytes(path, DataError, "corpus file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 (byte {exc.start + 1})") from None
-    sentences: list[TreebankSentence] = []
-    current, state = TreebankSentence(), {}
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
-        if not line.strip():
-            if current.tokens:
-                sentences.append(current)
-            current, state = TreebankSentence(), {}
-        elif line.startswith("#"):
-            key, _, value = line[1:].partition("=")
-            key = key.strip()
-            if key == "text":
-                current.text = value.strip()
-            elif key.startswith("newdoc"):
-                current.new_document = current.new_paragraph = True
-            elif key.startswith("newpar"):
-                current.new_paragraph = True
-        else:
-            fields = line.split("\t")
-            if len(fields) != 10:
-                raise DataError(f"{path}:{number}: expected 10 tab-separated columns, found {len(fields)}")
-            _parse_line(current, fields, state, f"{path}:{number}")
-    if current.tokens:
-        sentences.append(current)
-    return sentences
+    """A CoNLL-U file's sentences with their tokens, ``# text`` and ``# newpar`` / ``# newdoc``.
+
+    The lines are read and checked by ``conllu.read_file``, as training reads them; empty
+    nodes are skipped, and a sentence with no token is none.
+    """
+    sentences = (_sentence(block) for block in read_file(path, check_ranges=True))
+    return [sentence for sentence in sentences if sentence.tokens]
 
 
 def token_spans(sentence: TreebankSentence) -> tuple[str, list[tuple[int, int]]]:

@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, load_config
 from lstm_tagger.checkpoint import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.errors import CheckpointError, ConfigError
+from lstm_tagger.data import read_conllu
+from lstm_tagger.errors import CheckpointError, ConfigError, DataError
 from lstm_tagger.rawtext import Lexicon, labelled_paragraphs, raw_text, read_treebank, text_windows
 from lstm_tagger.segment import MAX_TOKEN_CHARS, segment, train_segmenter
 
-from conftest import ROOT
+from conftest import ROOT, assert_one_line_error
 
 runner = CliRunner()
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -177,6 +178,83 @@ def test_labels_and_text_from_the_treebank(tmp_path):
     assert text == "Don't stop. We can't stop now." and len(labels) == len(text)
     assert [text[i] for i, label in enumerate(labels) if label] == ["t", "p", ".", "e", "t", "p", "w", "."]
     assert [label for label in labels if label] == [2, 1, 3, 1, 2, 1, 1, 3]
+
+
+# A multiword token, SpaceAfter=No, an empty node, # newdoc / # newpar, a sentence without # text.
+CRAFTED = """# newdoc id = d1
+# sent_id = 1
+# text = Don't go.
+1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_
+1\tDo\tdo\tAUX\tVB\tMood=Imp\t3\taux\t_\t_
+2\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_\t_
+3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\tSpaceAfter=No
+3.1\twent\tgo\tVERB\tVBD\t_\t_\t_\t0:root\t_
+4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
+
+# newpar
+# sent_id = 2
+1\tYes\tyes\tINTJ\tUH\t_\t0\troot\t_\tSpaceAfter=No|Gloss=yes
+2\t!\t!\tPUNCT\t.\t_\t1\tpunct\t_\t_
+
+# sent_id = 3
+# text = Fine.
+1\tFine\tfine\tADJ\tJJ\t_\t0\troot\t_\tSpaceAfter=No
+2\t.\t.\tPUNCT\t.\t_\t1\tpunct\t_\t_
+"""
+
+
+def test_the_segmenters_view_of_a_crafted_treebank(tmp_path):
+    (tmp_path / "c.conllu").write_text(CRAFTED, encoding="utf-8")
+    sentences = read_treebank(tmp_path / "c.conllu")
+    tokens = [[(t.form, [w.form for w in t.words], t.space_after, t.multiword) for t in s.tokens] for s in sentences]
+    assert tokens == [
+        [("Don't", ["Do", "n't"], True, True), ("go", ["go"], False, False), (".", ["."], True, False)],
+        [("Yes", ["Yes"], False, False), ("!", ["!"], True, False)],
+        [("Fine", ["Fine"], False, False), (".", ["."], True, False)],
+    ]
+    assert [s.text for s in sentences] == ["Don't go.", None, "Fine."]
+    assert [(s.new_paragraph, s.new_document) for s in sentences] == [(True, True), (True, False), (False, False)]
+    assert [w.feats for w in sentences[0].tokens[0].words] == ["Mood=Imp", "Polarity=Neg"]
+    assert raw_text(sentences) == "Don't go.\n\nYes! Fine.\n"  # no # text: FORMs joined by SpaceAfter
+    training = read_conllu(tmp_path / "c.conllu", ["upos", "xpos"])  # the same words as the tagger's
+    assert [list(s.words) for s in training] == [s.words for s in sentences]
+    assert [list(s.columns["upos"]) for s in training] == [[w.upos for t in s.tokens for w in t.words] for s in sentences]
+
+
+@pytest.mark.parametrize(
+    "line, bad",
+    [
+        (b"2\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_", "expected 10 tab-separated columns, found 9"),
+        (b"2\t\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_\t_", "empty FORM"),
+        (b"2a\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_\t_", "ID '2a' is not a number"),
+        (b"2.x\tn't\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_\t_", "ID '2.x' is not a number"),
+        (b"2\tn\x92t\tnot\tPART\tRB\tPolarity=Neg\t3\tadvmod\t_\t_", "not UTF-8 (byte 4 of the line)"),
+    ],
+)
+def test_a_bad_line_is_the_same_error_for_the_segmenter_as_for_training(tiny_run, tmp_path, line, bad):
+    lines = CRAFTED.encode("utf-8").split(b"\n")
+    lines[5] = line  # the sixth line, the word n't
+    path = tmp_path / "bad.conllu"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(DataError) as training:
+        read_conllu(path)
+    with pytest.raises(DataError) as segmenter:
+        read_treebank(path)
+    assert str(segmenter.value) == str(training.value) and str(training.value).startswith(f"{path}:6: {bad}")
+    assert "\n" not in str(training.value)
+    result = runner.invoke(app, ["eval", "-m", str(tiny_run), "--raw", "--data", str(path)])
+    assert_one_line_error(result, f"lstm-tag: error: {training.value}\n")
+
+
+def test_the_segmenter_needs_what_the_tagger_skips_in_a_range(tmp_path):
+    """A range without FORM or ending before it starts: the tagger skips the line, the segmenter cannot."""
+    path = tmp_path / "r.conllu"
+    for range_line, error in (("1-2\t\t", "empty FORM"), ("2-1\tDon't\t", "bad multiword token range '2-1'")):
+        path.write_text(CRAFTED.replace("1-2\tDon't\t", range_line), encoding="utf-8")
+        assert [s.words for s in read_conllu(path)][0] == ("Do", "n't", "go", ".")
+        with pytest.raises(DataError) as caught:
+            read_treebank(path)
+        assert str(caught.value) == f"{path}:4: {error}"
 
 
 def test_lexicon_expands_with_case_and_splits_unseen_possessives(tmp_path):
