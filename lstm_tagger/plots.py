@@ -89,10 +89,30 @@ def plot_confusion_matrix(labels: list[str], counts: list[list[int]], path: Path
     matrix = np.asarray(counts, dtype=float).reshape(-1, len(labels)) if labels else np.zeros((0, 0))
     if matrix.shape != (len(labels), len(labels)):
         raise ValueError(f"plot_confusion_matrix: counts must be {len(labels)}x{len(labels)}, got {matrix.shape}")
+    if len(labels) > MAX_PLOTTED_TAGS:
+        labels, matrix = _pool_rare(labels, matrix)
+        title = f"{title} ({MAX_PLOTTED_TAGS - 1} most frequent gold tags)"
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
     with plt.rc_context(PLAIN_TEXT):
         return _save(_confusion(labels, totals, share, title), path)
+
+
+MAX_PLOTTED_TAGS = 40
+"""A confusion matrix of more tags pools the rarer ones into one row and column: the figure's
+side grows with the tag count (230 FEATS values would be a 17,000-pixel, 1 GB image)."""
+OTHER = "(other)"
+
+
+def _pool_rare(labels: list[str], matrix: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(n,) labels, (n, n) counts -> the ``MAX_PLOTTED_TAGS - 1`` tags with the most gold tokens
+    (in their order) and ``OTHER`` for the rest, with every count kept in its pooled cell."""
+    keep = np.sort(np.argsort(-matrix.sum(axis=1), kind="stable")[: MAX_PLOTTED_TAGS - 1])
+    group = np.full(len(labels), len(keep))  # each tag's row/column in the pooled matrix
+    group[keep] = np.arange(len(keep))
+    pooled = np.zeros((len(keep) + 1, len(keep) + 1))
+    np.add.at(pooled, (group[:, None], group[None, :]), matrix)
+    return [labels[i] for i in keep] + [OTHER], pooled
 
 
 def _confusion(labels: list[str], totals: np.ndarray, share: np.ndarray, title: str):

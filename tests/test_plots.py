@@ -111,3 +111,27 @@ def test_writes_are_atomic(tmp_path, monkeypatch, figures):
     assert writes == [target, tmp_path / "lc.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lc.png", "out.png"]
     assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_confusion_matrix_of_many_tags_pools_the_rare_ones(tmp_path, strict, figures, monkeypatch):
+    shown = []
+    real_imshow = plt.Axes.imshow
+    monkeypatch.setattr(plt.Axes, "imshow", lambda self, x, *a, **k: (shown.append(np.array(x)), real_imshow(self, x, *a, **k))[1])
+    n = 230  # as many as EWT's FEATS values: unpooled, a figure of about 17,000 pixels a side
+    labels = [f"T{i}" for i in range(n)]
+    counts = [[0] * n for _ in range(n)]
+    for i in range(n):
+        counts[i][i] = 10 + i  # the frequent tags are the last ones
+    counts[0][229] = 5  # a rare tag predicted as the most frequent one: kept in the pooled row
+    path = plots.plot_confusion_matrix(labels, counts, tmp_path / "many.png", "feats")
+    assert_png(path)
+    ax = figures[-1].axes[0]
+    kept = [f"T{i}" for i in range(n - plots.MAX_PLOTTED_TAGS + 1, n)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == kept + [plots.OTHER]
+    assert ax.get_title() == f"feats ({plots.MAX_PLOTTED_TAGS - 1} most frequent gold tags)"
+    share = shown[-1] / 100
+    assert share.shape == (plots.MAX_PLOTTED_TAGS, plots.MAX_PLOTTED_TAGS)
+    other_gold = sum(10 + i for i in range(n - plots.MAX_PLOTTED_TAGS + 1)) + 5
+    assert share[-1, -2] == pytest.approx(5 / other_gold)  # T0 -> T229, pooled
+    header = path.read_bytes()[16:24]  # the PNG's IHDR: width, height
+    assert max(int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) < 4000
