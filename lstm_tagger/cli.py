@@ -522,7 +522,7 @@ def runs_cli(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run directories."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List the runs under runs/: name, date, training data, cell, epochs, best dev and test accuracy."""
+    """List the runs under runs/: name, date, training corpus, recipe (tag columns, characters, output layer, cell), epochs, best dev and test accuracy."""
     records = list_runs(runs_dir)
     if as_json:
         print(json.dumps(records))
@@ -541,7 +541,7 @@ def info_cli(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory [default: the newest run's best model]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Show what a checkpoint holds: hyper-parameters, vocabulary and tag-set sizes, training data, metrics."""
+    """Show what a checkpoint holds: recipe, data (files, format, tag columns), hyper-parameters, vocabulary and tag sets, metrics."""
     with _user_errors():
         info = checkpoint_info(model)
     if as_json:
