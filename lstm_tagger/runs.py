@@ -51,6 +51,20 @@ def recipe(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def upos_on_test(checkpoint: str | Path) -> dict[str, Any]:
+    """The test UPOS accuracy of a run's best checkpoint, from the run's ``report.json`` (its
+    test scores are the best checkpoint's): ``{"test_upos": fraction, "test_data": the test
+    file}``, both ``None`` for a checkpoint that is not a run's ``model-best``, a run without a
+    test set, or a model that learns no UPOS (the checkpoint itself holds only dev figures)."""
+    checkpoint = Path(checkpoint)
+    test = _test_scores(checkpoint.parent) if checkpoint.name == BEST else None
+    upos = (test.get("columns") or {}).get("upos") if isinstance(test, dict) else None
+    accuracy = upos.get("accuracy") if isinstance(upos, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
+        return {"test_upos": None, "test_data": None}
+    return {"test_upos": float(accuracy), "test_data": str(test.get("data")) if test.get("data") is not None else None}
+
+
 def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     """One record per run directory under ``runs_dir`` (those with a ``config.yaml``), oldest first.
 
