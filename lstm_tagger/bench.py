@@ -20,6 +20,10 @@ Six measurements, each printed as a progress line on stderr while it runs:
 6. the machine: CPU model, cores, threads, load, torch and Python versions, date
    (``flops.machine_info``).
 
+The result also names the recipe (the config file's stem) and, when the tagged model is a
+run's best checkpoint whose report has test scores, its test UPOS accuracy
+(``model.test_upos``; see ``runs.upos_on_test``): ``lstm-tag frontier`` plots the two.
+
 This module is the harness (subprocesses, timing, the table); what is counted and what
 the machine is lives in ``flops.py``.
 
@@ -54,6 +58,8 @@ from .errors import UserError
 from .files import atomic_write_text, make_dir
 from .flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape, parameter_count
 from .predict import DEFAULT_BATCH_SIZE, tag
+from .report import percent
+from .runs import upos_on_test
 
 DEFAULT_TOKENS = 1_000_000
 DEFAULT_EPOCHS = 2
@@ -330,6 +336,7 @@ def _bench(
     load_before = load_average()
     result: dict[str, Any] = {
         "config": str(config_path),
+        "recipe": config_path.stem,
         "overrides": list(overrides),
         "corpus": {"train": config.data.train, "tagging": corpus_path},
         "machine": machine_info(),
@@ -345,7 +352,10 @@ def _bench(
         else:
             result["train"] = None
             checkpoint_path = given
-        result["model"] = {"path": str(checkpoint_path), "trained_here": given is None, "kept": given is not None or run_dir is not None}
+        result["model"] = {
+            "path": str(checkpoint_path), "trained_here": given is None, "kept": given is not None or run_dir is not None,
+            **upos_on_test(checkpoint_path),
+        }
 
         result["tagging"] = _tagging(checkpoint_path, sentences, corpus_path, tokens, small_batch, scale_check, threads, work, say)
         checkpoint = load_checkpoint(checkpoint_path)
@@ -424,6 +434,9 @@ def print_bench(console: Console, result: dict[str, Any]) -> None:
         table.add_row(f"peak RSS x{scale['factor']} tokens", f"{scale['rss_ratio']:.2f}x", f"{scale['peak_rss_mib']:,.1f} MiB at {scale['tokens']:,} tokens")
     table.add_row("latency, one sentence", f"{latency['median_ms']:.2f} ms", f"p95 {latency['p95_ms']:.2f} ms over {latency['sentences']} sentences")
     table.add_row("parameters", f"{model['parameters']:,}", model["path"])
+    known = model["test_upos"] is not None
+    table.add_row("test UPOS", f"{percent(model['test_upos'])} %" if known else "-",
+                  model["test_data"] if known else "no test scores in this checkpoint's run (report.json)")
     added = ", ".join(model["added_analytically"]) or "none"
     table.add_row("FLOPs per token", f"{model['flops_per_token']:,.0f}", f"forward; analytic for: {added}")
     table.add_row("matmul GFLOP/s", f"{mm['square']['gflops']:,.1f}", f"{SQUARE}^3 float32, {mm['threads']} thread(s)")

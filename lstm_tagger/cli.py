@@ -33,6 +33,7 @@ from .errors import DataError, UserError
 from .files import bounded_lines, check_output, open_input
 from .evaluate import evaluate_model
 from .export import FORMATS, export_model, load_onnx, tag_exported
+from .frontier import frontier, frontier_table
 from .predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
 from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
 from .report import print_scores
@@ -522,7 +523,7 @@ def runs_cli(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run directories."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List the runs under runs/: name, date, training data, cell, epochs, best dev and test accuracy."""
+    """List the runs under runs/: name, date, training corpus, recipe (tag columns, characters, output layer, cell), epochs, best dev and test accuracy."""
     records = list_runs(runs_dir)
     if as_json:
         print(json.dumps(records))
@@ -541,7 +542,7 @@ def info_cli(
     model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory [default: the newest run's best model]."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Show what a checkpoint holds: hyper-parameters, vocabulary and tag-set sizes, training data, metrics."""
+    """Show what a checkpoint holds: recipe, data (files, format, tag columns), hyper-parameters, vocabulary and tag sets, metrics."""
     with _user_errors():
         info = checkpoint_info(model)
     if as_json:
@@ -599,6 +600,32 @@ def bench_cli(
         )
     print_bench(_wide_console(), result)
     print(f"bench written to {destination}")
+
+
+@app.command(
+    "frontier",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag bench configs/ud_ewt_fast.yaml --model runs/ewt-fast --output runs/bench-ud_ewt_fast.json\n\n"
+        "  lstm-tag frontier runs/bench-ud_ewt_fast.json runs/bench-ud_ewt.json --output frontier.png"
+    ),
+)
+def frontier_cli(
+    bench_files: List[Path] = typer.Argument(..., metavar="BENCH_JSON", help="JSON files of lstm-tag bench CONFIG --model RUN (the run must have test scores)."),
+    output: Path = typer.Option(..., "--output", "-o", help="PNG file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the points as one JSON object instead of a table."),
+) -> None:
+    """Plot test UPOS against whole-process tagging speed for each benchmarked recipe, beside spaCy's small English pipeline and UDPipe 1."""
+    with _user_errors():
+        result = frontier(bench_files, output, force=force)
+    if result["note"]:
+        print(f"lstm-tag: {result['note']}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result))
+        return
+    _wide_console().print(frontier_table(result))
+    print(f"frontier written to {output}")
 
 
 if __name__ == "__main__":  # pragma: no cover

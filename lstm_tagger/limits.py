@@ -20,6 +20,8 @@ MAX_YAML_DEPTH = 20
 """Mappings and lists nest at most 20 deep in a config file."""
 MAX_YAML_ALIASES = 100
 """A config file may use at most 100 aliases (``*name``), and each only of a scalar."""
+MAX_BENCH_BYTES = 1 << 20
+"""A ``lstm-tag bench`` JSON file read by ``lstm-tag frontier`` is at most 1 MiB."""
 MAX_LINE_BYTES = 1 << 20
 """A line read from a stream (``predict --file``, stdin) is at most 1 MiB."""
 MAX_SEED = 2**64 - 1

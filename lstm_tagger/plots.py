@@ -1,4 +1,5 @@
-"""PNG plots of a run: learning curves from metrics.jsonl and a confusion matrix of tags.
+"""PNG plots of a run: learning curves from metrics.jsonl and a confusion matrix of tags; and
+the frontier of accuracy against speed across recipes (``frontier.py``).
 
 Rendering uses matplotlib's headless "Agg" backend; every PNG is written atomically.
 """
@@ -14,7 +15,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from .files import atomic_write_bytes  # noqa: E402
 
@@ -139,5 +140,58 @@ def _confusion(labels: list[str], totals: np.ndarray, share: np.ndarray, title: 
                 text = f"{value:.0f}" if value >= 9.5 else f"{value:.1f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
                         color="white" if value > 55 else "black")
+    ax.set_title(title)
+    return fig
+
+
+FRONTIER_STYLES = {
+    "lstm-tag": {"marker": "o", "color": "tab:blue", "label": "lstm-tag recipes: whole process (lstm-tag predict --file, start-up included)"},
+    "outside": {"marker": "D", "color": "tab:orange", "label": "other systems: in process, loading not counted (same kind of machine)"},
+}
+
+
+def plot_frontier(points: list[dict], path: Path, title: str) -> Path:
+    """Plot test UPOS accuracy against tagging speed, one labelled point each; return ``path``.
+
+    ``points``: ``frontier.frontier``'s, each with "label", "system" (``lstm-tag`` or ``outside``),
+    "test_upos" (a fraction in [0, 1]) and "tokens_per_second" (> 0). Speed on a log x axis,
+    accuracy in % on y; lstm-tag's recipes and the other systems marked apart, with a legend
+    that says how each speed was measured. Writes a PNG to ``path``, titled ``title``.
+    Raises ValueError if there are no points.
+    """
+    if not points:
+        raise ValueError("plot_frontier: no points")
+    with plt.rc_context(PLAIN_TEXT):
+        return _save(_frontier(points, title), path)
+
+
+def _speed_tick(value: float, _position: int) -> str:
+    """A tokens/s tick: ``500``, ``20k``, ``1.5M``."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def _frontier(points: list[dict], title: str):
+    fig, ax = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
+    for system, style in FRONTIER_STYLES.items():
+        chosen = [p for p in points if p["system"] == system]
+        if not chosen:
+            continue
+        speeds = [float(p["tokens_per_second"]) for p in chosen]
+        accuracies = [100.0 * float(p["test_upos"]) for p in chosen]
+        ax.scatter(speeds, accuracies, s=55, zorder=3, **style)
+        for point, x, y in zip(chosen, speeds, accuracies):
+            ax.annotate(f"{point['label']} ({y:.2f})", (x, y), xytext=(7, 5), textcoords="offset points", fontsize=9)
+    ax.set_xscale("log")
+    ax.margins(x=0.25, y=0.2)  # room for the labels, on the log axis too
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(_speed_tick))  # 20k, not 2x10^4 (mathematics is off)
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("tagging speed (tokens/s, log scale)")
+    ax.set_ylabel("test UPOS accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
     ax.set_title(title)
     return fig

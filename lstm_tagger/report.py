@@ -28,7 +28,7 @@ def percent(value: float | None, count: int = 1) -> str:
     return f"{100 * value:.2f}" if count else "n/a"
 
 
-def _figure(value: Any) -> str:
+def figure(value: Any) -> str:
     """A count with thousands separators (``25,094``); anything else as it is."""
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
@@ -50,22 +50,22 @@ def _summary_rows(scores: dict[str, Any]) -> list[tuple[str, ...]]:
     columns = list(columns_of(scores).values())
     first = columns[0]
     rows = [
-        ("token accuracy", *(percent(c["accuracy"]) for c in columns), _figure(first["tokens"])),
+        ("token accuracy", *(percent(c["accuracy"]) for c in columns), figure(first["tokens"])),
         ("macro-F1 (mean over tags)", *(percent(c["macro_f1"], len(c["per_tag"])) for c in columns),
          " / ".join(f"{len(c['per_tag'])}" for c in columns) + " tags"),
-        ("sentence accuracy", *(percent(c["sentence_accuracy"]) for c in columns), _figure(first["sentences"])),
-        ("known words", *(percent(c["known_accuracy"], c["known_tokens"]) for c in columns), _figure(first["known_tokens"])),
-        ("unknown (OOV) words", *(percent(c["oov_accuracy"], c["oov_tokens"]) for c in columns), _figure(first["oov_tokens"])),
+        ("sentence accuracy", *(percent(c["sentence_accuracy"]) for c in columns), figure(first["sentences"])),
+        ("known words", *(percent(c["known_accuracy"], c["known_tokens"]) for c in columns), figure(first["known_tokens"])),
+        ("unknown (OOV) words", *(percent(c["oov_accuracy"], c["oov_tokens"]) for c in columns), figure(first["oov_tokens"])),
     ]
     if "all_tags" in scores:
         all_tags = scores["all_tags"]
-        rows.append(("all tags right", *([percent(all_tags["accuracy"])] + [""] * (len(columns) - 1)), _figure(all_tags["tokens"])))
+        rows.append(("all tags right", *([percent(all_tags["accuracy"])] + [""] * (len(columns) - 1)), figure(all_tags["tokens"])))
     return rows
 
 
 def _tag_rows(scores: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     return [
-        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), _figure(s["support"]))
+        (tag, percent(s["precision"]), percent(s["recall"]), percent(s["f1"]), figure(s["support"]))
         for tag, s in scores["per_tag"].items()
     ]
 
@@ -85,7 +85,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     parts = [f"# {report['title']}"]
     training = report.get("training")
     if training:
-        parts.append(_md_table(["", ""], [(k, _figure(v)) for k, v in training.items()]))
+        parts.append(_md_table(["", ""], [(k, figure(v)) for k, v in training.items()]))
     for what, file in (report.get("plots") or {}).items():
         parts.append(f"![{what}]({file})")
     for name, scores in report["results"].items():

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
-from .config import parse_yaml
+from .config import DataConfig, ModelConfig, parse_yaml
 from .errors import UserError
 from .flops import parameter_count
 from .report import column_accuracies, percent
@@ -32,14 +32,49 @@ def _test_scores(run: Path) -> dict[str, Any] | None:
         return None
 
 
+def recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """What tells one model apart from another trained on the same data, from a config's mapping
+    (missing keys take the config's defaults): ``columns`` (the tag columns learnt, e.g.
+    ``["upos", "xpos", "feats"]``), ``chars`` (``none``, ``cnn`` or ``lstm``), ``output`` (each
+    column's output layer, ``{"upos": "crf", "feats": "softmax"}``) and ``cell``."""
+    data, model = config.get("data") or {}, config.get("model") or {}
+    columns = data.get("columns", DataConfig.model_fields["columns"].default)
+    if not isinstance(columns, list):
+        raise TypeError(f"data.columns is not a list: {columns!r}")
+    output = model.get("output", ModelConfig.model_fields["output"].default)
+    per_column = model.get("output_per_column") or {}
+    return {
+        "columns": columns,
+        "chars": str(model.get("char_encoder", ModelConfig.model_fields["char_encoder"].default)),
+        "output": {column: str(per_column.get(column, output)) for column in columns},
+        "cell": str(model.get("cell", ModelConfig.model_fields["cell"].default)),
+    }
+
+
+def upos_on_test(checkpoint: str | Path) -> dict[str, Any]:
+    """The test UPOS accuracy of a run's best checkpoint, from the run's ``report.json`` (its
+    test scores are the best checkpoint's): ``{"test_upos": fraction, "test_data": the test
+    file}``, both ``None`` for a checkpoint that is not a run's ``model-best``, a run without a
+    test set, or a model that learns no UPOS (the checkpoint itself holds only dev figures)."""
+    checkpoint = Path(checkpoint)
+    test = _test_scores(checkpoint.parent) if checkpoint.name == BEST else None
+    upos = (test.get("columns") or {}).get("upos") if isinstance(test, dict) else None
+    accuracy = upos.get("accuracy") if isinstance(upos, dict) else None
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
+        return {"test_upos": None, "test_data": None}
+    return {"test_upos": float(accuracy), "test_data": str(test.get("data")) if test.get("data") is not None else None}
+
+
 def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     """One record per run directory under ``runs_dir`` (those with a ``config.yaml``), oldest first.
 
-    Each has ``name``, ``date`` (of the last write), ``train`` (the training file),
-    ``cell``, ``epochs`` (finished), ``best_dev_accuracy`` and ``test_accuracy`` (fractions, the
-    first tag column's, or ``None`` while unknown, e.g. for a run still in its first epoch),
-    ``test_columns``: with several tag columns, each one's test accuracy and ``all_tags``, and
-    ``damaged``: ``None``, or why the run's files could not be read (the other fields are then ``?`` or ``None``).
+    Each has ``name``, ``date`` (of the last write), ``train`` (the training file's path as the
+    run's config gives it: absolute for a run of ``lstm-tag train``), ``format`` (``conllu`` or
+    ``tsv``), ``recipe`` (see ``recipe``), ``epochs`` (finished), ``best_dev_accuracy`` and
+    ``test_accuracy`` (fractions, the first tag column's, or ``None`` while unknown, e.g. for a run
+    still in its first epoch), ``test_columns``: with several tag columns, each one's test accuracy
+    and ``all_tags``, and ``damaged``: ``None``, or why the run's files could not be read (the other
+    fields are then ``?`` or ``None``).
     """
     records = []
     for run in sorted(Path(runs_dir).glob("*/config.yaml")):
@@ -48,7 +83,7 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             records.append(
-                {"name": run.parent.name, "path": str(run.parent), "date": "?", "train": "?", "cell": "?", "epochs": None,
+                {"name": run.parent.name, "path": str(run.parent), "date": "?", "train": "?", "format": "?", "recipe": None, "epochs": None,
                  "best_dev_accuracy": None, "test_accuracy": None, "test_columns": {}, "has_model": False, "damaged": reason}
             )
     return sorted(records, key=lambda r: r["date"])
@@ -67,8 +102,9 @@ def _record(run: Path) -> dict[str, Any]:
         "name": run.name,
         "path": str(run),
         "date": datetime.fromtimestamp(newest).strftime("%Y-%m-%d %H:%M"),
-        "train": Path(str(config.get("data", {}).get("train", "?"))).name,
-        "cell": str(config.get("model", {}).get("cell", "lstm")),
+        "train": str(config.get("data", {}).get("train", "?")),
+        "format": str(config.get("data", {}).get("format", DataConfig.model_fields["format"].default)),
+        "recipe": recipe(config),
         "epochs": len(history),
         "best_dev_accuracy": max((float(r["dev_accuracy"]) for r in history), default=None),
         "test_accuracy": test.get("accuracy") if isinstance(test, dict) else None,
@@ -79,12 +115,14 @@ def _record(run: Path) -> dict[str, Any]:
 
 
 def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
-    """What ``lstm-tag info`` shows: hyper-parameters, vocabulary and tag-set sizes, data, metrics."""
+    """What ``lstm-tag info`` shows: the recipe (see ``recipe``), hyper-parameters, vocabulary and
+    tag-set sizes, the data section of the config (files, format, columns, ...), metrics."""
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path)
     config = checkpoint.config.to_dict()
     return {
         "path": str(path),
+        "recipe": recipe(config),
         "model": config["model"],
         "parameters": parameter_count(checkpoint.model),
         "words": len(checkpoint.words),
@@ -96,17 +134,79 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
     }
 
 
+PATH_WIDTH = 40
+"""Characters a corpus path may take in ``lstm-tag runs``'s table before its middle folders give way to ``…``."""
+
+
+def _nearby(path: Path, cwd: Path, home: Path) -> str:
+    """``path`` relative to ``cwd`` when inside it, else with ``home`` as ``~``, else as it is."""
+    if path.is_relative_to(cwd):
+        return str(path.relative_to(cwd))
+    if home != Path(home.anchor) and path.is_relative_to(home):
+        return str(Path("~") / path.relative_to(home))
+    return str(path)
+
+
+def short_paths(paths: list[str], width: int = PATH_WIDTH, cwd: Path | None = None, home: Path | None = None) -> dict[str, str]:
+    """Each of ``paths`` (absolute) as ``lstm-tag runs`` shows it: relative to ``cwd`` when inside
+    it, else with ``home`` as ``~``; longer than ``width``, its middle folders become ``…``
+    (``/work/…/ud_english_ewt/en_ewt-ud-train.conllu``). The file name and its folder are always
+    kept, and as many more trailing folders as it takes to tell it from every other path given,
+    however long that makes it: two corpora named alike never look the same."""
+    cwd, home = cwd or Path.cwd(), home or Path.home()
+    distinct = sorted({Path(p) for p in paths})
+    shown = {}
+    for path in distinct:
+        need = 2  # the file and its folder: a treebank's folder names it
+        while need < len(path.parts) and any(o.parts[-need:] == path.parts[-need:] for o in distinct if o != path):
+            need += 1
+        near = _nearby(path, cwd, home)
+        parts = Path(near).parts
+        head = parts[:2] if Path(near).is_absolute() else parts[:1]  # "/work", "~" or the first folder
+        keep = min(need, len(parts))
+        while keep < len(parts) - len(head) and len(str(Path(*head, "…", *parts[-keep - 1 :]))) <= width:
+            keep += 1
+        whole = len(near) <= width or keep >= len(parts) - len(head)
+        shown[path] = near if whole else str(Path(*head, "…", *parts[-keep:]))
+    return {p: shown[Path(p)] for p in paths}
+
+
+def output_cell(output: dict[str, str]) -> str:
+    """A recipe's ``output`` in a few words: ``crf``, or ``crf (feats softmax)`` when columns differ."""
+    layers = list(output.values())
+    most = max(layers, key=layers.count) if layers else "?"
+    others = ", ".join(f"{column} {layer}" for column, layer in output.items() if layer != most)
+    return most + (f" ({others})" if others else "")
+
+
+def recipe_text(recipe_: dict[str, Any]) -> str:
+    """A recipe on one line: ``upos+xpos+feats, chars lstm, output crf (feats softmax), cell lstm``."""
+    return f"{'+'.join(recipe_['columns'])}, chars {recipe_['chars']}, output {output_cell(recipe_['output'])}, cell {recipe_['cell']}"
+
+
 def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
-    """``list_runs``'s records as the terminal table of ``lstm-tag runs``."""
-    table = Table(title=f"runs in {runs_dir}/", title_justify="left")
-    for column in ("name", "date", "train", "cell", "epochs", "best dev %", "test %"):
-        table.add_column(column, justify="right" if column in ("epochs", "best dev %", "test %") else "left")
+    """``list_runs``'s records as the terminal table of ``lstm-tag runs``: the corpus path shortened
+    by ``short_paths``, the recipe as tag columns (``upos+xpos``), characters, output layers and cell."""
+    # ten columns: one space between cells rather than two keeps a row within 140 characters
+    table = Table(title=f"runs in {runs_dir}/", title_justify="left", collapse_padding=True, pad_edge=False)
+    numbers = ("epochs", "best dev %", "test %")
+    for column in ("name", "date", "corpus", "tags", "chars", "output", "cell", *numbers):
+        # a narrow terminal wraps the other cells first, and folds rather than cuts any cell short
+        whole = column in ("name", "corpus")
+        table.add_column(column, justify="right" if column in numbers else "left", no_wrap=whole, overflow="fold")
+    paths = short_paths([r["train"] for r in records if not r["damaged"]])
     for r in records:
         if r["damaged"]:
-            table.add_row(escape(r["name"]), "?", escape(f"damaged: {r['damaged']}"), "?", "-", "-", "-")
+            table.add_row(escape(r["name"]), "?", escape(f"damaged: {r['damaged']}"), *"????", "-", "-", "-")
             continue
-        test = percent(r["test_accuracy"]) + "".join(f" {c} {percent(a)}" for c, a in list(r["test_columns"].items())[1:])
-        table.add_row(r["name"], r["date"], r["train"], r["cell"], str(r["epochs"]), percent(r["best_dev_accuracy"]), test)
+        others = list(r["test_columns"].items())[1:]  # with several columns: a line each, and all_tags
+        test = "\n".join([percent(r["test_accuracy"]), *(f"{c} {percent(a)}" for c, a in others)])
+        recipe_ = r["recipe"]
+        table.add_row(
+            escape(r["name"]), r["date"], escape(paths[r["train"]]), "+".join(recipe_["columns"]),
+            recipe_["chars"], output_cell(recipe_["output"]), recipe_["cell"], str(r["epochs"]),
+            percent(r["best_dev_accuracy"]), test,
+        )
     return table
 
 
@@ -115,15 +215,14 @@ def info_table(info: dict[str, Any]) -> Table:
     table = Table(title=info["path"], title_justify="left", show_header=False)
     table.add_column("key")
     table.add_column("value")
-    for section in ("model", "train"):
+    table.add_row("recipe", recipe_text(info["recipe"]))
+    for section in ("data", "model", "train"):
         for key, value in info[section].items():
-            table.add_row(f"{section}.{key}", str(value))
+            table.add_row(f"{section}.{key}", escape(str(value)))
     table.add_row("parameters", f"{info['parameters']:,}")
     table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
     for column, tags in info["columns"].items():
         table.add_row(f"tag set {column}", f"{len(tags)} tags: {' '.join(tags)}")
-    for key in ("train", "dev", "test"):
-        table.add_row(f"data.{key}", str(info["data"][key]))
     for key, value in info["metrics"].items():
         table.add_row(key, str(value))
     return table

@@ -13,9 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger.bench import bench, cycled_lines, write_token_file
-from lstm_tagger.checkpoint import BEST, load_checkpoint
+from lstm_tagger.checkpoint import BEST, LAST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.flops import flops_per_token, forward_flops
+from lstm_tagger.runs import upos_on_test
 
 from conftest import CLASSIC, ROOT, assert_one_line_error
 
@@ -39,8 +40,10 @@ def demo_bench(tmp_path_factory) -> tuple[dict, Path, Path]:
 
 
 def check_result(result: dict, trained: bool) -> None:
-    assert set(result) == {"config", "overrides", "corpus", "machine", "train", "model", "tagging", "latency", "matmul", "achieved", "contended"}
-    assert result["contended"] is False
+    assert set(result) == {
+        "config", "recipe", "overrides", "corpus", "machine", "train", "model", "tagging", "latency", "matmul", "achieved", "contended",
+    }
+    assert result["contended"] is False and result["recipe"] == "demo"
     machine = result["machine"]
     assert {"cpu", "cores", "torch_threads", "torch", "python", "date", "load_average"} <= set(machine)
     assert machine["cores"] >= 1 and machine["torch_threads"] >= 1 and machine["torch"] == torch.__version__
@@ -66,6 +69,9 @@ def check_result(result: dict, trained: bool) -> None:
     assert 0 < latency["median_ms"] <= latency["p95_ms"] <= latency["max_ms"]
 
     model = result["model"]
+    report = json.loads((Path(model["path"]).parent / "report.json").read_text())  # the run's, scored on the demo test set
+    assert model["test_upos"] == report["results"]["test"]["columns"]["upos"]["accuracy"] and 0 < model["test_upos"] < 1
+    assert model["test_data"] == report["results"]["test"]["data"] == str(ROOT / "data" / "demo" / "test.conllu")
     checkpoint = load_checkpoint(model["path"])
     assert model["parameters"] == sum(p.numel() for p in checkpoint.model.parameters())
     assert model["flops_per_token"] > 0 and model["counted_by_flop_counter"] > 0 and model["tokens"] > 0
@@ -99,7 +105,26 @@ def test_bench_cli_with_a_given_model(demo_bench, tmp_path):
     assert result.exit_code == 0, result.output
     assert "FLOPs per token" in result.stdout and f"bench written to {output}" in result.stdout
     assert "bench: tagging" in result.stderr and "bench: training" not in result.stderr
-    check_result(json.loads(output.read_text()), trained=False)
+    written = json.loads(output.read_text())
+    check_result(written, trained=False)
+
+    # lstm-tag frontier reads it back: the demo's test set is not EWT's, so the other systems stay out
+    plotted = runner.invoke(app, ["frontier", str(output), "--output", str(tmp_path / "f.png"), "--json"])
+    assert plotted.exit_code == 0, plotted.output
+    (point,) = json.loads(plotted.stdout)["points"]
+    assert point["label"] == "demo" and point["source"] == str(output) and point["system"] == "lstm-tag"
+    assert point["test_upos"] == written["model"]["test_upos"]
+    assert point["tokens_per_second"] == written["tagging"]["default_batch"]["tokens_per_second"]
+    assert "left out" in plotted.stderr and (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_only_a_runs_best_checkpoint_has_its_test_accuracy(demo_bench, tmp_path):
+    _, _, run_dir = demo_bench
+    assert upos_on_test(run_dir / BEST)["test_upos"] is not None
+    assert upos_on_test(run_dir / LAST) == {"test_upos": None, "test_data": None}  # the report scored the best one
+    lone = tmp_path / BEST
+    lone.write_bytes((run_dir / BEST).read_bytes())  # a checkpoint away from its run
+    assert upos_on_test(lone) == {"test_upos": None, "test_data": None}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -137,7 +137,7 @@ def test_truncated_checkpoint(demo_run, tmp_path):
 
 
 def test_help_has_examples():
-    for command in ("train", "predict", "eval", "download", "init", "runs", "info"):
+    for command in ("train", "predict", "eval", "download", "init", "runs", "info", "frontier"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Examples" in result.stdout, command
 

@@ -1,12 +1,15 @@
 """lstm-tag runs and lstm-tag info."""
 
 import json
+import shutil
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from lstm_tagger.cli import app
+from lstm_tagger.runs import output_cell, recipe, short_paths
 
-from conftest import assert_one_line_error, tiny_config
+from conftest import ROOT, assert_one_line_error, tiny_config
 
 runner = CliRunner()
 
@@ -26,7 +29,7 @@ def test_runs_lists_each_run_and_info_shows_a_checkpoint(tmp_path, monkeypatch):
     assert by_name["a"]["epochs"] == 3 and by_name["a"]["best_dev_accuracy"] == max(r["dev_accuracy"] for r in a_metrics)
     report = json.loads((runs / "a" / "report.json").read_text())
     assert by_name["a"]["test_accuracy"] == report["results"]["test"]["accuracy"]
-    assert by_name["b"]["cell"] == "gru" and by_name["b"]["test_accuracy"] is None
+    assert by_name["b"]["recipe"]["cell"] == "gru" and by_name["b"]["test_accuracy"] is None
     assert by_name["starting"]["epochs"] == 0 and by_name["starting"]["best_dev_accuracy"] is None
     table = runner.invoke(app, ["runs", "--runs-dir", str(runs)])
     assert table.exit_code == 0 and "best dev %" in table.stdout and "starting" in table.stdout
@@ -38,6 +41,104 @@ def test_runs_lists_each_run_and_info_shows_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shown = runner.invoke(app, ["info"])
     assert shown.exit_code == 0 and "model.hidden_dim" in shown.stdout
+
+
+DEMO = ("demo", "train.epochs=2", "tokenizer.mode=off")  # the runs test_export trains too
+RECIPES = {  # each differs from the demo recipe in one thing
+    "base": [],
+    "chars": ["model.char_encoder=cnn"],
+    "crf": ["model.output=crf"],
+    "xpos": ["data.columns=[upos,xpos]"],
+}
+
+
+def _rows(table: str) -> dict[str, dict[str, str]]:
+    """A rich table's first line of each row, as {first cell: {header: cell}}."""
+    lines = table.splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("┃")).split("┃")[1:-1]]
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    return {row[0]: dict(zip(header, row)) for row in cells if row[0]}
+
+
+def test_runs_show_the_recipe_of_each_run(trained_run, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for name, overrides in RECIPES.items():
+        shutil.copytree(trained_run(*DEMO, *overrides), runs / name)
+    records = {r["name"]: r for r in json.loads(runner.invoke(app, ["runs", "--runs-dir", str(runs), "--json"]).stdout)}
+    base = {"columns": ["upos"], "chars": "none", "output": {"upos": "softmax"}, "cell": "lstm"}
+    assert records["base"]["recipe"] == base
+    assert records["chars"]["recipe"] == {**base, "chars": "cnn"}
+    assert records["crf"]["recipe"] == {**base, "output": {"upos": "crf"}}
+    assert records["xpos"]["recipe"] == {**base, "columns": ["upos", "xpos"], "output": {"upos": "softmax", "xpos": "softmax"}}
+    assert {r["train"] for r in records.values()} == {str(ROOT / "data" / "demo" / "train.conllu")}  # the full path
+    assert {r["format"] for r in records.values()} == {"conllu"}
+
+    monkeypatch.chdir(ROOT)
+    rows = _rows(runner.invoke(app, ["runs", "--runs-dir", str(runs)]).stdout)
+    recipes = {name: (row["tags"], row["chars"], row["output"], row["cell"]) for name, row in rows.items()}
+    assert recipes == {
+        "base": ("upos", "none", "softmax", "lstm"),
+        "chars": ("upos", "cnn", "softmax", "lstm"),
+        "crf": ("upos", "none", "crf", "lstm"),
+        "xpos": ("upos+xpos", "none", "softmax", "lstm"),
+    }
+    assert {row["corpus"] for row in rows.values()} == {"data/demo/train.conllu"}  # relative to the current folder
+
+
+def test_info_shows_the_data_format_and_columns(trained_run):
+    run = trained_run(*DEMO, *RECIPES["xpos"])
+    info = json.loads(runner.invoke(app, ["info", str(run), "--json"]).stdout)
+    assert info["recipe"] == {"columns": ["upos", "xpos"], "chars": "none", "output": {"upos": "softmax", "xpos": "softmax"}, "cell": "lstm"}
+    assert info["data"]["format"] == "conllu" and info["data"]["columns"] == ["upos", "xpos"]
+    assert info["data"]["train"] == str(ROOT / "data" / "demo" / "train.conllu")
+    shown = runner.invoke(app, ["info", str(run)])
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in shown.stdout.splitlines() if line.startswith("│")}
+    assert rows["data.format"] == "conllu" and rows["data.columns"] == "['upos', 'xpos']"
+    assert rows["recipe"] == "upos+xpos, chars none, output softmax, cell lstm"
+    assert rows["data.unk_shapes"] == "True" and rows["data.dev"].endswith("dev.conllu")
+
+
+def test_recipe_names_each_columns_output_layer():
+    config = {"data": {"columns": ["upos", "xpos", "feats"]}, "model": {"output": "crf", "output_per_column": {"feats": "softmax"}}}
+    assert recipe(config) == {
+        "columns": ["upos", "xpos", "feats"], "chars": "none", "output": {"upos": "crf", "xpos": "crf", "feats": "softmax"}, "cell": "lstm",
+    }
+    assert output_cell(recipe(config)["output"]) == "crf (feats softmax)"
+    assert output_cell({"upos": "softmax", "xpos": "crf"}) == "softmax (xpos crf)"  # a tie: the first column's
+    assert recipe({"data": {"train": "x.conllu"}}) == {"columns": ["upos"], "chars": "none", "output": {"upos": "softmax"}, "cell": "lstm"}
+
+
+def test_runs_tell_corpora_with_the_same_file_name_apart(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for folder in ("en", "fr"):
+        (tmp_path / folder).mkdir()
+        config = tiny_config(tmp_path / folder)
+        assert runner.invoke(app, ["train", str(config), "--output", str(runs / folder), "--set", "train.epochs=1", "--quiet"]).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    rows = _rows(runner.invoke(app, ["runs", "--runs-dir", "runs"]).stdout)
+    assert {name: row["corpus"] for name, row in rows.items()} == {"en": "en/tiny.conllu", "fr": "fr/tiny.conllu"}
+    records = json.loads(runner.invoke(app, ["runs", "--runs-dir", "runs", "--json"]).stdout)
+    assert [r["train"] for r in records] == [str(tmp_path / "en" / "tiny.conllu"), str(tmp_path / "fr" / "tiny.conllu")]
+
+
+def test_short_paths_keep_what_tells_them_apart():
+    cwd, home = Path("/work/project"), Path("/home/ana")
+    paths = [
+        "/work/project/data/demo/train.conllu",  # inside the current folder
+        "/home/ana/corpora/ud/UD_Welsh-CCG/cy_ccg-ud-train.conllu",  # under the home folder, too long
+        "/srv/corpora/2024/french/ud/data/train.conllu",  # these two differ far from the end
+        "/srv/corpora/2025/french/ud/data/train.conllu",
+        "/srv/corpora/treebanks/ud_english_ewt/en_ewt-ud-train.conllu",  # the only one of its name
+    ]
+    assert short_paths(paths, width=40, cwd=cwd, home=home) == {
+        paths[0]: "data/demo/train.conllu",
+        paths[1]: "~/…/UD_Welsh-CCG/cy_ccg-ud-train.conllu",
+        paths[2]: "/srv/…/2024/french/ud/data/train.conllu",
+        paths[3]: "/srv/…/2025/french/ud/data/train.conllu",
+        paths[4]: "/srv/…/ud_english_ewt/en_ewt-ud-train.conllu",
+    }
+    assert short_paths(["/home/ana/ud/af/train.conllu"], cwd=cwd, home=home) == {"/home/ana/ud/af/train.conllu": "~/ud/af/train.conllu"}
+    assert short_paths(paths[2:4], width=100, cwd=cwd, home=home) == {p: p for p in paths[2:4]}  # short enough: whole
 
 
 def test_info_and_runs_on_nothing(tmp_path, monkeypatch):

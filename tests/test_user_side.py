@@ -252,7 +252,7 @@ def test_tag_score_matrices_follow_train_report_matrices(tmp_path):
 
 
 def test_help_shows_flags_as_flags():
-    commands = ["train", "predict", "eval", "download", "init", "runs", "info", "bench", "export"]
+    commands = ["train", "predict", "eval", "download", "init", "runs", "info", "bench", "frontier", "export"]
     for command in [[], *([c] for c in commands)]:
         result = runner.invoke(app, [*command, "--help"], terminal_width=200)
         assert result.exit_code == 0 and "--help" in result.stdout, command
