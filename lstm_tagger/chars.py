@@ -116,10 +116,42 @@ class CharEncoder(nn.Module):
             beyond = ~length_mask(chars.lengths.to(features.device), chars.forms.size(1))  # (U, L)
             features = features.masked_fill(beyond[:, None, :], float("-inf"))
             per_form = torch.tanh(features.max(dim=2).values)
+        elif torch.jit.is_tracing():  # the exporters: one group, no size read from the data
+            per_form = self._final_states(embedded, chars.lengths)
         else:
-            hidden = self.rnn.hidden_size
-            states = run_layers(partial(fused_direction, self.rnn), embedded, chars.lengths, 1, True, hidden, nn.Identity())
-            last = (chars.lengths - 1).to(states.device)  # (U, L, 2H): the forward pass ends at the
-            forward_final = states[torch.arange(states.size(0), device=states.device), last, :hidden]  # last character,
-            per_form = torch.cat([forward_final, states[:, 0, hidden:]], dim=-1)  # the backward one at the first
+            groups = length_groups(chars.lengths)
+            parts = [self._final_states(embedded[rows], chars.lengths[rows]) for rows in groups]
+            order = torch.cat(groups).to(embedded.device)
+            per_form = torch.cat(parts).index_select(0, torch.argsort(order))  # back to the forms' order
         return self.dropout(per_form[chars.index])
+
+    def _final_states(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The BiLSTM over U forms: embedded (U, L, char_dim), lengths (U,) -> (U, 2H), the forward
+        direction's state at each form's last character beside the backward one's at its first."""
+        hidden = self.rnn.hidden_size
+        states = run_layers(partial(fused_direction, self.rnn), embedded, lengths, 1, True, hidden, nn.Identity())
+        last = (lengths - 1).to(states.device)  # states (U, L, 2H)
+        forward_final = states[torch.arange(states.size(0), device=states.device), last, :hidden]
+        return torch.cat([forward_final, states[:, 0, hidden:]], dim=-1)
+
+
+LENGTH_GROUPS = (3, 6, 10)
+"""Upper bounds of the form-length groups the character BiLSTM runs separately (then the rest)."""
+
+
+def length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
+    """lengths (U,) int64 -> the row indices of the non-empty groups of forms of lengths
+    1-3, 4-6, 7-10 and 11+ characters.
+
+    The dense recurrent kernel runs every row of a batch for as many steps as its longest
+    row; most forms are short and a few (URLs, numbers) are long, so one group would spend
+    most of its steps on padding. Each row's result does not depend on the group it is in.
+    """
+    groups, low = [], 0
+    for high in (*LENGTH_GROUPS, None):
+        inside = lengths > low if high is None else (lengths > low) & (lengths <= high)
+        rows = torch.nonzero(inside).flatten()
+        if rows.numel():
+            groups.append(rows)
+        low = high if high is not None else low
+    return groups

@@ -459,3 +459,21 @@ def test_resume_char_model_equals_a_straight_run(tmp_path):
         assert sa.keys() == sb.keys() and any(k.startswith("chars.") for k in sa)
         assert all(torch.allclose(sa[k], sb[k], atol=1e-6, rtol=0) for k in sa), name
     assert "resuming" in (resumed / "train.log").read_text()
+
+
+def test_character_bilstm_by_length_groups_equals_one_padded_batch():
+    from lstm_tagger.chars import CharBatch, CharEncoder, length_groups
+
+    torch.manual_seed(0)
+    encoder = CharEncoder("lstm", 40, 8, 16, 0.0).eval()
+    lengths = torch.tensor([1, 5, 12, 3, 30, 7, 2, 9, 4, 11, 6, 10])
+    forms = torch.zeros(len(lengths), 30, dtype=torch.long)
+    for row, length in enumerate(lengths.tolist()):
+        forms[row, :length] = torch.randint(2, 40, (length,))
+    groups = length_groups(lengths)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(lengths)))  # every form once
+    assert [lengths[g].max().item() for g in groups] == [3, 6, 10, 30]
+    index = torch.tensor([[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]])
+    grouped = encoder(CharBatch(index, forms, lengths))
+    one_batch = encoder._final_states(encoder.embedding(forms), lengths)[index]
+    torch.testing.assert_close(grouped, one_batch, rtol=1e-5, atol=1e-6)
