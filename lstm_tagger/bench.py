@@ -10,7 +10,9 @@ Six measurements, each printed as a progress line on stderr while it runs:
    sentences (dev without a test set) cycled to N tokens, at ``predict``'s default batch
    size and at batch size 1; start-up and loading are part of the time, so this is what a
    user of the command sees. ``scale_check`` also tags 5N tokens and compares peak RSS:
-   a ratio near 1 means memory does not grow with the input;
+   a ratio near 1 means memory does not grow with the input. A model with a segmenter also
+   tags the corpus's raw text (``# text``, paragraphs), cycled to N gold tokens, with
+   ``predict --input-format text``: segmenter and tagger, whole process;
 3. single-sentence latency in this process: ``tag`` on one sentence at a time, after a
    warm-up; median and 95th percentile;
 4. parameters and floating-point operations per token of the inference forward pass
@@ -58,6 +60,7 @@ from .errors import UserError
 from .files import atomic_write_text, make_dir
 from .flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape, parameter_count
 from .predict import DEFAULT_BATCH_SIZE, tag
+from .rawtext import labelled_paragraphs, paragraphs, read_treebank
 from .report import percent
 from .runs import upos_on_test
 
@@ -232,6 +235,56 @@ def measure_tagging(
     }
 
 
+def write_text_file(path: Path, paragraphs: Sequence[tuple[str, int]], tokens: int) -> tuple[int, int]:
+    """Write raw text, (text, gold words) paragraphs separated by a blank line and cycled until
+    at least ``tokens`` gold words -> (paragraphs, gold words) written."""
+    usable = [(text, words) for text, words in paragraphs if words > 0 and text.strip()]
+    if not usable:
+        raise UserError("the tagging corpus has no raw text")
+    count = total = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        while total < tokens:
+            for text, words in usable:
+                handle.write(("\n" if count else "") + text + "\n")
+                count += 1
+                total += words
+                if total >= tokens:
+                    break
+    return count, total
+
+
+def measure_raw_tagging(model: Path, corpus_path: str, tokens: int, work: Path, threads: str = "auto") -> dict[str, Any]:
+    """``lstm-tag predict --input-format text`` on the raw text of the CoNLL-U ``corpus_path`` (each
+    paragraph's sentences' ``# text``, see ``rawtext.raw_text``) cycled to ~``tokens`` gold words:
+    segmenter and tagger, whole process; tokens/s counts the gold words of the text."""
+    treebank = read_treebank(corpus_path)
+    texts = [text for text, _ in labelled_paragraphs(treebank)]
+    words = [sum(len(s.words) for s in group) for group in paragraphs(treebank)]
+    source = work / f"text-{tokens}.txt"
+    count, total = write_text_file(source, list(zip(texts, words)), tokens)
+    output = work / f"text-{tokens}.out"
+    args = ["predict", "--model", str(model), "--file", str(source), "--input-format", "text", "--format", "text",
+            "--threads", threads]
+    run = run_measured(_lstm_tag(*args), output, work / "predict-text.err")
+    _check(run, "raw-text tagging")
+    with open(output, "rb") as handle:
+        sentences = found = 0
+        for line in handle:
+            sentences += 1
+            found += len(line.split())
+    source.unlink()
+    output.unlink()
+    return {
+        "paragraphs": count,
+        "tokens": total,
+        "sentences_found": sentences,
+        "words_found": found,
+        "tokens_per_second": total / run.wall_seconds,
+        "wall_seconds": round(run.wall_seconds, 3),
+        "peak_rss_mib": _mib(run.peak_rss_kib),
+    }
+
+
 def small_batch_tokens(tokens: int) -> int:
     """Tokens to tag at batch size 1: N / 50, but at least 10,000 (and at most N)."""
     return max(tokens // SMALL_BATCH_SHARE, min(tokens, SMALL_BATCH_MIN_TOKENS))
@@ -357,8 +410,11 @@ def _bench(
             **upos_on_test(checkpoint_path),
         }
 
-        result["tagging"] = _tagging(checkpoint_path, sentences, corpus_path, tokens, small_batch, scale_check, threads, work, say)
         checkpoint = load_checkpoint(checkpoint_path)
+        result["tagging"] = _tagging(
+            checkpoint_path, sentences, corpus_path, tokens, small_batch, scale_check, threads, work, say,
+            checkpoint.segmenter is not None,
+        )
         say(f"latency of {latency_sentences} single sentences (in process)")
         result["latency"] = measure_latency(checkpoint, sentences, latency_sentences)
         say("parameters and FLOPs per token (FlopCounterMode)")
@@ -373,9 +429,10 @@ def _bench(
 
 def _tagging(
     checkpoint_path: Path, sentences: Sequence[Sequence[str]], corpus_path: str, tokens: int, small_batch: int | None,
-    scale_check: bool, threads: str, work: Path, say: Say,
+    scale_check: bool, threads: str, work: Path, say: Say, has_segmenter: bool,
 ) -> dict[str, Any]:
-    """Whole-process tagging at the default batch size and at batch size 1 (and the memory scale check)."""
+    """Whole-process tagging at the default batch size and at batch size 1 (and the memory scale
+    check); raw text too when the model has a segmenter and the corpus is CoNLL-U."""
     tagging: dict[str, Any] = {}
     say(f"tagging {tokens:,} tokens of {corpus_path} at batch size {DEFAULT_BATCH_SIZE} (lstm-tag predict)")
     tagging["default_batch"] = measure_tagging(checkpoint_path, sentences, tokens, DEFAULT_BATCH_SIZE, work, threads)
@@ -387,6 +444,15 @@ def _tagging(
         say(f"tagging {SCALE_FACTOR * tokens:,} tokens at batch size {DEFAULT_BATCH_SIZE} for the memory scale check")
         big = measure_tagging(checkpoint_path, sentences, SCALE_FACTOR * tokens, DEFAULT_BATCH_SIZE, work, threads)
         tagging["scale_check"] = {**big, "factor": SCALE_FACTOR, "rss_ratio": big["peak_rss_mib"] / tagging["default_batch"]["peak_rss_mib"]}
+    tagging["raw_text"] = tagging["raw_text_scale_check"] = None
+    if has_segmenter and corpus_path.endswith(".conllu"):
+        say(f"tagging the raw text of {corpus_path} cycled to {tokens:,} tokens (lstm-tag predict --input-format text)")
+        tagging["raw_text"] = measure_raw_tagging(checkpoint_path, corpus_path, tokens, work, threads)
+        if scale_check:
+            say(f"tagging {SCALE_FACTOR * tokens:,} tokens of raw text for the memory scale check")
+            big = measure_raw_tagging(checkpoint_path, corpus_path, SCALE_FACTOR * tokens, work, threads)
+            ratio = big["peak_rss_mib"] / tagging["raw_text"]["peak_rss_mib"]
+            tagging["raw_text_scale_check"] = {**big, "factor": SCALE_FACTOR, "rss_ratio": ratio}
     return tagging
 
 
@@ -432,6 +498,15 @@ def print_bench(console: Console, result: dict[str, Any]) -> None:
     if tagging["scale_check"]:
         scale = tagging["scale_check"]
         table.add_row(f"peak RSS x{scale['factor']} tokens", f"{scale['rss_ratio']:.2f}x", f"{scale['peak_rss_mib']:,.1f} MiB at {scale['tokens']:,} tokens")
+    raw = tagging.get("raw_text")
+    if raw:
+        table.add_row(
+            "raw text tok/s", f"{raw['tokens_per_second']:,.0f}",
+            f"{raw['tokens']:,} gold tokens, {raw['wall_seconds']:.1f} s, peak RSS {raw['peak_rss_mib']:,.1f} MiB; segmenter + tagger",
+        )
+    if tagging.get("raw_text_scale_check"):
+        scale = tagging["raw_text_scale_check"]
+        table.add_row(f"raw text peak RSS x{scale['factor']}", f"{scale['rss_ratio']:.2f}x", f"{scale['peak_rss_mib']:,.1f} MiB at {scale['tokens']:,} tokens")
     table.add_row("latency, one sentence", f"{latency['median_ms']:.2f} ms", f"p95 {latency['p95_ms']:.2f} ms over {latency['sentences']} sentences")
     table.add_row("parameters", f"{model['parameters']:,}", model["path"])
     known = model["test_upos"] is not None

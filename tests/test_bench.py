@@ -12,9 +12,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger.bench import bench, cycled_lines, write_token_file
+from lstm_tagger.bench import bench, cycled_lines, write_text_file, write_token_file
 from lstm_tagger.checkpoint import BEST, LAST, load_checkpoint
 from lstm_tagger.cli import app
+from lstm_tagger.errors import UserError
 from lstm_tagger.flops import flops_per_token, forward_flops
 from lstm_tagger.runs import upos_on_test
 
@@ -25,6 +26,7 @@ DEMO = ROOT / "configs" / "demo.yaml"
 TOKENS = 2000
 
 TAG_RUN_KEYS = {"batch_size", "sentences", "tokens", "tokens_per_second", "wall_seconds", "peak_rss_mib"}
+RAW_RUN_KEYS = {"paragraphs", "tokens", "sentences_found", "words_found", "tokens_per_second", "wall_seconds", "peak_rss_mib"}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +65,10 @@ def check_result(result: dict, trained: bool) -> None:
         assert TOKENS <= run["tokens"] < TOKENS + 100 and run["sentences"] > 0
         assert run["tokens_per_second"] > 0 and run["wall_seconds"] > 0 and run["peak_rss_mib"] > 10
     assert tagging["scale_check"] is None
+    raw = tagging["raw_text"]  # the demo model has a segmenter: its raw text is tagged too
+    assert set(raw) == RAW_RUN_KEYS and raw["tokens"] >= TOKENS and raw["paragraphs"] > 0
+    assert raw["sentences_found"] > 0 and raw["words_found"] > 0
+    assert raw["tokens_per_second"] > 0 and raw["peak_rss_mib"] > 10 and tagging["raw_text_scale_check"] is None
 
     latency = result["latency"]
     assert latency["sentences"] == 100 and latency["distinct_sentences"] > 10
@@ -148,6 +154,14 @@ def test_cycled_input_reaches_the_token_count(tmp_path):
     assert list(cycled_lines(sentences, 12)) == ["The dog ate the apple", "Everybody read that book", "The dog ate the apple"]
     assert write_token_file(tmp_path / "in.txt", sentences, 9) == (2, 9)
     assert (tmp_path / "in.txt").read_text().splitlines() == ["The dog ate the apple", "Everybody read that book"]
+
+
+def test_raw_text_input_is_paragraphs_cycled_to_the_token_count(tmp_path):
+    paragraphs = [("Don't stop. Go on.", 6), ("   ", 0), ("Yes!", 2)]  # (text, gold words); a blank one is skipped
+    assert write_text_file(tmp_path / "in.txt", paragraphs, 9) == (3, 14)
+    assert (tmp_path / "in.txt").read_text() == "Don't stop. Go on.\n\nYes!\n\nDon't stop. Go on.\n"
+    with pytest.raises(UserError, match="no raw text"):
+        write_text_file(tmp_path / "none.txt", [("", 0)], 5)
 
 
 @pytest.fixture(scope="module")
