@@ -179,22 +179,29 @@ def measure_training(config_path: Path, overrides: Sequence[str], epochs: int, r
 # --- 2. tagging in a subprocess ------------------------------------------------------------
 
 
+def cycled(pieces: Sequence[tuple[str, int]], tokens: int, nothing: str) -> Iterator[tuple[str, int]]:
+    """(text, tokens) pieces with tokens, cycled until they hold at least ``tokens`` tokens (the
+    last piece is whole); no such piece is the ``UserError`` ``nothing``."""
+    usable = [(text, count) for text, count in pieces if count > 0 and text.strip()]
+    if not usable:
+        raise UserError(nothing)
+    produced = 0
+    while produced < tokens:
+        for text, count in usable:
+            yield text, count
+            produced += count
+            if produced >= tokens:
+                return
+
+
 def cycled_lines(sentences: Sequence[Sequence[str]], tokens: int) -> Iterator[str]:
     """Whitespace-joined sentences, cycled until at least ``tokens`` tokens (the last sentence is whole).
 
     A word holding whitespace would become several tokens for ``predict``: count with ``split``.
     """
     lines = [" ".join(words) for words in sentences]
-    lines = [line for line in lines if line.split()]
-    if not lines:
-        raise UserError("the tagging corpus has no tokens")
-    produced = 0
-    while produced < tokens:
-        for line in lines:
-            yield line
-            produced += len(line.split())
-            if produced >= tokens:
-                return
+    for line, _ in cycled([(line, len(line.split())) for line in lines], tokens, "the tagging corpus has no tokens"):
+        yield line
 
 
 def write_token_file(path: Path, sentences: Sequence[Sequence[str]], tokens: int) -> tuple[int, int]:
@@ -238,18 +245,12 @@ def measure_tagging(
 def write_text_file(path: Path, paragraphs: Sequence[tuple[str, int]], tokens: int) -> tuple[int, int]:
     """Write raw text, (text, gold words) paragraphs separated by a blank line and cycled until
     at least ``tokens`` gold words -> (paragraphs, gold words) written."""
-    usable = [(text, words) for text, words in paragraphs if words > 0 and text.strip()]
-    if not usable:
-        raise UserError("the tagging corpus has no raw text")
     count = total = 0
     with open(path, "w", encoding="utf-8") as handle:
-        while total < tokens:
-            for text, words in usable:
-                handle.write(("\n" if count else "") + text + "\n")
-                count += 1
-                total += words
-                if total >= tokens:
-                    break
+        for text, words in cycled(paragraphs, tokens, "the tagging corpus has no raw text"):
+            handle.write(("\n" if count else "") + text + "\n")
+            count += 1
+            total += words
     return count, total
 
 

@@ -147,11 +147,6 @@ def length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
     row; most forms are short and a few (URLs, numbers) are long, so one group would spend
     most of its steps on padding. Each row's result does not depend on the group it is in.
     """
-    groups, low = [], 0
-    for high in (*LENGTH_GROUPS, None):
-        inside = lengths > low if high is None else (lengths > low) & (lengths <= high)
-        rows = torch.nonzero(inside).flatten()
-        if rows.numel():
-            groups.append(rows)
-        low = high if high is not None else low
-    return groups
+    group = torch.bucketize(lengths, torch.tensor(LENGTH_GROUPS))  # (U,): 0 for 1-3, ..., 3 for 11+
+    rows = [torch.nonzero(group == g).flatten() for g in range(len(LENGTH_GROUPS) + 1)]
+    return [r for r in rows if r.numel()]

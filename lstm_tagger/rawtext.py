@@ -3,7 +3,7 @@
 - ``read_treebank``: a CoNLL-U file as sentences of tokens (multiword tokens with their
   words), each sentence's ``# text`` and its paragraph and document starts, built from the
   blocks of ``conllu.read_file`` (so its lines are split and checked as training's are).
-- ``paragraph_texts`` / ``raw_text``: the raw text of a treebank rebuilt from ``# text`` (or
+- ``paragraphs`` / ``raw_text``: the raw text of a treebank rebuilt from ``# text`` (or
   FORMs joined by ``SpaceAfter=No``), one paragraph per ``# newpar`` / ``# newdoc``.
 - ``labelled_paragraphs``: that text with one label per character (see ``INSIDE`` ...).
 - ``Lexicon``: the multiword tokens of the training data, to expand ``Don't`` into ``Do n't``.
