@@ -41,7 +41,18 @@ def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, .
     so a config or a checkpoint header that asks for a huge model costs nothing to inspect.
     """
     import torch  # here: the config loader uses this module and needs no torch
-    with torch.device("meta"):
+    from torch.overrides import TorchFunctionMode
+
+    class SkipNormal(TorchFunctionMode):
+        """Meta tensors hold no values, so initialising them is moot; and ``normal_`` on the meta
+        device goes through a Python decomposition whose first call costs ~1.8 s of start-up."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func is torch.nn.init.normal_:  # called as normal_(tensor=..., mean=..., ...) here
+                return kwargs["tensor"] if kwargs and "tensor" in kwargs else args[0]
+            return func(*args, **(kwargs or {}))
+
+    with torch.device("meta"), SkipNormal():
         module = build()
     return {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
 
