@@ -11,7 +11,7 @@ import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import tee
+from itertools import accumulate, tee
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import torch
@@ -51,19 +51,31 @@ class _Prepared:
     """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
 
 
+def padded_rows(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """flat (N,) ids of consecutive sentences, starts (B,) and lengths (B,) of B of them ->
+    (B, T) their ids, ``<pad>`` beyond each length (T the longest)."""
+    steps = torch.arange(int(lengths.max()))
+    positions = (starts[:, None] + steps).clamp_(max=max(len(flat) - 1, 0))  # (B, T)
+    return flat[positions].masked_fill_(steps >= lengths[:, None], PAD_ID)
+
+
 def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
     """Encode ``sentences`` with ``source``'s ``words`` and ``chars`` vocabularies (a ``Checkpoint``,
-    or an exported model) and batch them by length."""
+    or an exported model) and batch them by length.
+
+    The words of all the sentences are looked up in one call, and each batch is cut from
+    that one tensor: a tensor per sentence would cost more than the lookups.
+    """
     lengths = [len(words) for words in sentences]
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
-    encode = source.words.encode
-    word_ids = [encode(words) if words else None for words in sentences]
+    flat = source.words.encode([word for words in sentences for word in words])  # (N,)
+    starts = torch.tensor(list(accumulate(lengths, initial=0))[:-1], dtype=torch.long)
     forms = FormTable(source.chars, sentences) if source.chars is not None else None
     batches = []
     for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
         index = [nonempty[j] for j in group]
-        words = pad_sequence([word_ids[i] for i in index], batch_first=True, padding_value=PAD_ID)
         batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
+        words = padded_rows(flat, starts[index], batch_lengths)
         batches.append((index, words, batch_lengths, forms.batch(index) if forms is not None else None))
     return _Prepared(lengths, batches)
 
@@ -71,29 +83,39 @@ def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_
 Results = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
 """One sentence's output: column -> (tag ids (len,), log-probabilities (len, K) or None)."""
 
+BatchOutputs = list[tuple[torch.Tensor | None, ...]]
+"""What a run gives for each batch of a ``_Prepared``, in order: (B, T, ...) tensors (or None)."""
+
+
+def run_batches(prepared: _Prepared, run: Callable[..., tuple]) -> BatchOutputs:
+    """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None), on every batch."""
+    return [run(words, lengths, chars) for _, words, lengths, chars in prepared.batches]
+
+
+def cut(prepared: _Prepared, outputs: BatchOutputs, empty: tuple) -> list[tuple]:
+    """Each sentence's tuple of the batch ``outputs``, in order, every tensor cut to its length
+    (``empty`` when it has none)."""
+    results = [empty] * len(prepared.lengths)
+    for (index, _, _, _), batch in zip(prepared.batches, outputs):
+        for row, i in enumerate(index):
+            n = prepared.lengths[i]
+            results[i] = tuple(output[row, :n] if output is not None else None for output in batch)
+    return results
+
 
 def per_sentence(prepared: _Prepared, run: Callable[..., tuple], empty: tuple) -> list[tuple]:
     """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None) on every batch;
     returns each sentence's tuple, in order, every tensor cut to its length (``empty`` when it has none)."""
-    results = [empty] * len(prepared.lengths)
-    for index, words, lengths, chars in prepared.batches:
-        outputs = run(words, lengths, chars)
-        for row, i in enumerate(index):
-            n = prepared.lengths[i]
-            results[i] = tuple(output[row, :n] if output is not None else None for output in outputs)
-    return results
+    return cut(prepared, run_batches(prepared, run), empty)
 
 
-def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[Results]:
-    """Run the model over prepared batches (the torch half of tagging; safe in a worker thread)."""
+def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> BatchOutputs:
+    """Run the model over prepared batches (the torch half of tagging; safe in a worker thread):
+    per batch, each column's (B, T) tag ids and (B, T, K) log-probabilities (or None) in turn."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     columns = model.columns
-    empty = tuple(
-        t for head in model.heads.values()
-        for t in (torch.empty(0, dtype=torch.long), torch.empty(0, head.output.out_features) if scores else None)
-    )
 
     def run(words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None) -> tuple:
         heads = model.predict_columns(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
@@ -101,10 +123,9 @@ def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> list[Results]:
 
     try:
         with torch.inference_mode():
-            flat = per_sentence(prepared, run, empty)  # (tags, log-probabilities) of each column in turn
+            return run_batches(prepared, run)
     finally:
         model.train(was_training)
-    return [{column: (result[2 * k], result[2 * k + 1]) for k, column in enumerate(columns)} for result in flat]
 
 
 def run_columns(
@@ -114,7 +135,14 @@ def run_columns(
 
     The model runs in eval and inference mode on batches of similar length.
     """
-    return _compute(checkpoint.model, prepare(checkpoint, sentences, batch_size), scores)
+    model = checkpoint.model
+    prepared = prepare(checkpoint, sentences, batch_size)
+    empty = tuple(
+        t for column in model.columns
+        for t in (torch.empty(0, dtype=torch.long), torch.empty(0, len(checkpoint.vocabs[column])) if scores else None)
+    )
+    flat = cut(prepared, _compute(model, prepared, scores), empty)  # (tags, log-probabilities) of each column in turn
+    return [{column: (result[2 * k], result[2 * k + 1]) for k, column in enumerate(model.columns)} for result in flat]
 
 
 def run_model(
@@ -125,14 +153,27 @@ def run_model(
     return [result[first] for result in run_columns(checkpoint, sentences, batch_size, scores)]
 
 
-def _tagged(checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], results: list[Results]) -> list[Tagged]:
-    vocabs = checkpoint.vocabs
-    tagged = []
-    for words, result in zip(sentences, results):
-        columns = {c: vocabs[c].decode(best.tolist()) for c, (best, _) in result.items()}
-        probs = {c: logp.exp() for c, (_, logp) in result.items() if logp is not None} or None
-        tagged.append(Tagged(list(words), columns, probs))
-    return tagged
+def _tagged(
+    checkpoint: Checkpoint, sentences: Sequence[Sequence[str]], prepared: _Prepared, outputs: BatchOutputs, scores: bool
+) -> list[Tagged]:
+    """The ``Tagged`` sentences of ``_compute``'s outputs. Tag ids become strings a batch at a
+    time (one ``tolist`` per batch and column, then list slices): a tensor per sentence would
+    cost more than the model does on a small one."""
+    columns = checkpoint.model.columns
+    itos = [checkpoint.vocabs[column].itos for column in columns]
+    tags: list[dict[str, list[str]]] = [{column: [] for column in columns} for _ in sentences]
+    probs: list[dict[str, torch.Tensor]] = [
+        {column: torch.empty(0, len(names)) for column, names in zip(columns, itos)} for _ in sentences
+    ] if scores else []
+    for (index, _, _, _), batch in zip(prepared.batches, outputs):
+        for k, column in enumerate(columns):
+            best, logp, names = batch[2 * k], batch[2 * k + 1], itos[k]
+            for row, (i, ids) in enumerate(zip(index, best.tolist())):
+                n = prepared.lengths[i]
+                tags[i][column] = [names[t] for t in ids[:n]]
+                if logp is not None:
+                    probs[i][column] = logp[row, :n].exp()
+    return [Tagged(list(words), by_column, probs[j] if scores else None) for j, (words, by_column) in enumerate(zip(sentences, tags))]
 
 
 def tag(
@@ -142,7 +183,8 @@ def tag(
     scores: bool = False,
 ) -> list[Tagged]:
     """Tag each sentence (a list of words); ``scores=True`` also returns the probabilities."""
-    return _tagged(checkpoint, sentences, run_columns(checkpoint, sentences, batch_size, scores))
+    prepared = prepare(checkpoint, sentences, batch_size)
+    return _tagged(checkpoint, sentences, prepared, _compute(checkpoint.model, prepared, scores), scores)
 
 
 def chunks(sentences: Iterable[Sequence[str]], size: int) -> Iterator[list[Sequence[str]]]:
@@ -168,16 +210,16 @@ def tag_stream(
     flight, so memory stays bounded whatever the length of ``sentences``.
     """
     with ThreadPoolExecutor(max_workers=1) as worker:
-        pending: deque[tuple[list[Sequence[str]], Future]] = deque()
+        pending: deque[tuple[list[Sequence[str]], _Prepared, Future]] = deque()
         for chunk in chunks(sentences, batch_size * 8):
             prepared = prepare(checkpoint, chunk, batch_size)
-            pending.append((chunk, worker.submit(_compute, checkpoint.model, prepared, scores)))
+            pending.append((chunk, prepared, worker.submit(_compute, checkpoint.model, prepared, scores)))
             if len(pending) > 1:
-                done, future = pending.popleft()
-                yield from _tagged(checkpoint, done, future.result())
+                done, done_prepared, future = pending.popleft()
+                yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)
         while pending:
-            done, future = pending.popleft()
-            yield from _tagged(checkpoint, done, future.result())
+            done, done_prepared, future = pending.popleft()
+            yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)
 
 
 def _prob_dict(probs: torch.Tensor, tags: Vocab) -> dict[str, float]:
