@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pad_sequence
 from .checkpoint import Checkpoint
 from .chars import CharBatch, FormTable
 from .conllu import Block, decode_lines, fresh_block, read_blocks
-from .data import bucket_order
+from .data import bucket_order, padded_rows
 from .model import Tagger
 from .vocab import PAD_ID, Vocab
 
@@ -51,14 +51,6 @@ class _Prepared:
     """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
 
 
-def padded_rows(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """flat (N,) ids of consecutive sentences, starts (B,) and lengths (B,) of B of them ->
-    (B, T) their ids, ``<pad>`` beyond each length (T the longest)."""
-    steps = torch.arange(int(lengths.max()))
-    positions = (starts[:, None] + steps).clamp_(max=max(len(flat) - 1, 0))  # (B, T)
-    return flat[positions].masked_fill_(steps >= lengths[:, None], PAD_ID)
-
-
 def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
     """Encode ``sentences`` with ``source``'s ``words`` and ``chars`` vocabularies (a ``Checkpoint``,
     or an exported model) and batch them by length.
@@ -75,7 +67,7 @@ def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_
     for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
         index = [nonempty[j] for j in group]
         batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
-        words = padded_rows(flat, starts[index], batch_lengths)
+        words = padded_rows(flat, starts[index], batch_lengths, PAD_ID)
         batches.append((index, words, batch_lengths, forms.batch(index) if forms is not None else None))
     return _Prepared(lengths, batches)
 

@@ -8,6 +8,7 @@ runs the pipeline on it and scores the result with the CoNLL 2018 metrics (``con
 from __future__ import annotations
 
 import codecs
+from itertools import tee
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, TextIO
 
@@ -16,7 +17,7 @@ from .conll18 import METRICS, evaluate
 from .conllu import COLUMNS
 from .errors import DataError
 from .files import open_input
-from .predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag
+from .predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag_stream
 from .rawtext import Token, TreebankSentence, Word, raw_text, read_treebank
 from .segment import segment
 from .vocab import Vocab
@@ -56,18 +57,10 @@ def file_chunks(file: str) -> Iterator[str]:
 def tag_text(
     checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
 ) -> Iterator[tuple[TreebankSentence, Tagged]]:
-    """Raw text -> (segmented sentence, its tagged words), in order, ``8 * batch_size`` sentences at a time."""
-    pending: list[TreebankSentence] = []
-
-    def flush() -> Iterator[tuple[TreebankSentence, Tagged]]:
-        yield from zip(pending, tag(checkpoint, [s.words for s in pending], batch_size, scores))
-        pending.clear()
-
-    for sentence in segment(checkpoint.segmenter, chunks):
-        pending.append(sentence)
-        if len(pending) >= 8 * batch_size:
-            yield from flush()
-    yield from flush()
+    """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
+    ``predict.tag_stream``'s worker thread while this one segments the next sentences."""
+    ahead, behind = tee(segment(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a chunk or two
+    return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores))
 
 
 def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, vocabs: Mapping[str, Vocab]) -> str:

@@ -17,20 +17,21 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pad_sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .config import Config, TokenizerConfig
 from .conll18 import evaluate as conll18_evaluate
+from .data import bucket_order, padded_rows
 from .errors import ConfigError, UserError
 from .model import RecurrentEncoder
 from .rawtext import (
@@ -54,12 +55,22 @@ _MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
 
 
 class CharTable:
-    """Characters -> (character id, category id); whitespace is one character, ``" "``."""
+    """Characters -> (character id, category id); whitespace is one character, ``" "``.
+
+    Each character's pair is computed once and kept as one code, ``id * CODE_BASE + category``
+    (at most ``MAX_CACHED`` of them, then the cache starts over): segmenting looks up every
+    character of the text, and ``unicodedata`` per character would cost more than the network.
+    """
+
+    CODE_BASE = 32
+    """Above the number of category ids (``len(CLASSES) + 1``)."""
+    MAX_CACHED = 100_000
 
     def __init__(self, itos: Sequence[str]):
         self.itos = list(itos)
         self.stoi = {c: i for i, c in enumerate(self.itos)}
         self._classes = {c: i + 1 for i, c in enumerate(CLASSES)}
+        self._codes: dict[str, int] = {}
 
     @classmethod
     def build(cls, texts: Iterable[str]) -> "CharTable":
@@ -69,12 +80,28 @@ class CharTable:
         chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
         return cls(["<pad>", "<unk>", " ", *chars])
 
+    def _code(self, char: str) -> int:
+        if char.isspace():
+            char = " "
+        return self.stoi.get(char, _UNK) * self.CODE_BASE + self._classes.get(char_class(char), 1)
+
+    def codes(self, text: str) -> torch.Tensor:
+        """text -> (N,) int64 codes, ``id * CODE_BASE + category id`` of each character."""
+        known = self._codes
+        try:
+            return torch.tensor([known[c] for c in text], dtype=torch.long)
+        except KeyError:
+            missing = set(text).difference(known)
+            if len(known) + len(missing) > self.MAX_CACHED:
+                known.clear()
+                missing = set(text)
+            known.update((c, self._code(c)) for c in missing)
+            return torch.tensor([known[c] for c in text], dtype=torch.long)
+
     def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """text -> character ids (N,) and category ids (N,), int64."""
-        text = "".join(" " if c.isspace() else c for c in text)
-        ids = [self.stoi.get(c, _UNK) for c in text]
-        classes = [self._classes.get(char_class(c), 1) for c in text]
-        return torch.tensor(ids, dtype=torch.long), torch.tensor(classes, dtype=torch.long)
+        codes = self.codes(text)
+        return codes // self.CODE_BASE, codes % self.CODE_BASE
 
 
 class SegmenterNet(nn.Module):
@@ -124,30 +151,84 @@ class Segmenter:
         return cls(config, net, table, Lexicon.from_dict(meta["lexicon"]), dict(meta.get("scores", {})))
 
 
-def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[list[int]]:
-    """The label of every core character of each window (argmax of the network's scores)."""
-    encoded = [table.encode(w.text) for w in windows]
+SPACE = -1
+"""The event of a whitespace character (see ``events``)."""
+Events = list[tuple[int, int]]
+"""A window's events: (position in its core, label) of each character that is whitespace
+(label ``SPACE``) or ends a token (its label, not ``INSIDE``), in order; every other
+character is inside a token. The assembler's loop runs over these, not over every character."""
+
+
+def events(core: str, labels: Sequence[int]) -> Events:
+    """The events of ``core`` labelled character by character."""
+    return [(i, SPACE if char.isspace() else label) for i, (char, label) in enumerate(zip(core, labels))
+            if label != INSIDE or char.isspace()]
+
+
+def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[Events]:
+    """The events of each window's core from the network's labels (argmax of its scores)."""
     lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
     if int(lengths.max()) == 0:
         return [[] for _ in windows]
-    chars = pad_sequence([e[0] for e in encoded], batch_first=True, padding_value=_PAD)
-    classes = pad_sequence([e[1] for e in encoded], batch_first=True, padding_value=_PAD)
-    with torch.no_grad():
+    starts = torch.cumsum(lengths, 0) - lengths
+    codes = padded_rows(table.codes("".join(w.text for w in windows)), starts, lengths, _PAD)  # (B, T)
+    chars, classes = codes // table.CODE_BASE, codes % table.CODE_BASE
+    with torch.inference_mode():
         best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
-    before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
-    best[:, :-1].masked_fill_(before_mark, INSIDE)
-    return [best[i, w.start : w.end].tolist() for i, w in enumerate(windows)]
+        before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
+        best[:, :-1].masked_fill_(before_mark, INSIDE)
+        best.masked_fill_(chars == table.stoi[" "], SPACE)
+        core = torch.zeros_like(best, dtype=torch.bool)
+        for row, window in enumerate(windows):
+            core[row, window.start : window.end] = True
+        rows, positions = torch.nonzero((best != INSIDE) & core, as_tuple=True)
+        found: list[Events] = [[] for _ in windows]
+        for row, position, label in zip(rows.tolist(), positions.tolist(), best[rows, positions].tolist()):
+            found[row].append((position - windows[row].start, label))
+    return found
 
 
-def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) -> Iterator[tuple[Window, list[int]]]:
-    batch: list[Window] = []
+POOL_CHARS = 1 << 17
+"""Segmenting sorts windows by length in pools of at most this many characters (and at least
+one window), to keep padding small; two pools at most are in memory."""
+
+
+def _pools(windows: Iterator[Window]) -> Iterator[list[Window]]:
+    pool: list[Window] = []
+    size = 0
     for window in windows:
-        batch.append(window)
-        if len(batch) >= batch_size:
-            yield from zip(batch, _label_batch(segmenter.net, segmenter.table, batch))
-            batch = []
-    if batch:
-        yield from zip(batch, _label_batch(segmenter.net, segmenter.table, batch))
+        if pool and size + len(window.text) > POOL_CHARS:
+            yield pool
+            pool, size = [], 0
+        pool.append(window)
+        size += len(window.text)
+    if pool:
+        yield pool
+
+
+def _label_pool(segmenter: Segmenter, pool: list[Window], batch_size: int) -> list[Events]:
+    """The events of each window of ``pool``, in order; the network sees batches of similar lengths."""
+    labels: list[Events] = [[] for _ in pool]
+    for group in bucket_order([len(w.text) for w in pool], batch_size, rng=None):
+        for i, found in zip(group, _label_batch(segmenter.net, segmenter.table, [pool[i] for i in group])):
+            labels[i] = found
+    return labels
+
+
+def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) -> Iterator[tuple[Window, Events]]:
+    """Each window with its events, in order. A worker thread labels the next pool of windows
+    while the caller assembles this one (torch releases the GIL inside its kernels); at most
+    two pools are in flight."""
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending: deque[tuple[list[Window], Future]] = deque()
+        for pool in _pools(windows):
+            pending.append((pool, worker.submit(_label_pool, segmenter, pool, batch_size)))
+            if len(pending) > 1:
+                done, future = pending.popleft()
+                yield from zip(done, future.result())
+        while pending:
+            done, future = pending.popleft()
+            yield from zip(done, future.result())
 
 
 class _Assembler:
@@ -160,10 +241,11 @@ class _Assembler:
         self.done: TreebankSentence | None = None  # finished; waits to learn the space after it
         self.new_paragraph = False
         self.chars = 0  # in the current sentence's tokens
+        self.out: list[TreebankSentence] = []  # finished sentences not yet handed out
 
-    def _token(self, form: str, label: int) -> Iterator[TreebankSentence]:
+    def _token(self, form: str, label: int) -> None:
         if self.done is not None:
-            yield self.done
+            self.out.append(self.done)
             self.done = None
         words = [form] if self.lexicon is None else self.lexicon.expand(form, label in (MULTI, SENTENCE_MULTI))
         if not self.sentence.tokens:
@@ -172,48 +254,61 @@ class _Assembler:
         self.chars += len(form)
         too_long = len(self.sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
         if label in (SENTENCE, SENTENCE_MULTI) or too_long:
-            yield from self._end_sentence()
+            self._end_sentence()
 
-    def _end_sentence(self) -> Iterator[TreebankSentence]:
+    def _end_sentence(self) -> None:
         if self.sentence.tokens:
             if self.done is not None:
-                yield self.done
+                self.out.append(self.done)
             self.done, self.sentence, self.chars = self.sentence, TreebankSentence(), 0
 
-    def _space(self) -> Iterator[TreebankSentence]:
+    def _space(self) -> None:
         if self.partial:
             form, self.partial = self.partial, ""
-            yield from self._token(form, INSIDE)
+            self._token(form, INSIDE)
         last = self.sentence.tokens[-1] if self.sentence.tokens else (self.done.tokens[-1] if self.done else None)
         if last is not None:
             last.space_after = True
 
-    def add(self, window: Window, labels: list[int]) -> Iterator[TreebankSentence]:
+    def _cut_long(self, text: str, start: int, until: int) -> int:
+        """Cut the token growing from ``start`` (after ``self.partial``) wherever it reaches
+        ``MAX_TOKEN_CHARS`` before position ``until``; returns where the growing token now starts."""
+        while (cut := start + MAX_TOKEN_CHARS - 1 - len(self.partial)) < until:
+            cut = max(cut, start)
+            form, self.partial = self.partial + text[start : cut + 1], ""
+            self._token(form, INSIDE)
+            start = cut + 1
+        return start
+
+    def add(self, window: Window, found: Events) -> list[TreebankSentence]:
+        """Take one window and its events; returns the sentences finished so far, in order."""
         if window.first:
             self.new_paragraph = True
         text = window.core
         start = 0
-        for i, char in enumerate(text):
-            if char.isspace():
+        for i, label in found:
+            start = self._cut_long(text, start, i)
+            if label == SPACE:
                 self.partial += text[start:i]
-                yield from self._space()
-                start = i + 1
-            elif labels[i] != INSIDE or i + 1 - start + len(self.partial) >= MAX_TOKEN_CHARS:
+                self._space()
+            else:
                 form, self.partial = self.partial + text[start : i + 1], ""
-                start = i + 1
-                yield from self._token(form, labels[i])
+                self._token(form, label)
+            start = i + 1
+        start = self._cut_long(text, start, len(text))
         if start < len(text):
             self.partial += text[start:]
         if window.last:
             if self.partial:
                 form, self.partial = self.partial, ""
-                yield from self._token(form, INSIDE)
-            yield from self._end_sentence()
+                self._token(form, INSIDE)
+            self._end_sentence()
             if self.done is not None:
                 self.done.tokens[-1].space_after = True  # a paragraph's end, not text glued to what follows
-            if self.done is not None:
-                yield self.done
+                self.out.append(self.done)
                 self.done = None
+        finished, self.out = self.out, []
+        return finished
 
 
 def segment(
@@ -227,7 +322,7 @@ def segment(
     """
     windows = text_windows(chunks, WINDOW, CONTEXT)
     if segmenter is None:
-        labelled: Iterable[tuple[Window, list[int]]] = ((w, rule_labels(w)) for w in windows)
+        labelled: Iterable[tuple[Window, Events]] = ((w, events(w.core, rule_labels(w))) for w in windows)
     else:
         segmenter.net.eval()
         labelled = _labelled(segmenter, windows, batch_size)
