@@ -247,13 +247,15 @@ class _Assembler:
         if self.done is not None:
             self.out.append(self.done)
             self.done = None
-        words = [form] if self.lexicon is None else self.lexicon.expand(form, label in (MULTI, SENTENCE_MULTI))
-        if not self.sentence.tokens:
-            self.sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
-        self.sentence.tokens.append(Token(form, tuple(Word(w) for w in words), False, len(words) > 1))
+        multiword = label == MULTI or label == SENTENCE_MULTI
+        words = (form,) if self.lexicon is None else self.lexicon.expand(form, multiword)
+        sentence = self.sentence
+        if not sentence.tokens:
+            sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
+        sentence.tokens.append(Token(form, tuple(map(Word, words)), False, len(words) > 1))
         self.chars += len(form)
-        too_long = len(self.sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
-        if label in (SENTENCE, SENTENCE_MULTI) or too_long:
+        too_long = len(sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
+        if label >= SENTENCE or too_long:  # SENTENCE or SENTENCE_MULTI
             self._end_sentence()
 
     def _end_sentence(self) -> None:
@@ -287,7 +289,8 @@ class _Assembler:
         text = window.core
         start = 0
         for i, label in found:
-            start = self._cut_long(text, start, i)
+            if i - start + len(self.partial) >= MAX_TOKEN_CHARS:
+                start = self._cut_long(text, start, i)
             if label == SPACE:
                 self.partial += text[start:i]
                 self._space()
