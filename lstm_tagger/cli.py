@@ -39,7 +39,7 @@ from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, 
 from .report import print_scores
 from .runs import checkpoint_info, info_table, list_runs, runs_table
 from .starter import write_starter_config
-from .threads import parse_threads, set_threads
+from .threads import parse_threads, set_tagging_threads, set_threads
 from .training import default_output_dir, train
 
 
@@ -183,6 +183,7 @@ def run(args: list[str] | None = None) -> None:
 
 TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
 THREADS_HELP = "Threads torch uses inside one operation: a count, or auto (one per core)."
+PREDICT_THREADS_HELP = "Chunks of sentences tagged at once on the CPU, each by one thread: a count, or auto (one per core)."
 
 
 @app.command(
@@ -301,12 +302,13 @@ def predict_cli(
     onnx: Optional[Path] = typer.Option(
         None, "--onnx", help="Tag with this ONNX file from lstm-tag export instead of a checkpoint (needs onnxruntime)."
     ),
-    threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=THREADS_HELP),
+    threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=PREDICT_THREADS_HELP),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
-        set_threads(parse_threads(threads))
+        thread_count = parse_threads(threads)
+        set_threads(thread_count)
         if text is not None and file is not None:
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
         if text is None and file is None:
@@ -332,13 +334,15 @@ def predict_cli(
                 print(f"lstm-tag: using {path}", file=sys.stderr)
             checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
             vocabs = checkpoint.vocabs
-            tagger = partial(tag_stream, checkpoint, batch_size=batch_size, scores=scores)
+            on_cpu = next(checkpoint.model.parameters()).device.type == "cpu"
+            workers = set_tagging_threads(thread_count) if on_cpu else 1
+            tagger = partial(tag_stream, checkpoint, batch_size=batch_size, scores=scores, workers=workers)
             if input_format == InputFormat.text or (
                 input_format is None and checkpoint.segmenter is not None and not (file or "").endswith(".conllu")
             ):
                 if checkpoint.segmenter is None:
                     print(FALLBACK_NOTE, file=sys.stderr)
-                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores)
+                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores, workers)
         try:
             if raw is not None:
                 write_text_tagged(raw, vocabs, format.value, sys.stdout)

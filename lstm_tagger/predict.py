@@ -192,21 +192,25 @@ def chunks(sentences: Iterable[Sequence[str]], size: int) -> Iterator[list[Seque
 
 
 def tag_stream(
-    checkpoint: Checkpoint, sentences: Iterable[Sequence[str]], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+    checkpoint: Checkpoint,
+    sentences: Iterable[Sequence[str]],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    scores: bool = False,
+    workers: int = 1,
 ) -> Iterator[Tagged]:
     """Tag sentences (lists of words) in chunks of ``8 * batch_size``, in order.
 
-    A pipeline of two stages: while a worker thread runs the model on one chunk (torch
-    releases the GIL inside its kernels), this thread reads and encodes the next chunk
-    and the caller formats and writes the previous one. At most two chunks are in
-    flight, so memory stays bounded whatever the length of ``sentences``.
+    A pipeline: while ``workers`` threads run the model on one chunk each (torch releases
+    the GIL inside its kernels), this thread reads and encodes the next chunk and the caller
+    formats and writes the previous one. At most ``workers + 1`` chunks are in flight, so
+    memory stays bounded whatever the length of ``sentences``.
     """
-    with ThreadPoolExecutor(max_workers=1) as worker:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[list[Sequence[str]], _Prepared, Future]] = deque()
         for chunk in chunks(sentences, batch_size * 8):
             prepared = prepare(checkpoint, chunk, batch_size)
-            pending.append((chunk, prepared, worker.submit(_compute, checkpoint.model, prepared, scores)))
-            if len(pending) > 1:
+            pending.append((chunk, prepared, pool.submit(_compute, checkpoint.model, prepared, scores)))
+            if len(pending) > workers:
                 done, done_prepared, future = pending.popleft()
                 yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)
         while pending:

@@ -55,12 +55,12 @@ def file_chunks(file: str) -> Iterator[str]:
 
 
 def tag_text(
-    checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False
+    checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False, workers: int = 1
 ) -> Iterator[tuple[TreebankSentence, Tagged]]:
     """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
-    ``predict.tag_stream``'s worker thread while this one segments the next sentences."""
-    ahead, behind = tee(segment(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a chunk or two
-    return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores))
+    ``predict.tag_stream``'s ``workers`` threads while this one segments the next sentences."""
+    ahead, behind = tee(segment(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a few chunks
+    return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers))
 
 
 def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, vocabs: Mapping[str, Vocab]) -> str:

@@ -68,6 +68,18 @@ def set_threads(count: int | None) -> None:
         torch.set_num_threads(count)
 
 
+def set_tagging_threads(count: int | None) -> int:
+    """For streamed tagging: ``count`` (None: the available cores) chunks tagged at once, each
+    by one worker thread with one torch thread; returns the number of workers.
+
+    The fast models' operations are small: two chunks on one core each beat one chunk on two
+    cores, whose OpenMP threads wait on each other and on the Python thread that reads and
+    writes (measured with configs/ud_ewt_fast.yaml's model on 1M EWT tokens, README "Speed").
+    """
+    torch.set_num_threads(1)
+    return count if count is not None else available_cores()
+
+
 class ThreadChooser:
     """Chooses torch's intra-op thread count from the measured speed of training batches.
 
