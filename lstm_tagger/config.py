@@ -159,6 +159,10 @@ class TrainConfig(_Section):
     lr: float = Field(0.1, gt=0.0)
     lr_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """eps: a softmax head's token loss is (1 - eps) * NLL + eps * the mean over the tags of -log p.
+    A CRF head has no per-token distribution to smooth and keeps its sequence NLL; a config
+    whose heads are all CRFs is refused with eps > 0, which would change nothing."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
@@ -215,6 +219,17 @@ class Config(_Section):
             for column in named:
                 if column not in columns:
                     raise ValueError(f"{key}.{column}: {column} is not in data.columns {columns}")
+        return self
+
+    @model_validator(mode="after")
+    def _levers_apply(self) -> "Config":
+        """A loss option that would change nothing is an error, not silently ignored."""
+        train = self.train
+        if train.label_smoothing > 0 and all(self.model.output_of(c) == "crf" for c in self.data.columns):
+            raise ValueError(
+                f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "
+                f"(it is {train.label_smoothing})"
+            )
         return self
 
 

@@ -343,7 +343,7 @@ def _build(
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
-        loss_weights=config.train.column_weights,
+        loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)

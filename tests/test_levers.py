@@ -1,0 +1,134 @@
+"""The training levers of issue 13: label smoothing.
+
+Off by default and then trains exactly as before; bad values are one line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from rich.console import Console
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from lstm_tagger import load_config, train
+from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.cli import app
+from lstm_tagger.data import TAG_PAD
+from lstm_tagger.model import Head
+
+from conftest import CLASSIC, ROOT, assert_one_line_error, tiny_config
+
+runner = CliRunner()
+QUIET = Console(quiet=True)
+DEMO = ROOT / "configs" / "demo.yaml"
+SMALL = ["model.embedding_dim=16", "model.hidden_dim=16", "train.patience=0", "train.threads=1", "tokenizer.mode=off"]
+"""The demo corpus (dropout 0.2 and word dropout 0.25: both random streams matter) with a small model, one thread."""
+
+
+def without_timings(out: Path) -> list[dict]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if "second" not in k} for r in records]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same metrics, and the same model and training state (optimiser, average) in both checkpoints, bit for bit."""
+    assert without_timings(a) == without_timings(b)
+    for name in (LAST, BEST):
+        sa, sb = load_file(a / name), load_file(b / name)
+        assert sa.keys() == sb.keys(), name
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), (name, [k for k in sa if not torch.equal(sa[k], sb[k])])
+
+
+# 1. off by default: the same run as before ---------------------------------------------------------------
+
+
+def test_levers_off_train_exactly_as_the_default(tmp_path):
+    settings = [*SMALL, "train.epochs=2"]
+    train(load_config(DEMO, settings), tmp_path / "default", progress=False, console=QUIET)
+    off = ["train.label_smoothing=0.0"]
+    train(load_config(DEMO, [*settings, *off]), tmp_path / "off", progress=False, console=QUIET)
+    assert_same_run(tmp_path / "default", tmp_path / "off")
+
+
+def test_unsmoothed_loss_is_log_softmax_and_nll_loss():
+    torch.manual_seed(0)
+    scores, tags = torch.randn(3, 5, 7), torch.randint(0, 7, (3, 5))
+    tags[1, 3:] = TAG_PAD
+    head = Head(4, 7, crf=False)
+    expected = torch.nn.functional.nll_loss(torch.log_softmax(scores, -1).flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD)
+    assert torch.equal(head.loss(scores, torch.tensor([5, 3, 5]), tags), expected)
+
+
+# 2. label smoothing ---------------------------------------------------------------------------------------
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy():
+    """Token 1: scores (0, 0, ln 2), so p = (1/4, 1/4, 1/2), gold tag 2; token 2: uniform, gold 0; token 3 is padding."""
+    scores = torch.tensor([[[0.0, 0.0, math.log(2)], [0.0, 0.0, 0.0], [50.0, -50.0, 0.0]]])
+    tags, lengths = torch.tensor([[2, 0, TAG_PAD]]), torch.tensor([2])
+    eps = 0.1
+    token1 = (1 - eps) * math.log(2) + eps * (math.log(4) + math.log(4) + math.log(2)) / 3
+    token2 = math.log(3)  # every -log p is ln 3: smoothing changes nothing
+    smoothed = Head(3, 3, crf=False, smoothing=eps).loss(scores, lengths, tags).item()
+    plain = Head(3, 3, crf=False).loss(scores, lengths, tags).item()
+    assert smoothed == pytest.approx((token1 + token2) / 2, abs=1e-6)
+    assert plain == pytest.approx((math.log(2) + math.log(3)) / 2, abs=1e-6)
+    assert smoothed > plain  # the confident, right token pays for its confidence
+
+
+def test_a_crf_head_is_not_smoothed():
+    torch.manual_seed(0)
+    plain, smoothed = Head(4, 5, crf=True), Head(4, 5, crf=True, smoothing=0.3)
+    smoothed.load_state_dict(plain.state_dict())
+    scores, tags, lengths = torch.randn(2, 4, 5), torch.tensor([[1, 2, 3, 4], [0, 1, TAG_PAD, TAG_PAD]]), torch.tensor([4, 2])
+    assert torch.equal(plain.loss(scores, lengths, tags), smoothed.loss(scores, lengths, tags))
+
+
+def test_smoothed_training_loss_stays_above_the_smoothed_targets_entropy(tmp_path):
+    """With eps, a token's loss is at least the entropy of its target (1 - eps on the gold tag, eps/K on each):
+    an overfit run without smoothing goes below it, one with smoothing never does."""
+    eps, tags = 0.2, len({t for _, sentence_tags in CLASSIC for t in sentence_tags})
+    gold = 1 - eps + eps / tags
+    floor = -gold * math.log(gold) - (tags - 1) * (eps / tags) * math.log(eps / tags)
+    plain = train(load_config(tiny_config(tmp_path)), tmp_path / "plain", progress=False)
+    smoothed = train(load_config(tiny_config(tmp_path), [f"train.label_smoothing={eps}"]), tmp_path / "smoothed", progress=False)
+    assert plain.best_dev_accuracy == smoothed.best_dev_accuracy == 1.0
+    assert min(r["train_loss"] for r in without_timings(plain.output_dir)) < floor
+    assert min(r["train_loss"] for r in without_timings(smoothed.output_dir)) >= floor - 1e-6
+
+
+# 5. bad values: one line naming the key -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.label_smoothing=1"], "--set train.label_smoothing=1: train.label_smoothing: must be < 1.0, got 1"),
+        (["train.label_smoothing=-0.1"], "--set train.label_smoothing=-0.1: train.label_smoothing: must be >= 0.0, got -0.1"),
+        (["train.label_smoothing=yes"], "--set train.label_smoothing=yes: train.label_smoothing: input should be a valid number, got True"),
+        (
+            ["model.output=crf", "train.label_smoothing=0.1"],
+            "--set train.label_smoothing=0.1: train.label_smoothing: smooths softmax heads only, and every head of ['upos'] is a crf (it is 0.1)",
+        ),
+    ],
+)
+def test_bad_lever_settings_are_one_line(tmp_path, overrides, message):
+    config = tiny_config(tmp_path)
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), *(x for o in overrides for x in ("--set", o))])
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_smoothing_with_one_softmax_head_among_crfs_is_allowed(tmp_path):
+    config = tiny_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["columns"], raw["model"]["output"] = ["upos", "xpos"], "crf"
+    raw["model"]["output_per_column"], raw["train"]["label_smoothing"] = {"xpos": "softmax"}, 0.1
+    config.write_text(yaml.safe_dump(raw))
+    assert load_config(config).train.label_smoothing == 0.1
