@@ -152,10 +152,13 @@ def _threads(value: Any) -> int | str:
 
 
 class TrainConfig(_Section):
-    """The optimisation loop: SGD, clipping, early stopping, seed and device."""
+    """The optimisation loop: the optimiser, clipping, early stopping, seed and device."""
 
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(32, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    """``sgd`` (with ``momentum``) or ``adamw`` (Adam, decoupled weight decay, betas 0.9 and 0.999, eps 1e-8),
+    both with ``lr``, ``lr_decay`` and ``weight_decay``. AdamW keeps its own moments: ``momentum`` must be 0 with it."""
     lr: float = Field(0.1, gt=0.0)
     lr_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
@@ -223,8 +226,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _levers_apply(self) -> "Config":
-        """A loss option that would change nothing is an error, not silently ignored."""
+        """An optimiser setting or loss option that would change nothing is an error, not silently ignored."""
         train = self.train
+        if train.optimizer == "adamw" and train.momentum > 0:
+            raise ValueError(f"train.optimizer: adamw has no momentum: set train.momentum to 0 (it is {train.momentum})")
         if train.label_smoothing > 0 and all(self.model.output_of(c) == "crf" for c in self.data.columns):
             raise ValueError(
                 f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "

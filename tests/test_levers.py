@@ -1,22 +1,24 @@
-"""The training levers of issue 13: label smoothing.
+"""The training levers of issue 13: label smoothing and AdamW beside SGD.
 
-Off by default and then trains exactly as before; bad values are one line.
+Each is off by default and then trains exactly as before; AdamW resumes exactly; bad values are one line.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 from rich.console import Console
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from lstm_tagger import load_config, train
+from lstm_tagger import load_checkpoint, load_config, tag, train, training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.data import TAG_PAD
@@ -29,6 +31,7 @@ QUIET = Console(quiet=True)
 DEMO = ROOT / "configs" / "demo.yaml"
 SMALL = ["model.embedding_dim=16", "model.hidden_dim=16", "train.patience=0", "train.threads=1", "tokenizer.mode=off"]
 """The demo corpus (dropout 0.2 and word dropout 0.25: both random streams matter) with a small model, one thread."""
+ADAMW = ["train.optimizer=adamw", "train.momentum=0", "train.lr=0.005", "train.lr_decay=0.5"]
 
 
 def without_timings(out: Path) -> list[dict]:
@@ -45,15 +48,28 @@ def assert_same_run(a: Path, b: Path) -> None:
         assert all(torch.equal(sa[k], sb[k]) for k in sa), (name, [k for k in sa if not torch.equal(sa[k], sb[k])])
 
 
+def straight_and_resumed(tmp_path: Path, settings: list[str], epochs: int = 3) -> tuple[Path, Path]:
+    """``settings`` trained for ``epochs`` epochs straight, and for ``epochs - 1`` then resumed for the last one."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(load_config(DEMO, [*settings, f"train.epochs={epochs}"]), straight, progress=False, console=QUIET)
+    train(load_config(DEMO, [*settings, f"train.epochs={epochs - 1}"]), resumed, progress=False, console=QUIET)
+    result = train(load_config(DEMO, [*settings, f"train.epochs={epochs}"]), resumed, resume=True, progress=False, console=QUIET)
+    assert result.epochs_run == epochs and "resuming" in (resumed / "train.log").read_text()
+    return straight, resumed
+
+
 # 1. off by default: the same run as before ---------------------------------------------------------------
 
 
 def test_levers_off_train_exactly_as_the_default(tmp_path):
     settings = [*SMALL, "train.epochs=2"]
     train(load_config(DEMO, settings), tmp_path / "default", progress=False, console=QUIET)
-    off = ["train.label_smoothing=0.0"]
+    off = ["train.optimizer=sgd", "train.label_smoothing=0.0"]
     train(load_config(DEMO, [*settings, *off]), tmp_path / "off", progress=False, console=QUIET)
     assert_same_run(tmp_path / "default", tmp_path / "off")
+    tensors = load_file(tmp_path / "off" / LAST)
+    assert any(k.startswith("train_state.momentum.") for k in tensors)  # SGD's buffers, named as before
+    assert not any(k.startswith("train_state.adamw") for k in tensors)
 
 
 def test_unsmoothed_loss_is_log_softmax_and_nll_loss():
@@ -103,6 +119,59 @@ def test_smoothed_training_loss_stays_above_the_smoothed_targets_entropy(tmp_pat
     assert min(r["train_loss"] for r in without_timings(smoothed.output_dir)) >= floor - 1e-6
 
 
+# 3. AdamW ----------------------------------------------------------------------------------------------
+
+
+def test_adamw_overfits_save_reload_same_tags(tmp_path):
+    config = load_config(tiny_config(tmp_path), ["train.optimizer=adamw", "train.momentum=0", "train.lr=0.02"])
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.best_dev_accuracy == 1.0
+    sentences = [words for words, _ in CLASSIC]
+    assert [t.tags for t in tag(load_checkpoint(tmp_path / "run" / BEST), sentences)] == [tags for _, tags in CLASSIC]
+    state = load_checkpoint(tmp_path / "run" / LAST).train_tensors
+    parameters = [name for name, _ in load_checkpoint(tmp_path / "run" / LAST).model.named_parameters()]
+    for prefix in ("adamw_step.", "adamw_exp_avg.", "adamw_exp_avg_sq."):
+        assert {prefix + name for name in parameters} <= state.keys()
+    assert not any(k.startswith("momentum.") for k in state)
+    steps = config.train.epochs * math.ceil(len(CLASSIC) / config.train.batch_size)  # one per batch
+    assert {state[f"adamw_step.{name}"].item() for name in parameters} == {float(steps)}
+
+
+def test_adamw_resume_equals_a_straight_run(tmp_path):
+    straight, resumed = straight_and_resumed(tmp_path, [*SMALL, *ADAMW])
+    assert [r["lr"] for r in without_timings(straight)] == [0.005, round(0.005 / 1.5, 6), 0.0025]  # lr_decay applies
+    assert_same_run(straight, resumed)
+
+
+def test_resume_without_the_adamw_state_would_differ(tmp_path, monkeypatch):
+    """The check above can fail: a resume that restores the weights but not AdamW's moments trains otherwise."""
+    weights_only = lambda weights, tensors, model, *_: model.load_state_dict(weights)  # noqa: E731
+    monkeypatch.setattr(training, "restore_training", weights_only)
+    straight, resumed = straight_and_resumed(tmp_path, [*SMALL, *ADAMW])
+    assert without_timings(straight)[:2] == without_timings(resumed)[:2]
+    assert without_timings(straight)[2] != without_timings(resumed)[2]
+
+
+def damaged_copy(run: Path, target: Path, drop: str) -> Path:
+    """``run`` copied to ``target`` with the tensor ``drop`` removed from its last checkpoint."""
+    shutil.copytree(run, target)
+    with safe_open(run / LAST, "pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(run / LAST)
+    del tensors[drop]
+    save_file(tensors, target / LAST, metadata=metadata)
+    return target
+
+
+def test_resume_with_a_partial_adamw_state_says_so(tmp_path):
+    settings = [*SMALL, *ADAMW, "train.epochs=1"]
+    train(load_config(DEMO, settings), tmp_path / "run", progress=False, console=QUIET)
+    run = damaged_copy(tmp_path / "run", tmp_path / "damaged", "train_state.adamw_exp_avg_sq.embed.embedding.weight")
+    args = ["train", str(DEMO), "--output", str(run), "--resume", *(x for s in settings[:-1] for x in ("--set", s))]
+    result = runner.invoke(app, [*args, "--set", "train.epochs=2"])
+    assert_one_line_error(result, f"{run / LAST}: the training state to resume from is damaged (ValueError); train anew")
+
+
 # 5. bad values: one line naming the key -----------------------------------------------------------------------
 
 
@@ -112,6 +181,8 @@ def test_smoothed_training_loss_stays_above_the_smoothed_targets_entropy(tmp_pat
         (["train.label_smoothing=1"], "--set train.label_smoothing=1: train.label_smoothing: must be < 1.0, got 1"),
         (["train.label_smoothing=-0.1"], "--set train.label_smoothing=-0.1: train.label_smoothing: must be >= 0.0, got -0.1"),
         (["train.label_smoothing=yes"], "--set train.label_smoothing=yes: train.label_smoothing: input should be a valid number, got True"),
+        (["train.optimizer=adam"], "--set train.optimizer=adam: train.optimizer: must be one of 'sgd' or 'adamw', got 'adam'"),
+        (["train.optimizer=adamw"], "--set train.optimizer=adamw: train.optimizer: adamw has no momentum: set train.momentum to 0 (it is 0.9)"),
         (
             ["model.output=crf", "train.label_smoothing=0.1"],
             "--set train.label_smoothing=0.1: train.label_smoothing: smooths softmax heads only, and every head of ['upos'] is a crf (it is 0.1)",
@@ -132,3 +203,13 @@ def test_smoothing_with_one_softmax_head_among_crfs_is_allowed(tmp_path):
     raw["model"]["output_per_column"], raw["train"]["label_smoothing"] = {"xpos": "softmax"}, 0.1
     config.write_text(yaml.safe_dump(raw))
     assert load_config(config).train.label_smoothing == 0.1
+
+
+def test_resume_cannot_switch_the_optimizer(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    result = runner.invoke(
+        app, ["train", str(run / "config.yaml"), "--output", str(run), "--resume",
+              "--set", "train.optimizer=adamw", "--set", "train.momentum=0", "--set", "train.epochs=3"],
+    )
+    assert_one_line_error(result, f"{run}: cannot resume, train.optimizer is 'adamw' here but 'sgd' in the run")
