@@ -166,6 +166,10 @@ class TrainConfig(_Section):
     """eps: a softmax head's token loss is (1 - eps) * NLL + eps * the mean over the tags of -log p.
     A CRF head has no per-token distribution to smooth and keeps its sequence NLL; a config
     whose heads are all CRFs is refused with eps > 0, which would change nothing."""
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    """d > 0: keep an average of the weights, updated after every optimiser step, older steps weighing
+    d times less each (bias-corrected as Adam's moments: after t steps the weights sum to 1). Dev scores,
+    both checkpoints and the final report use the average; training goes on from the raw weights. 0: off."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)

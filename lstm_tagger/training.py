@@ -38,7 +38,7 @@ from .flops import parameter_count
 from .limits import check_parameters, planned_parameters
 from .memory import fix_mmap_threshold
 from .model import Tagger
-from .optim import build_optimizer, restore_training, training_tensors
+from .optim import WeightAverage, build_optimizer, restore_training, training_tensors
 from .threads import ThreadChooser, thread_chooser
 from .report import column_accuracies, print_scores, write_report
 from .segment import Segmenter
@@ -201,22 +201,22 @@ class LoopState:
 
 
 def _capture(loop: LoopState, session: Session) -> tuple[dict, dict]:
-    """The loop state, the batch-order RNG, torch's RNG and the optimiser's state (``optim.py``)."""
+    """The loop state, the batch-order RNG, torch's RNG, the optimiser's state and the weight average's (``optim.py``)."""
     version, internal, gauss = session.rng.getstate()
     meta = {**asdict(loop), "python_rng": [version, list(internal), gauss]}
-    tensors = {"torch_rng": torch.get_rng_state(), **training_tensors(session.model, session.optimizer)}
+    tensors = {"torch_rng": torch.get_rng_state(), **training_tensors(session.model, session.optimizer, session.average)}
     return meta, tensors
 
 
 def _restore(saved: Checkpoint, session: Session) -> LoopState:
-    """Undo ``_capture``: weights, optimiser state and both RNGs as they were after ``saved``'s epoch."""
+    """Undo ``_capture``: weights, optimiser state, weight average and both RNGs as they were after ``saved``'s epoch."""
     meta, tensors = dict(saved.train_state or {}), saved.train_tensors
     try:
         version, internal, gauss = meta.pop("python_rng")
         session.rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(tensors["torch_rng"])
         loop = TypeAdapter(LoopState).validate_json(json.dumps(meta), strict=True)  # JSON-strict: "3" is no int
-        restore_training(saved.model.state_dict(), tensors, session.model, session.optimizer)
+        restore_training(saved.model.state_dict(), tensors, session.model, session.optimizer, session.average)
     except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
         raise UserError(f"{saved.path}: the training state to resume from is damaged ({type(exc).__name__}); train anew") from None
     return loop
@@ -303,10 +303,13 @@ class Session:
     world: World
     say: RunLog
     model: Tagger
+    """The weights being trained."""
     optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    """``train.ema_decay``'s average of ``model``, updated after every step."""
     rng: random.Random
     current: Checkpoint
-    """The model with its vocabularies: what is evaluated and saved every epoch."""
+    """The model (the average, if any) with its vocabularies: what is evaluated and saved every epoch."""
     word_ids: list[torch.Tensor]
     tag_ids: list[torch.Tensor]
     lengths: list[int]
@@ -339,10 +342,13 @@ def _build(
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
+    average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay > 0 else None
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
-        optimizer=build_optimizer(model, config.train), rng=rng,
-        current=Checkpoint(model=model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter),
+        optimizer=build_optimizer(model, config.train), average=average, rng=rng,
+        current=Checkpoint(
+            model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter
+        ),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=[encode_tags(vocabs, s.columns) for s in train_set],
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
@@ -474,6 +480,8 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
     session.optimizer.step()
     if session.frozen is not None:
         session.frozen.restore()
+    if session.average is not None:
+        session.average.update(model)
     return batch_loss
 
 

@@ -1,6 +1,6 @@
-"""The training levers of issue 13: label smoothing and AdamW beside SGD.
+"""The training levers of issue 13: label smoothing, AdamW beside SGD, and a moving average of the weights.
 
-Each is off by default and then trains exactly as before; AdamW resumes exactly; bad values are one line.
+Each is off by default and then trains exactly as before; each resumes exactly; bad values are one line.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from lstm_tagger import load_checkpoint, load_config, tag, train, training
+from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
-from lstm_tagger.data import TAG_PAD
+from lstm_tagger.data import TAG_PAD, read_corpus
 from lstm_tagger.model import Head
+from lstm_tagger.optim import WeightAverage
 
 from conftest import CLASSIC, ROOT, assert_one_line_error, tiny_config
 
@@ -64,12 +65,12 @@ def straight_and_resumed(tmp_path: Path, settings: list[str], epochs: int = 3) -
 def test_levers_off_train_exactly_as_the_default(tmp_path):
     settings = [*SMALL, "train.epochs=2"]
     train(load_config(DEMO, settings), tmp_path / "default", progress=False, console=QUIET)
-    off = ["train.optimizer=sgd", "train.label_smoothing=0.0"]
+    off = ["train.optimizer=sgd", "train.label_smoothing=0.0", "train.ema_decay=0.0"]
     train(load_config(DEMO, [*settings, *off]), tmp_path / "off", progress=False, console=QUIET)
     assert_same_run(tmp_path / "default", tmp_path / "off")
     tensors = load_file(tmp_path / "off" / LAST)
     assert any(k.startswith("train_state.momentum.") for k in tensors)  # SGD's buffers, named as before
-    assert not any(k.startswith("train_state.adamw") for k in tensors)
+    assert not any(k.startswith(("train_state.adamw", "train_state.raw.", "train_state.ema")) for k in tensors)
 
 
 def test_unsmoothed_loss_is_log_softmax_and_nll_loss():
@@ -172,6 +173,56 @@ def test_resume_with_a_partial_adamw_state_says_so(tmp_path):
     assert_one_line_error(result, f"{run / LAST}: the training state to resume from is damaged (ValueError); train anew")
 
 
+# 4. the moving average of the weights -----------------------------------------------------------------------
+
+
+def test_weight_average_is_the_bias_corrected_moving_average():
+    """d = 0.5: after w1 it is w1; after w2, (w1 + 2 w2) / 3; after w3, (w1 + 2 w2 + 4 w3) / 7."""
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(model, 0.5)
+    values = [torch.tensor([[1.0, -2.0]]), torch.tensor([[4.0, 0.5]]), torch.tensor([[-3.0, 8.0]])]
+    expected = [values[0], (values[0] + 2 * values[1]) / 3, (values[0] + 2 * values[1] + 4 * values[2]) / 7]
+    for value, wanted in zip(values, expected):
+        with torch.no_grad():
+            model.weight.copy_(value)
+        average.update(model)
+        assert torch.allclose(average.model.weight, wanted, atol=1e-6, rtol=0)
+    assert average.steps == 3 and not average.model.weight.requires_grad
+
+
+def test_ema_resume_equals_a_straight_run_and_checkpoints_hold_the_average(tmp_path):
+    straight, resumed = straight_and_resumed(tmp_path, [*SMALL, "train.ema_decay=0.9"])
+    assert_same_run(straight, resumed)
+    last = load_checkpoint(resumed / LAST)
+    raw = {name: last.train_tensors[f"raw.{name}"] for name, _ in last.model.named_parameters()}
+    averaged = last.model.state_dict()
+    assert any(not torch.equal(raw[k], averaged[k]) for k in raw)  # the checkpoint's model is not the raw weights
+    # training goes on from the raw weights: they, and the training loss, are those of a run without the average
+    train(load_config(DEMO, [*SMALL, "train.epochs=3"]), tmp_path / "plain", progress=False, console=QUIET)
+    plain = load_checkpoint(tmp_path / "plain" / LAST).model.state_dict()
+    assert all(torch.equal(raw[k], plain[k]) for k in raw)
+    assert [r["train_loss"] for r in without_timings(tmp_path / "plain")] == [r["train_loss"] for r in without_timings(resumed)]
+    sentences = len(read_corpus(last.config.data.train, "conllu", ["upos"]))
+    assert last.train_tensors["ema_steps"].item() == 3 * math.ceil(sentences / last.config.train.batch_size)  # one per batch
+    # dev was scored with the averaged weights: evaluating model-last again gives the logged figure
+    dev = evaluate_model(resumed / LAST, data=ROOT / "data" / "demo" / "dev.conllu")
+    assert round(dev["accuracy"], 6) == without_timings(resumed)[-1]["dev_accuracy"]
+
+
+def test_resume_without_the_raw_weights_of_an_averaged_run_says_so(tmp_path):
+    settings = [*SMALL, "train.ema_decay=0.9", "train.epochs=1"]
+    train(load_config(DEMO, settings), tmp_path / "run", progress=False, console=QUIET)
+    run = damaged_copy(tmp_path / "run", tmp_path / "damaged", "train_state.raw.encoder.rnn.weight_hh_l0")
+    args = ["train", str(DEMO), "--output", str(run), "--resume", *(x for s in settings[:-1] for x in ("--set", s))]
+    result = runner.invoke(app, [*args, "--set", "train.epochs=2"])
+    assert_one_line_error(result, f"{run / LAST}: the training state to resume from is damaged (KeyError); train anew")
+
+
+def test_ema_with_adamw_and_smoothing_resumes_exactly(tmp_path):
+    straight, resumed = straight_and_resumed(tmp_path, [*SMALL, *ADAMW, "train.ema_decay=0.99", "train.label_smoothing=0.1"])
+    assert_same_run(straight, resumed)
+
+
 # 5. bad values: one line naming the key -----------------------------------------------------------------------
 
 
@@ -181,6 +232,8 @@ def test_resume_with_a_partial_adamw_state_says_so(tmp_path):
         (["train.label_smoothing=1"], "--set train.label_smoothing=1: train.label_smoothing: must be < 1.0, got 1"),
         (["train.label_smoothing=-0.1"], "--set train.label_smoothing=-0.1: train.label_smoothing: must be >= 0.0, got -0.1"),
         (["train.label_smoothing=yes"], "--set train.label_smoothing=yes: train.label_smoothing: input should be a valid number, got True"),
+        (["train.ema_decay=1.0"], "--set train.ema_decay=1.0: train.ema_decay: must be < 1.0, got 1.0"),
+        (["train.ema_decay=yes"], "--set train.ema_decay=yes: train.ema_decay: input should be a valid number, got True"),
         (["train.optimizer=adam"], "--set train.optimizer=adam: train.optimizer: must be one of 'sgd' or 'adamw', got 'adam'"),
         (["train.optimizer=adamw"], "--set train.optimizer=adamw: train.optimizer: adamw has no momentum: set train.momentum to 0 (it is 0.9)"),
         (
