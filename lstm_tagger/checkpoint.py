@@ -56,7 +56,7 @@ class Checkpoint:
     train_state: dict[str, Any] | None = None
     """Where training stopped (last checkpoints only): JSON-ready loop state, see ``train.LoopState``."""
     train_tensors: dict[str, torch.Tensor] = field(default_factory=dict)
-    """Tensors of the training state: RNG state, momentum buffers."""
+    """Tensors of the training state: RNG state, the optimiser's state and the weight average's (``optim.training_tensors``)."""
     segmenter: Segmenter | None = None
     """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
 

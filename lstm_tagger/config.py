@@ -152,13 +152,24 @@ def _threads(value: Any) -> int | str:
 
 
 class TrainConfig(_Section):
-    """The optimisation loop: SGD, clipping, early stopping, seed and device."""
+    """The optimisation loop: the optimiser, clipping, early stopping, seed and device."""
 
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(32, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    """``sgd`` (with ``momentum``) or ``adamw`` (Adam, decoupled weight decay, betas 0.9 and 0.999, eps 1e-8),
+    both with ``lr``, ``lr_decay`` and ``weight_decay``. AdamW keeps its own moments: ``momentum`` must be 0 with it."""
     lr: float = Field(0.1, gt=0.0)
     lr_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """eps: a softmax head's token loss is (1 - eps) * NLL + eps * the mean over the tags of -log p.
+    A CRF head has no per-token distribution to smooth and keeps its sequence NLL; a config
+    whose heads are all CRFs is refused with eps > 0, which would change nothing."""
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    """d > 0: keep an average of the weights, updated after every optimiser step, older steps weighing
+    d times less each (bias-corrected as Adam's moments: after t steps the weights sum to 1). Dev scores,
+    both checkpoints and the final report use the average; training goes on from the raw weights. 0: off."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
@@ -215,6 +226,19 @@ class Config(_Section):
             for column in named:
                 if column not in columns:
                     raise ValueError(f"{key}.{column}: {column} is not in data.columns {columns}")
+        return self
+
+    @model_validator(mode="after")
+    def _levers_apply(self) -> "Config":
+        """An optimiser setting or loss option that would change nothing is an error, not silently ignored."""
+        train = self.train
+        if train.optimizer == "adamw" and train.momentum > 0:
+            raise ValueError(f"train.optimizer: adamw has no momentum: set train.momentum to 0 (it is {train.momentum})")
+        if train.label_smoothing > 0 and all(self.model.output_of(c) == "crf" for c in self.data.columns):
+            raise ValueError(
+                f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "
+                f"(it is {train.label_smoothing})"
+            )
         return self
 
 

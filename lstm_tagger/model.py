@@ -92,12 +92,16 @@ class RecurrentEncoder(nn.Module):
 
 
 class Head(nn.Module):
-    """One tag column's output layer: Linear -> log_softmax, or Linear -> CRF emissions."""
+    """One tag column's output layer: Linear -> log_softmax, or Linear -> CRF emissions.
 
-    def __init__(self, input_dim: int, num_tags: int, crf: bool):
+    ``smoothing`` (eps, softmax only) mixes the loss with the mean over the tags of -log p.
+    """
+
+    def __init__(self, input_dim: int, num_tags: int, crf: bool, smoothing: float = 0.0):
         super().__init__()
         self.output = nn.Linear(input_dim, num_tags)
         self.crf = CRF(num_tags) if crf else None
+        self.smoothing = smoothing
 
     def log_probs(self, scores: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """scores (B, T, K) emissions -> (B, T, K) log-probabilities (a CRF's: the marginals)."""
@@ -106,10 +110,15 @@ class Head(nn.Module):
         return torch.log_softmax(scores, dim=-1)
 
     def loss(self, scores: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood per real token; tags (B, T) with ``TAG_PAD`` beyond each length."""
+        """Mean negative log-likelihood per real token; tags (B, T) with ``TAG_PAD`` beyond each length.
+
+        With ``smoothing`` eps (softmax): per real token, (1 - eps) * NLL + eps * mean over the K tags of -log p.
+        """
         if self.crf is not None:
             return self.crf.nll(scores, tags, lengths)
-        return nn.functional.nll_loss(torch.log_softmax(scores, dim=-1).flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD)
+        return nn.functional.cross_entropy(
+            scores.flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD, label_smoothing=self.smoothing
+        )  # log_softmax + nll_loss when smoothing is 0
 
     def predict(self, scores: torch.Tensor, lengths: torch.Tensor, probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (B, T) best tags (argmax, or Viterbi with a CRF) and (B, T, K) log-probabilities when ``probs``."""
@@ -126,7 +135,8 @@ class Tagger(nn.Module):
     the Linear layer's scores: training maximises the whole tag sequence's likelihood,
     tagging is Viterbi, and ``forward`` gives the marginals. ``num_tags`` maps each column
     to its number of tags, in ``data.columns`` order (an int: one ``upos`` column);
-    ``loss_weights`` weighs each head's loss (default 1).
+    ``loss_weights`` weighs each head's loss (default 1); ``label_smoothing`` is the softmax
+    heads' eps (``Head``; a CRF head is not smoothed).
     """
 
     def __init__(
@@ -136,6 +146,7 @@ class Tagger(nn.Module):
         num_tags: Mapping[str, int] | int,
         num_chars: int = 0,
         loss_weights: Mapping[str, float] | None = None,
+        label_smoothing: float = 0.0,
     ):
         super().__init__()
         self.config = config
@@ -152,7 +163,10 @@ class Tagger(nn.Module):
             config.cell, input_dim, config.hidden_dim, config.num_layers, config.bidirectional, config.dropout
         )
         self.heads = nn.ModuleDict(
-            {column: Head(self.encoder.output_dim, size, config.output_of(column) == "crf") for column, size in columns.items()}
+            {
+                column: Head(self.encoder.output_dim, size, config.output_of(column) == "crf", label_smoothing)
+                for column, size in columns.items()
+            }
         )
         self.columns = list(columns)
         self.loss_weights = [float((loss_weights or {}).get(column, 1.0)) for column in self.columns]

@@ -38,6 +38,7 @@ from .flops import parameter_count
 from .limits import check_parameters, planned_parameters
 from .memory import fix_mmap_threshold
 from .model import Tagger
+from .optim import WeightAverage, build_optimizer, restore_training, training_tensors
 from .threads import ThreadChooser, thread_chooser
 from .report import column_accuracies, print_scores, write_report
 from .segment import Segmenter
@@ -199,35 +200,25 @@ class LoopState:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _capture(loop: LoopState, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> tuple[dict, dict]:
-    """The loop state, the batch-order RNG, torch's RNG and SGD's momentum buffers."""
-    version, internal, gauss = rng.getstate()
+def _capture(loop: LoopState, session: Session) -> tuple[dict, dict]:
+    """The loop state, the batch-order RNG, torch's RNG, the optimiser's state and the weight average's (``optim.py``)."""
+    version, internal, gauss = session.rng.getstate()
     meta = {**asdict(loop), "python_rng": [version, list(internal), gauss]}
-    tensors = {"torch_rng": torch.get_rng_state()}
-    for name, parameter in model.named_parameters():
-        buffer = optimizer.state.get(parameter, {}).get("momentum_buffer")
-        if buffer is not None:
-            tensors[f"momentum.{name}"] = buffer
+    tensors = {"torch_rng": torch.get_rng_state(), **training_tensors(session.model, session.optimizer, session.average)}
     return meta, tensors
 
 
-def _restore(saved: Checkpoint, model: Tagger, optimizer: torch.optim.Optimizer, rng: random.Random) -> LoopState:
-    """Undo ``_capture``: weights, momentum buffers and both RNGs as they were after ``saved``'s epoch."""
+def _restore(saved: Checkpoint, session: Session) -> LoopState:
+    """Undo ``_capture``: weights, optimiser state, weight average and both RNGs as they were after ``saved``'s epoch."""
     meta, tensors = dict(saved.train_state or {}), saved.train_tensors
     try:
         version, internal, gauss = meta.pop("python_rng")
-        rng.setstate((version, tuple(internal), gauss))
+        session.rng.setstate((version, tuple(internal), gauss))
         torch.set_rng_state(tensors["torch_rng"])
         loop = TypeAdapter(LoopState).validate_json(json.dumps(meta), strict=True)  # JSON-strict: "3" is no int
-        momentum = {name: tensors[f"momentum.{name}"] for name, _ in model.named_parameters() if f"momentum.{name}" in tensors}
-        if any(momentum[name].shape != p.shape for name, p in model.named_parameters() if name in momentum):
-            raise ValueError("momentum of the wrong shape")
+        restore_training(saved.model.state_dict(), tensors, session.model, session.optimizer, session.average)
     except (KeyError, TypeError, ValueError, RuntimeError, ValidationError) as exc:
         raise UserError(f"{saved.path}: the training state to resume from is damaged ({type(exc).__name__}); train anew") from None
-    model.load_state_dict(saved.model.state_dict())
-    for name, parameter in model.named_parameters():
-        if name in momentum:
-            optimizer.state[parameter]["momentum_buffer"] = momentum[name].to(parameter.device)
     return loop
 
 
@@ -312,10 +303,13 @@ class Session:
     world: World
     say: RunLog
     model: Tagger
+    """The weights being trained."""
     optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    """``train.ema_decay``'s average of ``model``, updated after every step."""
     rng: random.Random
     current: Checkpoint
-    """The model with its vocabularies: what is evaluated and saved every epoch."""
+    """The model (the average, if any) with its vocabularies: what is evaluated and saved every epoch."""
     word_ids: list[torch.Tensor]
     tag_ids: list[torch.Tensor]
     lengths: list[int]
@@ -343,18 +337,18 @@ def _build(
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
-        loss_weights=config.train.column_weights,
+        loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.train.lr, momentum=config.train.momentum, weight_decay=config.train.weight_decay
-    )
+    average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay > 0 else None
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
-        optimizer=optimizer, rng=rng,
-        current=Checkpoint(model=model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter),
+        optimizer=build_optimizer(model, config.train), average=average, rng=rng,
+        current=Checkpoint(
+            model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter
+        ),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=[encode_tags(vocabs, s.columns) for s in train_set],
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
     )
@@ -373,7 +367,7 @@ def _start(session: Session, saved: Checkpoint | None) -> LoopState:
             (saved.chars and saved.chars.itos) != (current.chars and current.chars.itos)
         ):
             raise UserError(f"{session.output_dir}: cannot resume, the training data changed since the run started")
-        loop = _restore(saved, session.model, session.optimizer, session.rng)
+        loop = _restore(saved, session)
         say(f"resuming {session.output_dir} after epoch {loop.epoch}")
     else:
         loop = LoopState(examples=[tag_score_matrix(current, s.words, "before training") for s in splits.train[:EXAMPLE_SENTENCES]])
@@ -486,6 +480,8 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
     session.optimizer.step()
     if session.frozen is not None:
         session.frozen.restore()
+    if session.average is not None:
+        session.average.update(model)
     return batch_loss
 
 
@@ -518,7 +514,7 @@ def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
     current.metrics = {"epoch": epoch, "dev_accuracy": dev_accuracy, **{f"dev_{c}": a for c, a in dev_columns.items()}}
     if improved:
         save_checkpoint(output_dir / BEST, current)
-    current.train_state, current.train_tensors = _capture(loop, session.model, session.optimizer, session.rng)
+    current.train_state, current.train_tensors = _capture(loop, session)
     save_checkpoint(output_dir / LAST, current)
     current.train_state, current.train_tensors = None, {}
     atomic_write_text(output_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in loop.history))
