@@ -27,7 +27,7 @@ from lstm_tagger.config import Config, DataConfig, ModelConfig
 from lstm_tagger.conllu import read_blocks
 from lstm_tagger.export import load_exported, tag_exported
 from lstm_tagger.model import Tagger
-from lstm_tagger.predict import tag
+from lstm_tagger.predict import tag, tag_stream
 
 from conftest import ROOT
 
@@ -91,6 +91,21 @@ def test_one_model_learns_every_column_exactly(three_columns):
         assert [list(t) for t in zip(*sentence.columns.values())] == [list(tags) for _, *tags in gold]
     one_by_one = [tag(checkpoint, [[w for w, *_ in s]], batch_size=1)[0].columns for s in GOLD]
     assert one_by_one == [t.columns for t in tagged]
+
+
+def test_streamed_tagging_with_several_workers_keeps_order_tags_and_scores(three_columns):
+    """Many small chunks tagged by three worker threads at once come back in input order, with
+    the tags and probabilities of ``tag`` on the whole list (empty sentences included)."""
+    checkpoint = load_checkpoint(three_columns / BEST)
+    sentences = [[w for w, *_ in s][: 1 + i % 4] for i, s in enumerate(GOLD * 30)] + [[]]
+    sentences.insert(7, [])
+    whole = tag(checkpoint, sentences, scores=True)
+    streamed = list(tag_stream(checkpoint, iter(sentences), batch_size=2, scores=True, workers=3))
+    assert [t.words for t in streamed] == [t.words for t in whole] == [list(s) for s in sentences]
+    assert [t.columns for t in streamed] == [t.columns for t in whole]
+    for a, b in zip(streamed, whole):
+        assert a.probs.keys() == b.probs.keys()  # other batches: the same up to rounding
+        assert all(torch.allclose(a.probs[c], b.probs[c], atol=1e-6) for c in a.probs)
 
 
 def test_eval_json_has_every_column_and_all_tags(three_columns):

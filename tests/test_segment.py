@@ -17,6 +17,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.data import read_conllu
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError
 from lstm_tagger.rawtext import Lexicon, labelled_paragraphs, raw_text, read_treebank, text_windows
+from lstm_tagger import segment as segment_module
 from lstm_tagger.segment import MAX_TOKEN_CHARS, segment, train_segmenter
 
 from conftest import ROOT, assert_one_line_error
@@ -277,6 +278,20 @@ def test_same_sentences_whatever_the_chunking(demo_segmenter):
     assert forms(whole) == forms(by_char) and len(whole) >= 6
     assert [s.new_paragraph for s in whole] == [s.new_paragraph for s in by_char]
     assert "".join(t.form for s in whole for t in s.tokens) == "".join(text.split())
+
+
+def test_pooled_length_sorted_labelling_equals_one_window_at_a_time(demo_segmenter, monkeypatch):
+    """Windows go to the network sorted by length in pools; the sentences must be those of
+    labelling each window alone (a pool of one), in the text's order."""
+    paragraphs = ["The dog ate the apple.", "Everybody read that book! My sister bought three books",
+                  "Don't stop. " * 40, "Hi.", "A " * 300 + "end."]
+    text = "\n\n".join(paragraphs * 5)
+    pooled = list(segment(demo_segmenter, [text]))
+    monkeypatch.setattr(segment_module, "POOL_CHARS", 1)
+    alone = list(segment(demo_segmenter, [text]))
+    assert forms(pooled) == forms(alone) and len(pooled) >= 25
+    assert [s.new_paragraph for s in pooled] == [s.new_paragraph for s in alone]
+    assert [[t.space_after for t in s.tokens] for s in pooled] == [[t.space_after for t in s.tokens] for s in alone]
 
 
 def test_crlf_equals_lf(demo_segmenter):
