@@ -188,7 +188,7 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
     return found
 
 
-POOL_CHARS = 1 << 17
+POOL_CHARS = 1 << 16
 """Segmenting sorts windows by length in pools of at most this many characters (and at least
 one window), to keep padding small; two pools at most are in memory."""
 
