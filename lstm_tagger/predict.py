@@ -15,7 +15,6 @@ from itertools import accumulate, tee
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
 from .checkpoint import Checkpoint
 from .chars import CharBatch, FormTable
