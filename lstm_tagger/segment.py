@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -190,7 +189,7 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
 
 POOL_CHARS = 1 << 16
 """Segmenting sorts windows by length in pools of at most this many characters (and at least
-one window), to keep padding small; two pools at most are in memory."""
+one window), to keep padding small; one pool is in memory at a time."""
 
 
 def _pools(windows: Iterator[Window]) -> Iterator[list[Window]]:
@@ -216,19 +215,9 @@ def _label_pool(segmenter: Segmenter, pool: list[Window], batch_size: int) -> li
 
 
 def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) -> Iterator[tuple[Window, Events]]:
-    """Each window with its events, in order. A worker thread labels the next pool of windows
-    while the caller assembles this one (torch releases the GIL inside its kernels); at most
-    two pools are in flight."""
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending: deque[tuple[list[Window], Future]] = deque()
-        for pool in _pools(windows):
-            pending.append((pool, worker.submit(_label_pool, segmenter, pool, batch_size)))
-            if len(pending) > 1:
-                done, future = pending.popleft()
-                yield from zip(done, future.result())
-        while pending:
-            done, future = pending.popleft()
-            yield from zip(done, future.result())
+    """Each window with its events, in order, labelled a pool at a time."""
+    for pool in _pools(windows):
+        yield from zip(pool, _label_pool(segmenter, pool, batch_size))
 
 
 class _Assembler:
