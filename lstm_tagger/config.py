@@ -203,6 +203,7 @@ class TokenizerConfig(_Section):
     batch_size: int = Field(32, gt=0)
     epochs: int = Field(10, gt=0)
     lr: float = Field(0.002, gt=0.0)
+    lr_decay: float = Field(0.0, ge=0.0)  # epoch e uses lr / (1 + lr_decay * (e - 1)), as train.lr_decay
     patience: int = Field(3, ge=0)
 
 

@@ -405,6 +405,8 @@ def train_segmenter(
         started = time.perf_counter()
         batches = -(-max(1, (len(data[0]) - settings.window) // settings.window) // settings.batch_size)
         step = progress(epoch, batches) if progress is not None else (lambda loss: None)
+        for group in optimizer.param_groups:
+            group["lr"] = settings.lr / (1 + settings.lr_decay * (epoch - 1))
         loss = _epoch(segmenter.net, optimizer, data, settings, rng, step)
         scores = dev_scores(segmenter, dev)
         key = scores["tokens_f1"] + scores["sentences_f1"]

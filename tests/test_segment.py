@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -358,3 +359,15 @@ def test_resume_keeps_the_segmenter_of_the_run(tmp_path):
     assert "tokenizer epoch" not in resumed.output and "tokenizer: kept from the run being resumed" in resumed.output
     after = load_checkpoint(out / "model-last.safetensors").segmenter.tensors()
     assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+
+
+def test_tokenizer_lr_decay_lowers_the_rate_from_the_second_epoch(tmp_path):
+    def weights(epochs: int, decay: float) -> dict:
+        config = load_config(tiny_corpus_config(tmp_path, epochs=epochs, patience=0, lr_decay=decay))
+        return train_segmenter(config, lambda line: None).tensors()
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    assert same(weights(1, 0.0), weights(1, 5.0))  # epoch 1 runs at tokenizer.lr either way
+    assert not same(weights(2, 0.0), weights(2, 5.0))  # epoch 2 at lr / 6
