@@ -84,9 +84,16 @@ class CRF(nn.Module):
         log_scale = torch.logsumexp(alpha, dim=1)
         alpha = alpha - log_scale.unsqueeze(1)
         alphas = [alpha]
+        # logsumexp_j (alpha[j] + A[j, k]) as a matrix product in probability space: exp(alpha)
+        # is a distribution (alpha is normalised), and each column of A is shifted by its
+        # maximum so that exp(A - shift) <= 1 (one (B, K) @ (K, K) product per step instead of a
+        # (B, K, K) tensor). A column sum underflows only if a column's scores spread by ~80;
+        # the clamp then keeps its log finite.
+        shift = transitions.detach().amax(dim=0)  # (K,)
+        weights = torch.exp(transitions - shift)  # (K, K)
+        tiny = torch.finfo(weights.dtype).tiny
         for t in range(1, emissions.size(1)):
-            # (B, K, 1) + (1, K, K) -> (B, K, K), then sum out the previous tag (dim 1).
-            step = torch.logsumexp(alpha.unsqueeze(2) + transitions.unsqueeze(0), dim=1)
+            step = torch.log((alpha.exp() @ weights).clamp_min(tiny)) + shift
             step = step + emissions[:, t]
             norm = torch.logsumexp(step, dim=1)  # (B,)
             real = mask[:, t]
