@@ -38,7 +38,11 @@ Batches hold sentences of different lengths, padded to ``T``. Every method masks
 ``torch.where`` (never by multiplying), emissions at padded positions are replaced by 0
 before any arithmetic, and at a padded step the recursions keep the previous value, so
 padding (whatever it holds, even ``inf``) never changes a real sentence's result.
-Cost is ``O(B T K^2)``; the only Python loop runs over the ``T`` time steps.
+Cost is ``O(B T K^2)``; the only Python loop runs over the ``T`` time steps. In training's
+forward algorithm each step's ``logsumexp_j`` is one ``(B, K) @ (K, K)`` matrix product of
+``exp(alpha_{t-1})`` (a distribution, since alpha is normalised) with ``exp(A)`` shifted per
+column (see ``_forward``): half the time of the broadcast ``(B, K, K)`` logsumexp at EWT's 49
+XPOS tags.
 """
 
 from __future__ import annotations
