@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import partial
@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from . import background
+from .background import SegmenterJob
 from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
 from .chars import FormTable, build_char_vocab
@@ -39,7 +41,7 @@ from .limits import check_parameters, planned_parameters
 from .memory import fix_mmap_threshold
 from .model import Tagger
 from .optim import WeightAverage, build_optimizer, restore_training, training_tensors
-from .threads import ThreadChooser, thread_chooser
+from .threads import ThreadChooser, available_cores, set_threads, thread_chooser
 from .report import column_accuracies, print_scores, write_report
 from .segment import Segmenter
 from .segment import training_phase as segmenter_phase
@@ -286,10 +288,26 @@ def train(
             saved = world.broadcast(saved)  # rank 0's last checkpoint, on every rank
         say = RunLog(console, output_dir / "train.log" if world.is_main else None)
         show_progress = console.is_terminal if progress is None else progress
+        segmenter, job = None, None
         with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
-            segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress) if world.is_main else None
+            if world.is_main and _segmenter_beside(config, saved, world, device, splits):
+                job = lock.enter_context(closing(SegmenterJob(config, say)))  # trains while the tagger does
+            elif world.is_main:
+                segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress)
         session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
+        session.segmenter_job = job if job is not None and job.wanted else None
         return _run(session, _start(session, saved), console, show_progress)
+
+
+def _segmenter_beside(config: Config, saved: Checkpoint | None, world: World, device: torch.device, splits: Splits) -> bool:
+    """Whether the segmenter trains in a child process beside the tagger (``background.py``): one
+    is to be trained (not kept from the run resumed), on the CPU of one machine with two cores or
+    more, from a CoNLL-U corpus of at least ``background.MIN_TOKENS`` tokens."""
+    return (
+        config.tokenizer.mode != "off" and config.data.format == "conllu" and (saved is None or saved.segmenter is None)
+        and not world.distributed and device.type == "cpu" and available_cores() >= 2
+        and sum(len(s.words) for s in splits.train) >= background.MIN_TOKENS
+    )
 
 
 @dataclass
@@ -316,6 +334,8 @@ class Session:
     forms: FormTable | None
     word_dropout: WordDropout | None
     frozen: FrozenRows | None
+    segmenter_job: SegmenterJob | None = None
+    """The segmenter training beside the tagger, until it is done and in ``current``."""
 
 
 def _build(
@@ -389,6 +409,10 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     config, world = session.config, session.world
     compute_loss = world.loss_function(session.model, session.device)  # through DDP in a distributed run
     threads = thread_chooser(_threads_setting(config), world.local_size, session.say) if session.device.type == "cpu" else None
+    setting = _threads_setting(config)
+    if session.segmenter_job is not None and setting is not None and setting > 1:  # auto: the chooser sees the child
+        set_threads(setting - 1)
+        session.say(f"threads: {setting - 1} while the tokenizer trains beside the tagger, then {setting}")
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
@@ -402,8 +426,13 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     except KeyboardInterrupt:
         interrupted = True
         session.say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
+    if session.segmenter_job is not None and interrupted:
+        session.segmenter_job.close()
+        session.segmenter_job = None
+        session.say("tokenizer: interrupted before it finished: this run has no segmenter (--resume trains one)")
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
+    _attach_segmenter(session, wait=True)
     world.save_debug_weights(session.model)
     if not world.is_main:
         return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
@@ -487,6 +516,7 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
 
 def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
     """Rank 0 after an epoch: score on dev, decide (best, early stop), save the checkpoints and metrics, log."""
+    _attach_segmenter(session)  # when it finished during this epoch: in this epoch's checkpoints
     current, output_dir, epoch = session.current, session.output_dir, stats.epoch
     dev_scores = evaluate(current, session.splits.dev)
     dev_accuracy = dev_scores["accuracy"]  # the first column's: it picks the best checkpoint
@@ -524,6 +554,29 @@ def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
     )
     if loop.stopped_early:
         session.say(f"early stop: no dev improvement for {loop.stale} epochs")
+
+
+def _attach_segmenter(session: Session, wait: bool = False) -> None:
+    """Once the segmenter training beside the tagger is done (or, with ``wait``, after waiting
+    for it): put it into every checkpoint from now on and into those already written, and give
+    a fixed ``train.threads`` back to the tagger."""
+    job = session.segmenter_job
+    if job is None or not (wait or job.done()):
+        return
+    if not job.done():
+        session.say("waiting for the tokenizer to finish training")
+    segmenter = job.result()
+    session.segmenter_job, session.current.segmenter = None, segmenter
+    for name in (BEST, LAST):
+        path = session.output_dir / name
+        if segmenter is not None and path.exists():
+            written = load_checkpoint(path)
+            if written.segmenter is None:
+                written.segmenter = segmenter
+                save_checkpoint(path, written)
+    setting = _threads_setting(session.config)
+    if setting is not None and session.device.type == "cpu":
+        set_threads(setting)
 
 
 def _threads_setting(config: Config) -> int | None:

@@ -1,0 +1,91 @@
+"""The segmenter trained in a child process beside the tagger (lstm_tagger/background.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lstm_tagger import background, load_checkpoint, load_config, training
+from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.cli import app
+from lstm_tagger.segment import train_segmenter
+from lstm_tagger.threads import available_cores
+
+from conftest import assert_one_line_error
+from test_segment import CRAFTED, tiny_corpus_config
+
+runner = CliRunner()
+pytestmark = pytest.mark.skipif(available_cores() < 2, reason="the segmenter trains beside the tagger only with 2 cores or more")
+
+
+@pytest.fixture
+def beside(monkeypatch) -> list:
+    """Every corpus counts as large enough for the segmenter to train beside the tagger; the
+    list gets the arguments of each child process started."""
+    monkeypatch.setattr(background, "MIN_TOKENS", 0)
+    started = []
+
+    def job(*args, **kwargs):
+        started.append(args)
+        return background.SegmenterJob(*args, **kwargs)
+
+    monkeypatch.setattr(training, "SegmenterJob", job)
+    return started
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_child_trains_the_same_segmenter_and_every_checkpoint_carries_it(tmp_path, beside):
+    config = tiny_corpus_config(tmp_path)  # both overfit in 40 epochs
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert len(beside) == 1 and result.output.count("tokenizer epoch") == 40 and "tokenizer epoch  40" in result.output
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the child trains on one thread: the same arithmetic
+    try:
+        alone = train_segmenter(load_config(config), lambda line: None).tensors()
+    finally:
+        torch.set_num_threads(threads)
+    for name in (BEST, LAST):
+        assert same_tensors(load_checkpoint(tmp_path / "run" / name).segmenter.tensors(), alone)
+    predicted = runner.invoke(app, ["predict", "--model", str(tmp_path / "run"), "Don't stop."])
+    assert predicted.exit_code == 0 and predicted.stdout.split() == ["Do/AUX", "n't/PART", "stop/VERB", "./PUNCT"]
+
+
+def test_a_tagger_done_first_waits_and_its_last_checkpoint_still_resumes(tmp_path, beside):
+    config = tiny_corpus_config(tmp_path, epochs=40)
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(config), "--output", str(out), "--set", "train.epochs=1"])
+    assert first.exit_code == 0, first.output
+    assert len(beside) == 1 and first.output.count("tokenizer epoch") == 40
+    before = load_checkpoint(out / LAST)
+    assert before.segmenter is not None and load_checkpoint(out / BEST).segmenter is not None
+    resumed = runner.invoke(app, ["train", str(config), "--output", str(out), "--set", "train.epochs=2", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "tokenizer: kept from the run being resumed" in resumed.output and "epoch   2" in resumed.output
+    assert same_tensors(load_checkpoint(out / LAST).segmenter.tensors(), before.segmenter.tensors())
+
+
+def test_an_error_only_the_segmenter_sees_is_one_line_before_any_checkpoint(tmp_path, beside):
+    path = tmp_path / "r.conllu"
+    path.write_text(CRAFTED.replace("1-2\tDon't\t", "2-1\tDon't\t"), encoding="utf-8")
+    config = tiny_corpus_config(tmp_path)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config), "--output", str(out), "--set", f"data.train={path}"])
+    assert_one_line_error(result, f"{path}:4: bad multiword token range '2-1'")
+    assert len(beside) == 1
+    assert not (out / BEST).exists() and not (out / LAST).exists()
+
+
+def test_a_corpus_without_raw_text_trains_no_segmenter_beside(tmp_path, beside):
+    config = tiny_corpus_config(tmp_path)
+    text = (tmp_path / "tiny.conllu").read_text(encoding="utf-8").replace("# text = Stop it!\n", "")
+    (tmp_path / "tiny.conllu").write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--set", "train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    assert len(beside) == 1 and "tokenizer" not in result.output and load_checkpoint(tmp_path / "run" / BEST).segmenter is None
