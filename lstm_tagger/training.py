@@ -27,7 +27,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from . import background
-from .background import SegmenterJob
 from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
 from .chars import FormTable, build_char_vocab
@@ -291,7 +290,7 @@ def train(
         segmenter, job = None, None
         with world.together():  # the segmenter's own phase, on rank 0 (it alone writes checkpoints)
             if world.is_main and _segmenter_beside(config, saved, world, device, splits):
-                job = lock.enter_context(closing(SegmenterJob(config, say)))  # trains while the tagger does
+                job = lock.enter_context(closing(background.SegmenterJob(config, say)))  # trains while the tagger does
             elif world.is_main:
                 segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress)
         session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
@@ -334,7 +333,7 @@ class Session:
     forms: FormTable | None
     word_dropout: WordDropout | None
     frozen: FrozenRows | None
-    segmenter_job: SegmenterJob | None = None
+    segmenter_job: background.SegmenterJob | None = None
     """The segmenter training beside the tagger, until it is done and in ``current``."""
 
 
@@ -408,8 +407,8 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     """The epoch loop, then the final report (rank 0): train one epoch, evaluate and decide, save."""
     config, world = session.config, session.world
     compute_loss = world.loss_function(session.model, session.device)  # through DDP in a distributed run
-    threads = thread_chooser(_threads_setting(config), world.local_size, session.say) if session.device.type == "cpu" else None
     setting = _threads_setting(config)
+    threads = thread_chooser(setting, world.local_size, session.say) if session.device.type == "cpu" else None
     if session.segmenter_job is not None and setting is not None and setting > 1:  # auto: the chooser sees the child
         set_threads(setting - 1)
         session.say(f"threads: {setting - 1} while the tokenizer trains beside the tagger, then {setting}")

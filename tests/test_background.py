@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger import background, load_checkpoint, load_config, training
+from lstm_tagger import background, load_checkpoint, load_config
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.segment import train_segmenter
@@ -26,13 +26,13 @@ def beside(monkeypatch) -> list:
     """Every corpus counts as large enough for the segmenter to train beside the tagger; the
     list gets the arguments of each child process started."""
     monkeypatch.setattr(background, "MIN_TOKENS", 0)
-    started = []
+    started, original = [], background.SegmenterJob
 
     def job(*args, **kwargs):
         started.append(args)
-        return background.SegmenterJob(*args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "SegmenterJob", job)
+    monkeypatch.setattr(background, "SegmenterJob", job)
     return started
 
 
