@@ -397,6 +397,7 @@ def train_segmenter(
     table = CharTable.build(text for text, _ in labelled_paragraphs(train_sentences))
     segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
     data = _stream(train_sentences, table)
+    del train_sentences  # the stream, the table and the lexicon hold what training needs
     optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
     say(f"tokenizer: {len(data[0]):,} training characters, {len(table.itos)} characters known, "
         f"{len(segmenter.lexicon.entries)} multiword tokens; {sum(p.numel() for p in segmenter.net.parameters()):,} parameters")
