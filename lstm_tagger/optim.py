@@ -37,6 +37,15 @@ def build_optimizer(model: Tagger, train: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
 
 
+def set_epoch_lr(optimizer: torch.optim.Optimizer, lr: float, decay: float, epoch: int) -> float:
+    """Give every parameter group the rate of ``epoch`` (from 1), ``lr / (1 + decay * (epoch - 1))``,
+    the schedule of ``train.lr_decay`` and ``tokenizer.lr_decay``; returns it."""
+    rate = lr / (1 + decay * (epoch - 1))
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+    return rate
+
+
 class WeightAverage:
     """``train.ema_decay`` d: an exponential moving average of the weights, bias-corrected.
 

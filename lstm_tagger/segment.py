@@ -33,6 +33,7 @@ from .conll18 import evaluate as conll18_evaluate
 from .data import bucket_order, padded_rows
 from .errors import ConfigError, UserError
 from .model import RecurrentEncoder
+from .optim import set_epoch_lr
 from .rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Token, TreebankSentence, Window, Word,
     char_class, labelled_paragraphs, raw_text, read_treebank, rule_labels, text_windows,
@@ -406,8 +407,7 @@ def train_segmenter(
         started = time.perf_counter()
         batches = -(-max(1, (len(data[0]) - settings.window) // settings.window) // settings.batch_size)
         step = progress(epoch, batches) if progress is not None else (lambda loss: None)
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr / (1 + settings.lr_decay * (epoch - 1))
+        set_epoch_lr(optimizer, settings.lr, settings.lr_decay, epoch)
         loss = _epoch(segmenter.net, optimizer, data, settings, rng, step)
         scores = dev_scores(segmenter, dev)
         key = scores["tokens_f1"] + scores["sentences_f1"]

@@ -39,7 +39,7 @@ from .flops import parameter_count
 from .limits import check_parameters, planned_parameters
 from .memory import fix_mmap_threshold
 from .model import Tagger
-from .optim import WeightAverage, build_optimizer, restore_training, training_tensors
+from .optim import WeightAverage, build_optimizer, restore_training, set_epoch_lr, training_tensors
 from .threads import ThreadChooser, available_cores, set_threads, thread_chooser
 from .report import column_accuracies, print_scores, write_report
 from .segment import Segmenter
@@ -463,9 +463,7 @@ def _train_epoch(
 ) -> EpochStats:
     """One pass over the training set in length-bucketed batches (this process's share of each)."""
     config, world, model, optimizer = session.config, session.world, session.model, session.optimizer
-    lr = config.train.lr / (1 + config.train.lr_decay * (epoch - 1))
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    lr = set_epoch_lr(optimizer, config.train.lr, config.train.lr_decay, epoch)
     batches = bucket_order(session.lengths, config.train.batch_size, session.rng)
     world.seed_epoch(config.train.seed, epoch)
     model.train()
