@@ -513,7 +513,7 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
 
 def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
     """Rank 0 after an epoch: score on dev, decide (best, early stop), save the checkpoints and metrics, log."""
-    _attach_segmenter(session)  # when it finished during this epoch: in this epoch's checkpoints
+    _attach_segmenter(session, rewrite=(BEST,))  # finished during this epoch: LAST is written below, with it
     current, output_dir, epoch = session.current, session.output_dir, stats.epoch
     dev_scores = evaluate(current, session.splits.dev)
     dev_accuracy = dev_scores["accuracy"]  # the first column's: it picks the best checkpoint
@@ -553,10 +553,10 @@ def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
         session.say(f"early stop: no dev improvement for {loop.stale} epochs")
 
 
-def _attach_segmenter(session: Session, wait: bool = False) -> None:
+def _attach_segmenter(session: Session, wait: bool = False, rewrite: tuple[str, ...] = (BEST, LAST)) -> None:
     """Once the segmenter training beside the tagger is done (or, with ``wait``, after waiting
-    for it): put it into every checkpoint from now on and into those already written, and give
-    a fixed ``train.threads`` back to the tagger."""
+    for it): put it into every checkpoint from now on and into those of ``rewrite`` already
+    written without it, and give a fixed ``train.threads`` back to the tagger."""
     job = session.segmenter_job
     if job is None or not (wait or job.done()):
         return
@@ -564,7 +564,7 @@ def _attach_segmenter(session: Session, wait: bool = False) -> None:
         session.say("waiting for the tokenizer to finish training")
     segmenter = job.result()
     session.segmenter_job, session.current.segmenter = None, segmenter
-    for name in (BEST, LAST):
+    for name in rewrite:
         path = session.output_dir / name
         if segmenter is not None and path.exists():
             written = load_checkpoint(path)
