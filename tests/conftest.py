@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pytest
+import torch
 import yaml
 
 from lstm_tagger import load_config, train
@@ -46,6 +47,11 @@ def tiny_config(tmp_path: Path, sentences=CLASSIC, **sections: dict[str, Any]) -
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+def same_tensors(a: dict, b: dict) -> bool:
+    """Two name -> tensor mappings with the same names and equal tensors (values and shapes)."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def assert_one_line_error(result, *fragments: str) -> None:

@@ -14,7 +14,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.segment import train_segmenter
 from lstm_tagger.threads import available_cores
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, same_tensors
 from test_segment import CRAFTED, tiny_corpus_config
 
 runner = CliRunner()
@@ -34,10 +34,6 @@ def beside(monkeypatch) -> list:
 
     monkeypatch.setattr(background, "SegmenterJob", job)
     return started
-
-
-def same_tensors(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_the_child_trains_the_same_segmenter_and_every_checkpoint_carries_it(tmp_path, beside):

@@ -27,7 +27,7 @@ from lstm_tagger.errors import ConfigError, UserError
 from lstm_tagger.model import Tagger
 from lstm_tagger.training import resolve_device
 
-from conftest import ROOT
+from conftest import ROOT, same_tensors
 
 DEMO = ROOT / "configs" / "demo.yaml"
 EXACT = ["train.epochs=2", "train.batch_size=7", "model.dropout=0", "train.word_dropout=0"]
@@ -164,7 +164,7 @@ def runs(tmp_path_factory) -> Path:
 def test_two_ranks_end_with_identical_weights(runs):
     assert sorted(p.name for p in (runs / "ranks").iterdir()) == ["rank0.safetensors", "rank1.safetensors"]
     rank0, rank1 = load_file(runs / "ranks" / "rank0.safetensors"), load_file(runs / "ranks" / "rank1.safetensors")
-    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    assert same_tensors(rank0, rank1)
     last = weights(runs / "cwd" / "two" / LAST)
     assert all(torch.equal(rank0[k], last[k]) for k in last)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -21,7 +20,7 @@ from lstm_tagger.rawtext import Lexicon, labelled_paragraphs, raw_text, read_tre
 from lstm_tagger import segment as segment_module
 from lstm_tagger.segment import MAX_TOKEN_CHARS, segment, train_segmenter
 
-from conftest import ROOT, assert_one_line_error
+from conftest import ROOT, assert_one_line_error, same_tensors
 
 runner = CliRunner()
 DEMO = ROOT / "configs" / "demo.yaml"
@@ -358,7 +357,7 @@ def test_resume_keeps_the_segmenter_of_the_run(tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert "tokenizer epoch" not in resumed.output and "tokenizer: kept from the run being resumed" in resumed.output
     after = load_checkpoint(out / "model-last.safetensors").segmenter.tensors()
-    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+    assert same_tensors(before, after)
 
 
 def test_tokenizer_lr_decay_lowers_the_rate_from_the_second_epoch(tmp_path):
@@ -366,8 +365,5 @@ def test_tokenizer_lr_decay_lowers_the_rate_from_the_second_epoch(tmp_path):
         config = load_config(tiny_corpus_config(tmp_path, epochs=epochs, patience=0, lr_decay=decay))
         return train_segmenter(config, lambda line: None).tensors()
 
-    def same(a: dict, b: dict) -> bool:
-        return all(torch.equal(a[k], b[k]) for k in a)
-
-    assert same(weights(1, 0.0), weights(1, 5.0))  # epoch 1 runs at tokenizer.lr either way
-    assert not same(weights(2, 0.0), weights(2, 5.0))  # epoch 2 at lr / 6
+    assert same_tensors(weights(1, 0.0), weights(1, 5.0))  # epoch 1 runs at tokenizer.lr either way
+    assert not same_tensors(weights(2, 0.0), weights(2, 5.0))  # epoch 2 at lr / 6
