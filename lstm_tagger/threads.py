@@ -52,6 +52,13 @@ def _omp_threads() -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+def auto_threads() -> int:
+    """The most threads ``auto`` uses: the cores this process may run on, or ``OMP_NUM_THREADS``
+    where that is fewer."""
+    cores = available_cores()
+    return min(cores, _omp_threads() or cores)
+
+
 def parse_threads(value: str | int, what: str = "--threads") -> int | None:
     """``auto`` -> None, a positive whole number -> that number; anything else is a ConfigError."""
     text = str(value).strip().lower()
@@ -192,7 +199,7 @@ def thread_chooser(setting: int | None, distributed_processes: int, log: Callabl
         set_threads(share)
         log(f"threads: {share} per process ({cores} cores, {distributed_processes} processes on this machine)")
         return None
-    cores = min(cores, _omp_threads() or cores)
+    cores = auto_threads()
     if cores == 1:
         set_threads(1)
         return None

@@ -40,7 +40,7 @@ from .limits import check_parameters, planned_parameters
 from .memory import fix_mmap_threshold
 from .model import Tagger
 from .optim import WeightAverage, build_optimizer, restore_training, set_epoch_lr, training_tensors
-from .threads import ThreadChooser, available_cores, set_threads, thread_chooser
+from .threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
 from .report import column_accuracies, print_scores, write_report
 from .segment import Segmenter
 from .segment import training_phase as segmenter_phase
@@ -408,10 +408,8 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     config, world = session.config, session.world
     compute_loss = world.loss_function(session.model, session.device)  # through DDP in a distributed run
     setting = _threads_setting(config)
-    threads = thread_chooser(setting, world.local_size, session.say) if session.device.type == "cpu" else None
-    if session.segmenter_job is not None and setting is not None and setting > 1:  # auto: the chooser sees the child
-        set_threads(setting - 1)
-        session.say(f"threads: {setting - 1} while the tokenizer trains beside the tagger, then {setting}")
+    beside = session.segmenter_job is not None
+    threads = _tagger_threads(session, setting)
     interrupted = False
     try:
         while not loop.stopped_early and loop.epoch < config.train.epochs:
@@ -422,6 +420,8 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
                 if world.is_main:
                     _end_epoch(session, loop, stats)
             loop = world.broadcast(loop)  # every rank goes on, or stops early, as rank 0 decided
+            if beside and session.segmenter_job is None:  # the tokenizer is done: its core is the tagger's again
+                beside, threads = False, _tagger_threads(session, setting)
     except KeyboardInterrupt:
         interrupted = True
         session.say(f"interrupted: keeping the checkpoints of epoch {loop.epoch}")
@@ -432,6 +432,8 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
     _attach_segmenter(session, wait=True)
+    if beside:  # the final evaluation gets the tokenizer's core back
+        _tagger_threads(session, setting)
     world.save_debug_weights(session.model)
     if not world.is_main:
         return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
@@ -556,7 +558,7 @@ def _end_epoch(session: Session, loop: LoopState, stats: EpochStats) -> None:
 def _attach_segmenter(session: Session, wait: bool = False, rewrite: tuple[str, ...] = (BEST, LAST)) -> None:
     """Once the segmenter training beside the tagger is done (or, with ``wait``, after waiting
     for it): put it into every checkpoint from now on and into those of ``rewrite`` already
-    written without it, and give a fixed ``train.threads`` back to the tagger."""
+    written without it."""
     job = session.segmenter_job
     if job is None or not (wait or job.done()):
         return
@@ -571,9 +573,21 @@ def _attach_segmenter(session: Session, wait: bool = False, rewrite: tuple[str, 
             if written.segmenter is None:
                 written.segmenter = segmenter
                 save_checkpoint(path, written)
-    setting = _threads_setting(session.config)
-    if setting is not None and session.device.type == "cpu":
-        set_threads(setting)
+
+
+def _tagger_threads(session: Session, setting: int | None) -> ThreadChooser | None:
+    """torch's threads for the tagger on the CPU: ``train.threads`` (``setting``; None, auto: a
+    ``ThreadChooser``). While the segmenter trains beside it, all but one, fixed, with auto too:
+    the child keeps one core busy, so a probe of every core would measure only the contention
+    (on 2 cores such probes ran 1.5-5 times slower than one thread and now and then chose two)."""
+    if session.device.type != "cpu":
+        return None
+    if session.segmenter_job is None:
+        return thread_chooser(setting, session.world.local_size, session.say)
+    count = max(1, (setting if setting is not None else auto_threads()) - 1)
+    set_threads(count)
+    session.say(f"threads: {count} while the tokenizer trains beside the tagger, then {'auto' if setting is None else setting}")
+    return None
 
 
 def _threads_setting(config: Config) -> int | None:

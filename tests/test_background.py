@@ -8,11 +8,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger import background, load_checkpoint, load_config
+from lstm_tagger import background, load_checkpoint, load_config, training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.segment import train_segmenter
-from lstm_tagger.threads import available_cores
+from lstm_tagger.threads import auto_threads, available_cores
 
 from conftest import assert_one_line_error, same_tensors
 from test_segment import CRAFTED, tiny_corpus_config
@@ -85,3 +85,18 @@ def test_a_corpus_without_raw_text_trains_no_segmenter_beside(tmp_path, beside):
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run"), "--set", "train.epochs=2"])
     assert result.exit_code == 0, result.output
     assert len(beside) == 1 and "tokenizer" not in result.output and load_checkpoint(tmp_path / "run" / BEST).segmenter is None
+
+
+def test_auto_threads_beside_the_segmenter_are_all_cores_but_one_and_the_chooser_starts_after(tmp_path, beside, monkeypatch):
+    jobs, steps, choosers = [], [], []
+    make_job, train_step, chooser = background.SegmenterJob, training._train_step, training.thread_chooser
+    monkeypatch.setattr(background, "SegmenterJob", lambda *a, **k: jobs.append(make_job(*a, **k)) or jobs[-1])
+    monkeypatch.setattr(training, "_train_step", lambda *a: steps.append((jobs[0].done(), torch.get_num_threads())) or train_step(*a))
+    monkeypatch.setattr(training, "thread_chooser", lambda *a: choosers.append(jobs[0].done()) or chooser(*a))
+    result = runner.invoke(app, ["train", str(tiny_corpus_config(tmp_path)), "--output", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    expected = max(1, auto_threads() - 1)
+    assert f"threads: {expected} while the tokenizer trains beside the tagger, then auto" in result.output
+    beside_steps = [threads for done, threads in steps if not done]
+    assert beside_steps and set(beside_steps) == {expected}  # the child starts slower than the first steps
+    assert choosers and all(choosers)  # no thread probe while the child trains
