@@ -56,7 +56,7 @@ from rich.table import Table
 from .checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from .config import load_config
 from .data import read_corpus
-from .errors import UserError
+from .errors import UserError, one_line
 from .files import atomic_write_text, make_dir
 from .flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape, parameter_count
 from .predict import DEFAULT_BATCH_SIZE, tag
@@ -164,7 +164,7 @@ def measure_training(config_path: Path, overrides: Sequence[str], epochs: int, r
     try:
         records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
     except (OSError, ValueError) as exc:
-        raise UserError(f"{run_dir / 'metrics.jsonl'}: cannot read the training metrics: {exc}") from None
+        raise UserError(f"{run_dir / 'metrics.jsonl'}: cannot read the training metrics: {one_line(exc)}") from None
     speeds = [float(r["train_tokens_per_second"]) for r in records]
     steady = speeds[1:] or speeds
     return {

@@ -25,7 +25,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .config import Config
-from .errors import CheckpointError, UserError
+from .errors import CheckpointError, UserError, one_line
 from .files import atomic_write_bytes, read_bytes
 from .limits import check_parameters, planned_parameters
 from .model import FAMILY, Tagger
@@ -305,7 +305,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     try:
         tensors = load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type for every kind of damage
-        raise CheckpointError(f"{path}: checkpoint weights are unreadable ({exc})") from None
+        raise CheckpointError(f"{path}: checkpoint weights are unreadable ({one_line(exc)})") from None
     train_tensors = {name[len(TRAIN_PREFIX) :]: t for name, t in tensors.items() if name.startswith(TRAIN_PREFIX)}
     tensors = {name: t for name, t in tensors.items() if not name.startswith(TRAIN_PREFIX)}
     if described.upgraded:

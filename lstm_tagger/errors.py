@@ -4,6 +4,12 @@ Anything else that escapes is a bug and keeps its traceback.
 """
 
 
+def one_line(exc: BaseException) -> str:
+    """Another library's exception as one line for our messages: its text with every run of
+    whitespace (line breaks too: a damaged file's bytes can hold them) made one space, or its type."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class UserError(Exception):
     """A mistake in what the user gave us: the message is the whole story, no traceback.
 

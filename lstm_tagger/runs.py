@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .checkpoint import BEST, find_checkpoint, load_checkpoint
 from .config import DataConfig, ModelConfig, parse_yaml
-from .errors import UserError
+from .errors import UserError, one_line
 from .flops import parameter_count
 from .report import column_accuracies, percent
 
@@ -81,7 +81,7 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
         try:
             records.append(_record(run.parent))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError) as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
+            reason = one_line(exc)
             records.append(
                 {"name": run.parent.name, "path": str(run.parent), "date": "?", "train": "?", "format": "?", "recipe": None, "epochs": None,
                  "best_dev_accuracy": None, "test_accuracy": None, "test_columns": {}, "has_model": False, "damaged": reason}

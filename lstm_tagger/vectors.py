@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .data import decode_lines
-from .errors import DataError
+from .errors import DataError, one_line
 from .files import open_binary
 
 _HEADER = re.compile(r"(\d+)\s+(\d+)", re.ASCII)
@@ -65,7 +65,7 @@ def _raw_lines(handle: BinaryIO, path: Path) -> Iterator[bytes]:
         for number, raw in enumerate(handle, start=1):
             yield raw
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}:{number + 1}: cannot read: {exc}") from None
+        raise DataError(f"{path}:{number + 1}: cannot read: {one_line(exc)}") from None
 
 
 def _quote(text: str, limit: int = 20) -> str:

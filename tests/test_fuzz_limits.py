@@ -199,3 +199,15 @@ def test_checkpoint_metadata_loads_or_fails_in_one_line(tiny_run, memory_baselin
         if result.exit_code == 2:
             assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"lstm-tag: error: {path}"), result.stderr
     check_memory(memory_baseline)
+
+
+def test_a_tensor_dtype_with_a_line_break_is_still_one_line(tiny_run, tmp_path):
+    """Found by the test above: safetensors quotes the unknown dtype, line break and all."""
+
+    def change(header: dict) -> None:
+        header[sorted(name for name in header if name != "__metadata__")[0]]["dtype"] = "F\n32"
+
+    path = rewrite_header(tiny_run / BEST, tmp_path / "fuzzed.safetensors", change)
+    result = runner.invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"lstm-tag: error: {path}: checkpoint weights are unreadable (") and len(result.stderr.splitlines()) == 1
