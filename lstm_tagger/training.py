@@ -432,8 +432,8 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
     if not loop.history:
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
     _attach_segmenter(session, wait=True)
-    if beside:  # the final evaluation gets the tokenizer's core back
-        _tagger_threads(session, setting)
+    if beside:  # the final evaluation gets the tokenizer's core back (auto: every core)
+        set_threads(setting if setting is not None else auto_threads())
     world.save_debug_weights(session.model)
     if not world.is_main:
         return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})

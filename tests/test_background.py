@@ -88,15 +88,29 @@ def test_a_corpus_without_raw_text_trains_no_segmenter_beside(tmp_path, beside):
 
 
 def test_auto_threads_beside_the_segmenter_are_all_cores_but_one_and_the_chooser_starts_after(tmp_path, beside, monkeypatch):
-    jobs, steps, choosers = [], [], []
+    jobs, steps, choosers, released = [], [], [], []
     make_job, train_step, chooser = background.SegmenterJob, training._train_step, training.thread_chooser
-    monkeypatch.setattr(background, "SegmenterJob", lambda *a, **k: jobs.append(make_job(*a, **k)) or jobs[-1])
-    monkeypatch.setattr(training, "_train_step", lambda *a: steps.append((jobs[0].done(), torch.get_num_threads())) or train_step(*a))
+
+    def held_job(*args, **kwargs):  # the tagger sees the child running until its third step, however fast the child is
+        job = make_job(*args, **kwargs)
+        job.done = lambda: bool(released) and type(job).done(job)
+        jobs.append(job)
+        return job
+
+    def step(*args):
+        steps.append((jobs[0].done(), torch.get_num_threads()))
+        if len(steps) == 3:
+            jobs[0].process.wait()
+            released.append(True)
+        return train_step(*args)
+
+    monkeypatch.setattr(background, "SegmenterJob", held_job)
+    monkeypatch.setattr(training, "_train_step", step)
     monkeypatch.setattr(training, "thread_chooser", lambda *a: choosers.append(jobs[0].done()) or chooser(*a))
     result = runner.invoke(app, ["train", str(tiny_corpus_config(tmp_path)), "--output", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     expected = max(1, auto_threads() - 1)
     assert f"threads: {expected} while the tokenizer trains beside the tagger, then auto" in result.output
-    beside_steps = [threads for done, threads in steps if not done]
-    assert beside_steps and set(beside_steps) == {expected}  # the child starts slower than the first steps
-    assert choosers and all(choosers)  # no thread probe while the child trains
+    assert [threads for done, threads in steps[:3]] == [expected] * 3 and not any(done for done, _ in steps[:3])
+    assert len(steps) > 3 and all(done for done, _ in steps[3:])
+    assert choosers == [True]  # made once, when the tagger goes on after the child, and not before
