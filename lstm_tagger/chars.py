@@ -14,6 +14,7 @@ numbers would otherwise dominate the batch's length).
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
@@ -59,31 +60,65 @@ class CharBatch:
         return CharBatch(self.index.to(device), self.forms.to(device), self.lengths)
 
 
-class FormTable:
-    """The distinct word forms of a set of sentences as character ids, and each sentence as form ids.
+def char_ids(chars: Vocab, forms: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The character ids of ``forms`` behind the padding form: (1 + U, L) int64, row 0 one ``<pad>``
+    and row r the (clipped) form r - 1 with ``<pad>`` beyond its length, and the (1 + U,) lengths."""
+    clipped = [_clip(form) for form in forms]
+    lengths = torch.tensor([1, *(len(f) for f in clipped)], dtype=torch.long)
+    table = torch.full((len(clipped) + 1, int(lengths.max())), PAD_ID, dtype=torch.long)
+    stoi, unk = chars.stoi, UNK_ID
+    flat = [stoi.get(c, unk) for form in clipped for c in form]
+    if flat:  # row-major order of the mask is the order of the forms' characters
+        table[1:][length_mask(lengths[1:], table.size(1))] = torch.tensor(flat, dtype=torch.long)
+    return table, lengths
 
-    Row 0 is the padding form (one ``<pad>`` character), so padded positions have a row
-    too. Built once for the training set, and once per chunk of text when tagging.
+
+class FormTable:
+    """The distinct word forms of a set of sentences, and each sentence as form ids.
+
+    ``strings[r - 1]`` is form r; row 0 is the padding form (one ``<pad>`` character), so
+    padded positions have a row too. Its character ids (``forms``, ``lengths``) are built when
+    first asked for: tagging with a ``FormCache`` needs only the strings it has not seen.
+    Built once for the training set, and once per chunk of text when tagging.
     """
 
     def __init__(self, chars: Vocab, sentences: Iterable[Sequence[str]]):
         rows: dict[str, int] = {}
+        self.chars = chars
         self.sentences: list[torch.Tensor] = []
         for words in sentences:
             self.sentences.append(torch.tensor([rows.setdefault(w, len(rows) + 1) for w in words], dtype=torch.long))
-        clipped = [_clip(form) for form in rows]
-        self.lengths = torch.tensor([1, *(len(f) for f in clipped)], dtype=torch.long)
-        self.forms = torch.full((len(clipped) + 1, int(self.lengths.max())), PAD_ID, dtype=torch.long)
-        stoi, unk = chars.stoi, UNK_ID
-        for row, form in enumerate(clipped, start=1):
-            self.forms[row, : len(form)] = torch.tensor([stoi.get(c, unk) for c in form], dtype=torch.long)
+        self.strings = list(rows)
+        self._ids: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def batch(self, sentence_ids: Sequence[int]) -> CharBatch:
-        """The ``CharBatch`` of the given sentences (positions of this table), padded to the longest."""
-        rows = nn.utils.rnn.pad_sequence([self.sentences[i] for i in sentence_ids], batch_first=True, padding_value=0)
+    @property
+    def forms(self) -> torch.Tensor:
+        """(1 + U, L) int64 character ids of every form (``char_ids``)."""
+        return self._char_ids()[0]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(1 + U,) int64 characters per form."""
+        return self._char_ids()[1]
+
+    def _char_ids(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._ids is None:
+            self._ids = char_ids(self.chars, self.strings)
+        return self._ids
+
+    def rows(self, sentence_ids: Sequence[int]) -> torch.Tensor:
+        """(B, T) int64: the form ids of the given sentences (positions of this table), 0 beyond each length."""
+        return nn.utils.rnn.pad_sequence([self.sentences[i] for i in sentence_ids], batch_first=True, padding_value=0)
+
+    def char_batch(self, rows: torch.Tensor) -> CharBatch:
+        """The ``CharBatch`` of form ids ``rows`` (B, T): its distinct forms only."""
         distinct, index = torch.unique(rows, return_inverse=True)
         lengths = self.lengths[distinct]
         return CharBatch(index, self.forms[distinct, : int(lengths.max())], lengths)
+
+    def batch(self, sentence_ids: Sequence[int]) -> CharBatch:
+        """The ``CharBatch`` of the given sentences (positions of this table), padded to the longest."""
+        return self.char_batch(self.rows(sentence_ids))
 
 
 class CharEncoder(nn.Module):
@@ -110,20 +145,23 @@ class CharEncoder(nn.Module):
 
     def forward(self, chars: CharBatch) -> torch.Tensor:
         """-> (B, T, output_dim): each token's form vector (padding positions get the padding form's)."""
-        embedded = self.embedding(chars.forms)  # (U, L, char_dim)
+        return self.dropout(self.encode(chars.forms, chars.lengths)[chars.index])
+
+    def encode(self, forms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """forms (U, L) int64 character ids, lengths (U,) int64 on the CPU -> (U, output_dim), one
+        vector per form, no dropout. A row's vector depends on its characters only."""
+        embedded = self.embedding(forms)  # (U, L, char_dim)
         if self.kind == "cnn":
             features = self.conv(embedded.transpose(1, 2))  # (U, hidden, L)
-            beyond = ~length_mask(chars.lengths.to(features.device), chars.forms.size(1))  # (U, L)
+            beyond = ~length_mask(lengths.to(features.device), forms.size(1))  # (U, L)
             features = features.masked_fill(beyond[:, None, :], float("-inf"))
-            per_form = torch.tanh(features.max(dim=2).values)
-        elif torch.jit.is_tracing():  # the exporters: one group, no size read from the data
-            per_form = self._final_states(embedded, chars.lengths)
-        else:
-            groups = length_groups(chars.lengths)
-            parts = [self._final_states(embedded[rows], chars.lengths[rows]) for rows in groups]
-            order = torch.cat(groups).to(embedded.device)
-            per_form = torch.cat(parts).index_select(0, torch.argsort(order))  # back to the forms' order
-        return self.dropout(per_form[chars.index])
+            return torch.tanh(features.max(dim=2).values)
+        if torch.jit.is_tracing():  # the exporters: one group, no size read from the data
+            return self._final_states(embedded, lengths)
+        groups = length_groups(lengths)
+        parts = [self._final_states(embedded[rows], lengths[rows]) for rows in groups]
+        order = torch.cat(groups).to(embedded.device)
+        return torch.cat(parts).index_select(0, torch.argsort(order))  # back to the forms' order
 
     def _final_states(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The BiLSTM over U forms: embedded (U, L, char_dim), lengths (U,) -> (U, 2H), the forward
@@ -133,6 +171,53 @@ class CharEncoder(nn.Module):
         last = (lengths - 1).to(states.device)  # states (U, L, 2H)
         forward_final = states[torch.arange(states.size(0), device=states.device), last, :hidden]
         return torch.cat([forward_final, states[:, 0, hidden:]], dim=-1)
+
+
+class FormCache:
+    """Tagging's memory of the character encoder's output: each form's vector, computed once.
+
+    A form's vector depends on its characters only (``CharEncoder.encode``), and text repeats
+    its forms (Zipf), so across the chunks of a file the encoder runs on forms it has not seen
+    yet, not on every batch's distinct forms. At most ``capacity`` forms are kept (a chunk's
+    own forms always fit, so one chunk with more grows the table to them): past that the
+    cache starts afresh, so memory stays flat in the input's size. For an encoder in eval
+    mode, under ``torch.inference_mode``; one lock makes it safe for several tagging threads.
+    """
+
+    def __init__(self, encoder: CharEncoder, chars: Vocab, capacity: int = 65_536):
+        self.encoder, self.chars, self.capacity = encoder, chars, capacity
+        self._rows: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._table: torch.Tensor | None = None  # (rows, output_dim): row 0 the padding form's vector
+
+    def vectors(self, table: FormTable) -> torch.Tensor:
+        """(1 + U, output_dim): the vector of each form of ``table``, row 0 the padding form's."""
+        with self._lock:
+            missing = [form for form in table.strings if form not in self._rows]
+            if len(self._rows) + len(missing) > self.capacity:
+                self._rows.clear()
+                missing = table.strings
+            first = 1 + len(self._rows)  # the row of the first missing form
+            if missing or not self._rows:
+                ids, lengths = char_ids(self.chars, missing)  # row 0: the padding form
+                skip = 0 if not self._rows else 1  # encoded again only on a fresh start
+                self._store(first - 1 + skip, self.encoder.encode(ids[skip:].to(self._device()), lengths[skip:]))
+                self._rows.update(zip(missing, range(first, first + len(missing))))
+            rows = torch.tensor([0, *map(self._rows.__getitem__, table.strings)], dtype=torch.long)
+            return self._table[rows.to(self._table.device)]
+
+    def _store(self, start: int, vectors: torch.Tensor) -> None:
+        """Put ``vectors`` (M, output_dim) at rows ``start``.. of the table, doubling it when full."""
+        end = start + vectors.size(0)
+        if self._table is None or start == 0 or end > self._table.size(0):
+            grown = vectors.new_empty(max(end, min(max(2 * start, 1024), self.capacity + 1)), vectors.size(1))
+            if self._table is not None and start > 0:
+                grown[:start] = self._table[:start]
+            self._table = grown
+        self._table[start:end] = vectors
+
+    def _device(self) -> torch.device:
+        return self.encoder.embedding.weight.device
 
 
 LENGTH_GROUPS = (3, 6, 10)

@@ -49,6 +49,9 @@ CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "hand_lstm": HandLSTM, "hand_gru": Hand
 (``RecurrentEncoder``). Same-family cells share parameter
 names and shapes, so their weights are interchangeable."""
 
+Chars = CharBatch | torch.Tensor | None
+"""A model's character input: a ``CharBatch``, (B, T, D) character vectors, or None for a word-level model."""
+
 FAMILY = {"lstm": "lstm", "hand_lstm": "lstm", "gru": "gru", "hand_gru": "gru"}
 
 
@@ -181,25 +184,29 @@ class Tagger(nn.Module):
         """The first column's CRF, if it has one."""
         return self.heads[self.columns[0]].crf
 
-    def features(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
-        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, H) encoder outputs shared by the heads."""
+    def features(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, H) encoder outputs shared by the heads.
+
+        ``chars``: the batch's ``CharBatch``, or its tokens' character vectors (B, T, D) already
+        computed (``chars.FormCache``, when tagging)."""
         inputs = self.embed(words)
         if self.chars is not None:
             if chars is None:
                 raise ValueError("this model reads characters: pass a CharBatch")
-            inputs = torch.cat([inputs, self.chars(chars)], dim=-1)
+            vectors = self.chars.dropout(chars) if isinstance(chars, torch.Tensor) else self.chars(chars)
+            inputs = torch.cat([inputs, vectors], dim=-1)
         return self.encoder(inputs, lengths)
 
-    def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+    def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
         """words (B, T), lengths (B,) -> (B, T, K) unnormalised tag scores of the first column."""
         return self.output(self.features(words, lengths, chars))
 
-    def column_emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> list[torch.Tensor]:
+    def column_emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> list[torch.Tensor]:
         """words (B, T), lengths (B,) -> each column's (B, T, K_c) unnormalised tag scores, in ``columns`` order."""
         features = self.features(words, lengths, chars)
         return [self.heads[column].output(features) for column in self.columns]
 
-    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
         """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, K) log-probabilities
         of the first column.
 
@@ -210,7 +217,7 @@ class Tagger(nn.Module):
         head = self.heads[self.columns[0]]
         return head.log_probs(head.output(self.features(words, lengths, chars)), lengths)
 
-    def loss(self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: CharBatch | None = None) -> torch.Tensor:
+    def loss(self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: Chars = None) -> torch.Tensor:
         """The weighted sum over the heads of each one's mean negative log-likelihood per real token
         (NLLLoss of log_softmax, or the CRF's sequence NLL).
 
@@ -227,14 +234,14 @@ class Tagger(nn.Module):
         return total
 
     def predict_columns(
-        self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None, scores: bool = False
+        self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None, scores: bool = False
     ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
         """column -> ((B, T) int64 best tags, (B, T, K) log-probabilities when ``scores`` else None)."""
         features = self.features(words, lengths, chars)
         return {column: head.predict(head.output(features), lengths, scores) for column, head in self.heads.items()}
 
     def predict(
-        self, words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None = None, scores: bool = False
+        self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None, scores: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The first column's (B, T) int64 best tags (argmax per token, or Viterbi with a CRF), and
         (B, T, K) log-probabilities when ``scores`` (else None)."""

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 import torch
 
 from .checkpoint import Checkpoint
-from .chars import CharBatch, FormTable
+from .chars import CharBatch, FormCache, FormTable
 from .conllu import Block, decode_lines, fresh_block, read_blocks
 from .data import bucket_order, padded_rows
 from .model import Tagger
@@ -46,8 +46,14 @@ class _Prepared:
     """A list of sentences turned into model inputs, batched by length (the Python half of tagging)."""
 
     lengths: list[int]
-    batches: list[tuple[list[int], torch.Tensor, torch.Tensor, CharBatch | None]]
-    """(sentence positions, words (B, T), lengths (B,), characters) per batch."""
+    batches: list[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor | None]]
+    """(sentence positions, words (B, T), lengths (B,), form ids (B, T) into ``forms``) per batch."""
+    forms: FormTable | None
+    """The distinct forms of the sentences, for a model that reads characters."""
+
+    def chars(self, rows: torch.Tensor | None) -> CharBatch | None:
+        """The ``CharBatch`` of a batch's form ids (None for a model without characters)."""
+        return self.forms.char_batch(rows) if self.forms is not None and rows is not None else None
 
 
 def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_size: int) -> _Prepared:
@@ -67,8 +73,8 @@ def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_
         index = [nonempty[j] for j in group]
         batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
         words = padded_rows(flat, starts[index], batch_lengths, PAD_ID)
-        batches.append((index, words, batch_lengths, forms.batch(index) if forms is not None else None))
-    return _Prepared(lengths, batches)
+        batches.append((index, words, batch_lengths, forms.rows(index) if forms is not None else None))
+    return _Prepared(lengths, batches, forms)
 
 
 Results = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
@@ -79,8 +85,9 @@ BatchOutputs = list[tuple[torch.Tensor | None, ...]]
 
 
 def run_batches(prepared: _Prepared, run: Callable[..., tuple]) -> BatchOutputs:
-    """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None), on every batch."""
-    return [run(words, lengths, chars) for _, words, lengths, chars in prepared.batches]
+    """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None), on every batch;
+    ``chars`` is the batch's ``CharBatch`` (None for a model without characters)."""
+    return [run(words, lengths, prepared.chars(rows)) for _, words, lengths, rows in prepared.batches]
 
 
 def cut(prepared: _Prepared, outputs: BatchOutputs, empty: tuple) -> list[tuple]:
@@ -100,21 +107,27 @@ def per_sentence(prepared: _Prepared, run: Callable[..., tuple], empty: tuple) -
     return cut(prepared, run_batches(prepared, run), empty)
 
 
-def _compute(model: Tagger, prepared: _Prepared, scores: bool) -> BatchOutputs:
+def _compute(model: Tagger, prepared: _Prepared, scores: bool, cache: FormCache | None = None) -> BatchOutputs:
     """Run the model over prepared batches (the torch half of tagging; safe in a worker thread):
-    per batch, each column's (B, T) tag ids and (B, T, K) log-probabilities (or None) in turn."""
+    per batch, each column's (B, T) tag ids and (B, T, K) log-probabilities (or None) in turn.
+
+    A model that reads characters takes each form's vector from ``cache`` (a new one if None),
+    computed once per distinct form instead of once per batch."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     columns = model.columns
-
-    def run(words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | None) -> tuple:
-        heads = model.predict_columns(words.to(device), lengths, chars.to(device) if chars else None, scores=scores)
-        return tuple(t.cpu() if t is not None else None for column in columns for t in heads[column])
-
     try:
         with torch.inference_mode():
-            return run_batches(prepared, run)
+            vectors = None
+            if model.chars is not None and prepared.forms is not None:
+                vectors = (cache or FormCache(model.chars, prepared.forms.chars)).vectors(prepared.forms)  # (1 + U, D)
+            outputs = []
+            for _, words, lengths, rows in prepared.batches:
+                chars = vectors[rows.to(vectors.device)] if vectors is not None else None  # (B, T, D)
+                heads = model.predict_columns(words.to(device), lengths, chars, scores=scores)
+                outputs.append(tuple(t.cpu() if t is not None else None for column in columns for t in heads[column]))
+            return outputs
     finally:
         model.train(was_training)
 
@@ -204,11 +217,13 @@ def tag_stream(
     formats and writes the previous one. At most ``workers + 1`` chunks are in flight, so
     memory stays bounded whatever the length of ``sentences``.
     """
+    model = checkpoint.model
+    cache = FormCache(model.chars, checkpoint.chars) if model.chars is not None else None  # shared by the chunks
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[list[Sequence[str]], _Prepared, Future]] = deque()
         for chunk in chunks(sentences, batch_size * 8):
             prepared = prepare(checkpoint, chunk, batch_size)
-            pending.append((chunk, prepared, pool.submit(_compute, checkpoint.model, prepared, scores)))
+            pending.append((chunk, prepared, pool.submit(_compute, model, prepared, scores, cache)))
             if len(pending) > workers:
                 done, done_prepared, future = pending.popleft()
                 yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)

@@ -477,3 +477,52 @@ def test_character_bilstm_by_length_groups_equals_one_padded_batch():
     grouped = encoder(CharBatch(index, forms, lengths))
     one_batch = encoder._final_states(encoder.embedding(forms), lengths)[index]
     torch.testing.assert_close(grouped, one_batch, rtol=1e-5, atol=1e-6)
+
+
+def test_form_cache_encodes_only_new_forms_and_equals_the_encoder():
+    from lstm_tagger.chars import CharEncoder, FormCache, build_char_vocab
+
+    torch.manual_seed(0)
+    chars = build_char_vocab([["abcxyzq"]])
+    encoder = CharEncoder("lstm", len(chars), 8, 16, 0.5).eval()
+    encoded = []
+    real = encoder.encode
+
+    def counting(forms, lengths):
+        encoded.append(forms.size(0))
+        return real(forms, lengths)
+
+    encoder.encode = counting
+    cache = FormCache(encoder, chars, capacity=3)
+
+    def check(sentences, rows_encoded):
+        table = FormTable(chars, sentences)
+        encoded.clear()
+        with torch.inference_mode():
+            got = cache.vectors(table)
+            assert encoded == rows_encoded
+            torch.testing.assert_close(got, real(table.forms, table.lengths), rtol=1e-5, atol=1e-6)
+
+    check([["ab", "abc"], ["ab", "x"]], [4])  # the padding form and 3 forms
+    check([["abc", "ab"]], [])  # both known: nothing encoded
+    check([["abc", "yz"]], [3])  # one new form would make 4 > capacity: afresh, the padding form and 2
+    check([["yz", "q"], ["abc"]], [1])  # only "q"
+    check([[]], [])
+
+
+def test_streamed_tagging_with_the_form_cache_equals_tagging_one_sentence_at_a_time(chars_crf_run):
+    from lstm_tagger.predict import tag_stream
+
+    _, checkpoint = chars_crf_run
+    model = checkpoint.model.eval()
+    rng = random.Random(3)
+    sentences = [rng.choice(WORDS) + [rng.choice(["swim", "Zyzzyva", "cans", "dog"])] for _ in range(60)]
+    streamed = list(tag_stream(checkpoint, sentences, batch_size=2, scores=True, workers=2))  # chunks of 16
+    assert [t.words for t in streamed] == sentences
+    for words, got in zip(sentences, streamed):
+        ids = checkpoint.words.encode(words).unsqueeze(0)
+        with torch.inference_mode():
+            table = FormTable(checkpoint.chars, [words])
+            best, logp = model.predict_columns(ids, torch.tensor([len(words)]), table.batch([0]), scores=True)["upos"]
+        assert got.tags == checkpoint.vocabs["upos"].decode(best[0].tolist())
+        torch.testing.assert_close(got.probs["upos"], logp[0].exp(), rtol=1e-5, atol=1e-6)
