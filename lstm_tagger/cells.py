@@ -280,17 +280,17 @@ def run_layers(
             output = run_layers(direction, inputs[:, :steps], lengths, num_layers, bidirectional, hidden_size, between_layers)
             return torch.nn.functional.pad(output, (0, 0, 0, total - steps))
     mask = length_mask(lengths, total).unsqueeze(2).to(inputs.dtype)  # (B, T, 1): 1 at real tokens
-    if bidirectional:
-        rev = reverse_index(lengths, total).unsqueeze(2)  # (B, T, 1)
+    if bidirectional:  # each row reversed within its length, as rows of the (B * T, D) view
+        rev = (reverse_index(lengths, total) + torch.arange(batch, device=inputs.device).unsqueeze(1) * total).flatten()
     layer_input = inputs
     for layer in range(num_layers):
         if layer > 0:
             layer_input = between_layers(layer_input)
         outputs = [direction(layer_input, layer, "") * mask]
         if bidirectional:
-            reversed_input = layer_input.gather(1, rev.expand(-1, -1, layer_input.size(2)))
+            reversed_input = layer_input.reshape(batch * total, -1).index_select(0, rev).view(batch, total, -1)
             backward = direction(reversed_input, layer, "_reverse")
-            outputs.append(backward.gather(1, rev.expand(-1, -1, hidden_size)) * mask)
+            outputs.append(backward.reshape(batch * total, -1).index_select(0, rev).view(batch, total, -1) * mask)
         layer_input = torch.cat(outputs, 2) if bidirectional else outputs[0]
     return layer_input
 

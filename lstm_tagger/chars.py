@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .cells import fused_direction, length_mask, run_layers
+from .data import padded_rows
 from .vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
 
 MAX_WORD_CHARS = 30
@@ -83,12 +84,14 @@ class FormTable:
     """
 
     def __init__(self, chars: Vocab, sentences: Iterable[Sequence[str]]):
-        rows: dict[str, int] = {}
+        sentences = sentences if isinstance(sentences, Sequence) else list(sentences)
+        tokens = [word for words in sentences for word in words]
         self.chars = chars
-        self.sentences: list[torch.Tensor] = []
-        for words in sentences:
-            self.sentences.append(torch.tensor([rows.setdefault(w, len(rows) + 1) for w in words], dtype=torch.long))
-        self.strings = list(rows)
+        self.strings = list(dict.fromkeys(tokens))  # in order of first use
+        rows = {form: row for row, form in enumerate(self.strings, start=1)}
+        self._flat = torch.tensor(list(map(rows.__getitem__, tokens)), dtype=torch.long)  # (N,) each token's form id
+        self._counts = torch.tensor(list(map(len, sentences)), dtype=torch.long)  # (S,) tokens per sentence
+        self._starts = torch.cumsum(self._counts, 0) - self._counts  # (S,)
         self._ids: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -108,7 +111,8 @@ class FormTable:
 
     def rows(self, sentence_ids: Sequence[int]) -> torch.Tensor:
         """(B, T) int64: the form ids of the given sentences (positions of this table), 0 beyond each length."""
-        return nn.utils.rnn.pad_sequence([self.sentences[i] for i in sentence_ids], batch_first=True, padding_value=0)
+        index = torch.as_tensor(sentence_ids, dtype=torch.long)
+        return padded_rows(self._flat, self._starts[index], self._counts[index], 0)
 
     def char_batch(self, rows: torch.Tensor) -> CharBatch:
         """The ``CharBatch`` of form ids ``rows`` (B, T): its distinct forms only."""

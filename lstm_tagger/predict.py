@@ -171,10 +171,10 @@ def _tagged(
     ] if scores else []
     for (index, _, _, _), batch in zip(prepared.batches, outputs):
         for k, column in enumerate(columns):
-            best, logp, names = batch[2 * k], batch[2 * k + 1], itos[k]
+            best, logp, name = batch[2 * k], batch[2 * k + 1], itos[k].__getitem__
             for row, (i, ids) in enumerate(zip(index, best.tolist())):
                 n = prepared.lengths[i]
-                tags[i][column] = [names[t] for t in ids[:n]]
+                tags[i][column] = list(map(name, ids[:n]))
                 if logp is not None:
                     probs[i][column] = logp[row, :n].exp()
     return [Tagged(list(words), by_column, probs[j] if scores else None) for j, (words, by_column) in enumerate(zip(sentences, tags))]
@@ -246,7 +246,7 @@ def format_text(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
     """``The/DET/DT dog/NOUN/NN`` (one tag per column); with probabilities, each chosen tag's: ``The/DET:0.998/DT:0.990``."""
     columns = list(sentence.columns.values())
     if sentence.probs is None:
-        return " ".join("/".join((word, *tags)) for word, *tags in zip(sentence.words, *columns))
+        return " ".join(map("/".join, zip(sentence.words, *columns)))
     chosen = [_chosen(sentence, column, vocabs[column]) for column in sentence.columns]
     parts = []
     for i, word in enumerate(sentence.words):

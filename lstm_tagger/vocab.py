@@ -102,7 +102,7 @@ class WordVocab(Vocab):
         """(N,) int64 ids of ``items``: a dictionary lookup per word, the unknown-word rules only for misses."""
         items = items if isinstance(items, Sequence) else list(items)
         get = self.stoi.get
-        ids = [get(item) for item in items]
+        ids = list(map(get, items))
         if None in ids:
             cache = self._unknown
             if len(cache) > self.UNKNOWN_CACHE:
