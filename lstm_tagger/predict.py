@@ -111,8 +111,9 @@ def _compute(model: Tagger, prepared: _Prepared, scores: bool, cache: FormCache 
     """Run the model over prepared batches (the torch half of tagging; safe in a worker thread):
     per batch, each column's (B, T) tag ids and (B, T, K) log-probabilities (or None) in turn.
 
-    A model that reads characters takes each form's vector from ``cache`` (a new one if None),
-    computed once per distinct form instead of once per batch."""
+    A model that reads characters takes each form's vector from ``cache``, computed once per
+    distinct form instead of once per batch; without one, a new cache serves several batches
+    and a single batch encodes its own forms (a cache would only add work)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -120,11 +121,15 @@ def _compute(model: Tagger, prepared: _Prepared, scores: bool, cache: FormCache 
     try:
         with torch.inference_mode():
             vectors = None
-            if model.chars is not None and prepared.forms is not None:
+            if model.chars is not None and prepared.forms is not None and (cache is not None or len(prepared.batches) > 1):
                 vectors = (cache or FormCache(model.chars, prepared.forms.chars)).vectors(prepared.forms)  # (1 + U, D)
             outputs = []
             for _, words, lengths, rows in prepared.batches:
-                chars = vectors[rows.to(vectors.device)] if vectors is not None else None  # (B, T, D)
+                if vectors is not None:
+                    chars = vectors[rows.to(vectors.device)]  # (B, T, D)
+                else:
+                    chars = prepared.chars(rows)
+                    chars = chars.to(device) if chars is not None else None
                 heads = model.predict_columns(words.to(device), lengths, chars, scores=scores)
                 outputs.append(tuple(t.cpu() if t is not None else None for column in columns for t in heads[column]))
             return outputs
