@@ -122,7 +122,8 @@ def _compute(model: Tagger, prepared: _Prepared, scores: bool, cache: FormCache 
         with torch.inference_mode():
             vectors = None
             if model.chars is not None and prepared.forms is not None and (cache is not None or len(prepared.batches) > 1):
-                vectors = (cache or FormCache(model.chars, prepared.forms.chars)).vectors(prepared.forms)  # (1 + U, D)
+                cache = cache if cache is not None else FormCache(model.chars, prepared.forms.chars)
+                vectors = cache.vectors(prepared.forms)  # (1 + U, D)
             outputs = []
             for _, words, lengths, rows in prepared.batches:
                 if vectors is not None:
