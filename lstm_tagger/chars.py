@@ -188,27 +188,32 @@ class FormCache:
     mode, under ``torch.inference_mode``; one lock makes it safe for several tagging threads.
     """
 
-    def __init__(self, encoder: CharEncoder, chars: Vocab, capacity: int = 65_536):
-        self.encoder, self.chars, self.capacity = encoder, chars, capacity
+    def __init__(self, encoder: CharEncoder, capacity: int = 65_536):
+        self.encoder, self.capacity = encoder, capacity
         self._rows: dict[str, int] = {}
         self._lock = threading.Lock()
         self._table: torch.Tensor | None = None  # (rows, output_dim): row 0 the padding form's vector
 
     def vectors(self, table: FormTable) -> torch.Tensor:
-        """(1 + U, output_dim): the vector of each form of ``table``, row 0 the padding form's."""
+        """(1 + U, output_dim): the vector of each form of ``table``, row 0 the padding form's.
+        Every table given to one cache must use the same character vocabulary (the model's)."""
         with self._lock:
             missing = [form for form in table.strings if form not in self._rows]
             if len(self._rows) + len(missing) > self.capacity:
                 self._rows.clear()
                 missing = table.strings
             first = 1 + len(self._rows)  # the row of the first missing form
-            if missing or not self._rows:
-                ids, lengths = char_ids(self.chars, missing)  # row 0: the padding form
-                skip = 0 if not self._rows else 1  # encoded again only on a fresh start
-                self._store(first - 1 + skip, self.encoder.encode(ids[skip:].to(self._device()), lengths[skip:]))
-                self._rows.update(zip(missing, range(first, first + len(missing))))
+            if not self._rows:  # a fresh start: the padding form too
+                self._store(0, self._encode(*char_ids(table.chars, missing)))
+            elif missing:
+                ids, lengths = char_ids(table.chars, missing)
+                self._store(first, self._encode(ids[1:], lengths[1:]))  # row 0 of char_ids is the padding form
+            self._rows.update(zip(missing, range(first, first + len(missing))))
             rows = torch.tensor([0, *map(self._rows.__getitem__, table.strings)], dtype=torch.long)
             return self._table[rows.to(self._table.device)]
+
+    def _encode(self, forms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.encoder.encode(forms.to(self.encoder.embedding.weight.device), lengths)
 
     def _store(self, start: int, vectors: torch.Tensor) -> None:
         """Put ``vectors`` (M, output_dim) at rows ``start``.. of the table, doubling it when full."""
@@ -219,9 +224,6 @@ class FormCache:
                 grown[:start] = self._table[:start]
             self._table = grown
         self._table[start:end] = vectors
-
-    def _device(self) -> torch.device:
-        return self.encoder.embedding.weight.device
 
 
 LENGTH_GROUPS = (3, 6, 10)

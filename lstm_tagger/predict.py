@@ -84,10 +84,14 @@ BatchOutputs = list[tuple[torch.Tensor | None, ...]]
 """What a run gives for each batch of a ``_Prepared``, in order: (B, T, ...) tensors (or None)."""
 
 
-def run_batches(prepared: _Prepared, run: Callable[..., tuple]) -> BatchOutputs:
+def run_batches(
+    prepared: _Prepared, run: Callable[..., tuple], chars: Callable[[torch.Tensor | None], Any] | None = None
+) -> BatchOutputs:
     """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None), on every batch;
-    ``chars`` is the batch's ``CharBatch`` (None for a model without characters)."""
-    return [run(words, lengths, prepared.chars(rows)) for _, words, lengths, rows in prepared.batches]
+    ``chars`` is what ``chars(form ids)`` gives for the batch, by default its ``CharBatch``
+    (None for a model without characters)."""
+    chars = chars or prepared.chars
+    return [run(words, lengths, chars(rows)) for _, words, lengths, rows in prepared.batches]
 
 
 def cut(prepared: _Prepared, outputs: BatchOutputs, empty: tuple) -> list[tuple]:
@@ -118,22 +122,21 @@ def _compute(model: Tagger, prepared: _Prepared, scores: bool, cache: FormCache 
     model.eval()
     device = next(model.parameters()).device
     columns = model.columns
+
+    def run(words: torch.Tensor, lengths: torch.Tensor, chars: CharBatch | torch.Tensor | None) -> tuple:
+        heads = model.predict_columns(words.to(device), lengths, chars, scores=scores)
+        return tuple(t.cpu() if t is not None else None for column in columns for t in heads[column])
+
+    def batch_chars(rows: torch.Tensor | None) -> CharBatch | None:
+        batch = prepared.chars(rows)
+        return batch.to(device) if batch is not None else None
+
     try:
         with torch.inference_mode():
-            vectors = None
-            if model.chars is not None and prepared.forms is not None and (cache is not None or len(prepared.batches) > 1):
-                cache = cache if cache is not None else FormCache(model.chars, prepared.forms.chars)
-                vectors = cache.vectors(prepared.forms)  # (1 + U, D)
-            outputs = []
-            for _, words, lengths, rows in prepared.batches:
-                if vectors is not None:
-                    chars = vectors[rows.to(vectors.device)]  # (B, T, D)
-                else:
-                    chars = prepared.chars(rows)
-                    chars = chars.to(device) if chars is not None else None
-                heads = model.predict_columns(words.to(device), lengths, chars, scores=scores)
-                outputs.append(tuple(t.cpu() if t is not None else None for column in columns for t in heads[column]))
-            return outputs
+            if model.chars is None or prepared.forms is None or (cache is None and len(prepared.batches) <= 1):
+                return run_batches(prepared, run, batch_chars)
+            vectors = (cache if cache is not None else FormCache(model.chars)).vectors(prepared.forms)  # (1 + U, D)
+            return run_batches(prepared, run, lambda rows: vectors[rows.to(vectors.device)])  # (B, T, D) each
     finally:
         model.train(was_training)
 
@@ -224,7 +227,7 @@ def tag_stream(
     memory stays bounded whatever the length of ``sentences``.
     """
     model = checkpoint.model
-    cache = FormCache(model.chars, checkpoint.chars) if model.chars is not None else None  # shared by the chunks
+    cache = FormCache(model.chars) if model.chars is not None else None  # shared by the chunks
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[list[Sequence[str]], _Prepared, Future]] = deque()
         for chunk in chunks(sentences, batch_size * 8):

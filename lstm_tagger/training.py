@@ -433,7 +433,7 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
         raise UserError("interrupted before the first epoch finished: no checkpoint was written")
     _attach_segmenter(session, wait=True)
     if beside:  # the final evaluation gets the tokenizer's core back (auto: every core)
-        set_threads(setting if setting is not None else auto_threads())
+        set_threads(_every_thread(setting))
     world.save_debug_weights(session.model)
     if not world.is_main:
         return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, {})
@@ -584,10 +584,15 @@ def _tagger_threads(session: Session, setting: int | None) -> ThreadChooser | No
         return None
     if session.segmenter_job is None:
         return thread_chooser(setting, session.world.local_size, session.say)
-    count = max(1, (setting if setting is not None else auto_threads()) - 1)
+    count = max(1, _every_thread(setting) - 1)
     set_threads(count)
     session.say(f"threads: {count} while the tokenizer trains beside the tagger, then {'auto' if setting is None else setting}")
     return None
+
+
+def _every_thread(setting: int | None) -> int:
+    """The threads the tagger has when nothing runs beside it: ``train.threads``, or for auto every core."""
+    return setting if setting is not None else auto_threads()
 
 
 def _threads_setting(config: Config) -> int | None:

@@ -493,7 +493,7 @@ def test_form_cache_encodes_only_new_forms_and_equals_the_encoder():
         return real(forms, lengths)
 
     encoder.encode = counting
-    cache = FormCache(encoder, chars, capacity=3)
+    cache = FormCache(encoder, capacity=3)
 
     def check(sentences, rows_encoded):
         table = FormTable(chars, sentences)
