@@ -170,6 +170,20 @@ class TrainConfig(_Section):
     """d > 0: keep an average of the weights, updated after every optimiser step, older steps weighing
     d times less each (bias-corrected as Adam's moments: after t steps the weights sum to 1). Dev scores,
     both checkpoints and the final report use the average; training goes on from the raw weights. 0: off."""
+    teacher: list[str] = []
+    """Runs (their best checkpoint) or checkpoint files whose tag probabilities on the training
+    sentences the model also learns from (averaged over the teachers; ``distill.py``). Relative
+    paths are relative to the config's folder, as the data's. Empty: no distillation."""
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _one_teacher(cls, value: Any) -> Any:
+        """``teacher: runs/x`` is a list of one."""
+        return [value] if isinstance(value, str) else value
+
+    distill_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """w, with a teacher: a column's loss is (1 - w) * its loss on the gold tags + w * the cross-entropy
+    against the teachers' probabilities."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
@@ -240,6 +254,8 @@ class Config(_Section):
                 f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "
                 f"(it is {train.label_smoothing})"
             )
+        if not train.teacher and train.distill_weight != TrainConfig.model_fields["distill_weight"].default:
+            raise ValueError(f"train.distill_weight: weighs the teachers' probabilities, and train.teacher is empty (it is {train.distill_weight})")
         return self
 
 
@@ -426,6 +442,9 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
     if config.model.vectors is not None:
         vectors = _resolve_file(config.model.vectors, base)[0]
         config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
+    if config.train.teacher:  # runs or files, checked when training starts (distill.py)
+        teachers = [str((base / Path(t).expanduser()).resolve()) for t in config.train.teacher]
+        config = config.model_copy(update={"train": config.train.model_copy(update={"teacher": teachers})})
     return config
 
 

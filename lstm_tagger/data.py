@@ -149,11 +149,12 @@ def collate(word_ids: Sequence[torch.Tensor], tag_ids: Sequence[torch.Tensor], p
 
 
 def padded_rows(flat: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor, pad: int) -> torch.Tensor:
-    """flat (N,) ids of consecutive sequences, starts (B,) and lengths (B,) of B of them ->
-    (B, T) their ids, ``pad`` beyond each length (T the longest)."""
+    """flat (N, ...) rows of consecutive sequences (ids, or (N, K) vectors), starts (B,) and
+    lengths (B,) of B of them -> (B, T, ...) their rows, ``pad`` beyond each length (T the longest)."""
     steps = torch.arange(int(lengths.max()) if len(lengths) else 0)
     positions = (starts[:, None] + steps).clamp_(max=max(len(flat) - 1, 0))  # (B, T)
-    return flat[positions].masked_fill_(steps >= lengths[:, None], pad)
+    beyond = (steps >= lengths[:, None]).view(len(lengths), len(steps), *[1] * (flat.dim() - 1))
+    return flat[positions].masked_fill_(beyond, pad)
 
 
 def bucket_order(lengths: Sequence[int], batch_size: int, rng: random.Random | None) -> list[list[int]]:

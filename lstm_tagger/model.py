@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -97,14 +97,16 @@ class RecurrentEncoder(nn.Module):
 class Head(nn.Module):
     """One tag column's output layer: Linear -> log_softmax, or Linear -> CRF emissions.
 
-    ``smoothing`` (eps, softmax only) mixes the loss with the mean over the tags of -log p.
+    ``smoothing`` (eps, softmax only) mixes the loss with the mean over the tags of -log p;
+    ``distill`` (w) mixes it with the cross-entropy against a teacher's probabilities, when given.
     """
 
-    def __init__(self, input_dim: int, num_tags: int, crf: bool, smoothing: float = 0.0):
+    def __init__(self, input_dim: int, num_tags: int, crf: bool, smoothing: float = 0.0, distill: float = 0.0):
         super().__init__()
         self.output = nn.Linear(input_dim, num_tags)
         self.crf = CRF(num_tags) if crf else None
         self.smoothing = smoothing
+        self.distill = distill
 
     def log_probs(self, scores: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """scores (B, T, K) emissions -> (B, T, K) log-probabilities (a CRF's: the marginals)."""
@@ -112,16 +114,25 @@ class Head(nn.Module):
             return self.crf.marginals(scores, lengths)
         return torch.log_softmax(scores, dim=-1)
 
-    def loss(self, scores: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, scores: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, soft: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Mean negative log-likelihood per real token; tags (B, T) with ``TAG_PAD`` beyond each length.
 
         With ``smoothing`` eps (softmax): per real token, (1 - eps) * NLL + eps * mean over the K tags of -log p.
+        With ``soft`` (B, T, K) teacher probabilities and ``distill`` w: (1 - w) * that + w * the mean
+        per real token of -sum_k soft_k log p_k (p: the softmax, or a CRF's marginals).
         """
         if self.crf is not None:
-            return self.crf.nll(scores, tags, lengths)
-        return nn.functional.cross_entropy(
-            scores.flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD, label_smoothing=self.smoothing
-        )  # log_softmax + nll_loss when smoothing is 0
+            hard = self.crf.nll(scores, tags, lengths)
+        else:
+            hard = nn.functional.cross_entropy(
+                scores.flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD, label_smoothing=self.smoothing
+            )  # log_softmax + nll_loss when smoothing is 0
+        if soft is None or self.distill == 0:
+            return hard
+        cross = -(soft * self.log_probs(scores, lengths)).sum(dim=-1)  # (B, T)
+        return (1 - self.distill) * hard + self.distill * cross[tags != TAG_PAD].mean()
 
     def predict(self, scores: torch.Tensor, lengths: torch.Tensor, probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """-> (B, T) best tags (argmax, or Viterbi with a CRF) and (B, T, K) log-probabilities when ``probs``."""
@@ -139,7 +150,8 @@ class Tagger(nn.Module):
     tagging is Viterbi, and ``forward`` gives the marginals. ``num_tags`` maps each column
     to its number of tags, in ``data.columns`` order (an int: one ``upos`` column);
     ``loss_weights`` weighs each head's loss (default 1); ``label_smoothing`` is the softmax
-    heads' eps (``Head``; a CRF head is not smoothed).
+    heads' eps (``Head``; a CRF head is not smoothed); ``distill_weight`` the weight w of
+    teacher probabilities in every head's loss, when ``loss`` is given them (``distill.py``).
     """
 
     def __init__(
@@ -150,6 +162,7 @@ class Tagger(nn.Module):
         num_chars: int = 0,
         loss_weights: Mapping[str, float] | None = None,
         label_smoothing: float = 0.0,
+        distill_weight: float = 0.0,
     ):
         super().__init__()
         self.config = config
@@ -167,7 +180,7 @@ class Tagger(nn.Module):
         )
         self.heads = nn.ModuleDict(
             {
-                column: Head(self.encoder.output_dim, size, config.output_of(column) == "crf", label_smoothing)
+                column: Head(self.encoder.output_dim, size, config.output_of(column) == "crf", label_smoothing, distill_weight)
                 for column, size in columns.items()
             }
         )
@@ -217,20 +230,25 @@ class Tagger(nn.Module):
         head = self.heads[self.columns[0]]
         return head.log_probs(head.output(self.features(words, lengths, chars)), lengths)
 
-    def loss(self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: Chars = None) -> torch.Tensor:
+    def loss(
+        self, words: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, chars: Chars = None,
+        soft: Sequence[torch.Tensor | None] | None = None,
+    ) -> torch.Tensor:
         """The weighted sum over the heads of each one's mean negative log-likelihood per real token
         (NLLLoss of log_softmax, or the CRF's sequence NLL).
 
         tags (B, T, C) int64, one slice per column in ``columns`` order ((B, T) for one
-        column), ``TAG_PAD`` beyond each length.
+        column), ``TAG_PAD`` beyond each length. ``soft``: per column, (B, T, K) teacher
+        probabilities or None (``Head.loss``).
         """
         if tags.dim() == 2:
             tags = tags.unsqueeze(-1)
         features = self.features(words, lengths, chars)
+        soft = soft if soft is not None else [None] * len(self.columns)
         total = features.new_zeros(())
         for c, (column, weight) in enumerate(zip(self.columns, self.loss_weights)):
             head = self.heads[column]
-            total = total + weight * head.loss(head.output(features), lengths, tags[..., c])
+            total = total + weight * head.loss(head.output(features), lengths, tags[..., c], soft[c])
         return total
 
     def predict_columns(

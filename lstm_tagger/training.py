@@ -31,6 +31,7 @@ from .checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, config_to_yaml
 from .chars import FormTable, build_char_vocab
 from .data import Sentence, bucket_order, collate, read_corpus
+from .distill import SoftTargets, agreement, check_teachers, teacher_targets
 from .distributed import Share, World
 from .errors import ConfigError, DataError, UserError
 from .evaluate import evaluate, tag_score_matrix
@@ -274,6 +275,7 @@ def train(
         with world.together():  # every rank reads the data; an error on any rank stops them all
             splits = Splits.read(config)
             vectors = _read_vectors(config)
+            check_teachers(config.train.teacher, config.data.columns)
         with world.together():  # then rank 0 alone prepares the run directory and takes its lock
             saved = None
             if world.is_main:
@@ -333,6 +335,8 @@ class Session:
     forms: FormTable | None
     word_dropout: WordDropout | None
     frozen: FrozenRows | None
+    soft: SoftTargets | None
+    """The teachers' tag probabilities of the training tokens (``train.teacher``), or None."""
     segmenter_job: background.SegmenterJob | None = None
     """The segmenter training beside the tagger, until it is done and in ``current``."""
 
@@ -357,20 +361,38 @@ def _build(
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
+        distill_weight=config.train.distill_weight if config.train.teacher else 0.0,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
     frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
     average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay > 0 else None
+    tag_ids = [encode_tags(vocabs, s.columns) for s in train_set]
+    soft = _teach(config, train_set, vocabs, tag_ids, say) if config.train.teacher else None
     return Session(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
         optimizer=build_optimizer(model, config.train), average=average, rng=rng,
         current=Checkpoint(
             model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter
         ),
-        word_ids=[words.encode(s.words) for s in train_set], tag_ids=[encode_tags(vocabs, s.columns) for s in train_set],
-        lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen,
+        word_ids=[words.encode(s.words) for s in train_set], tag_ids=tag_ids,
+        lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen, soft=soft,
     )
+
+
+def _teach(config: Config, train_set: list[Sentence], vocabs: dict[str, Any], tag_ids: list[torch.Tensor], say: RunLog) -> SoftTargets:
+    """The teachers' probabilities of the training tokens (``distill.py``), a line per teacher, and
+    how often their best tag is the gold one (near 100%: they learned these sentences)."""
+    teachers = len(config.train.teacher)
+
+    def done(k: int, teacher: str, seconds: float) -> None:
+        say(f"distillation: teacher {k}/{teachers} ({teacher}) tagged the training sentences in {seconds:.0f} s")
+
+    soft = teacher_targets(config.train.teacher, [s.words for s in train_set], vocabs, done)
+    gold = torch.cat(tag_ids).view(-1, len(vocabs))  # (N, C)
+    agreed = ", ".join(f"{c} {100 * agreement(soft, c, gold[:, k]):.2f}%" for k, c in enumerate(vocabs) if c in soft.flat)
+    say(f"distillation: the teachers' best tag is the gold one for {agreed} of the training tokens; weight {config.train.distill_weight}")
+    return soft
 
 
 def _itos(vocabs: dict[str, Any]) -> dict[str, list[str]]:
@@ -495,8 +517,9 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
     batch = collate([session.word_ids[i] for i in mine], [session.tag_ids[i] for i in mine], PAD_ID)
     batch_words = session.word_dropout(batch.words) if session.word_dropout else batch.words
     batch_chars = session.forms.batch(mine).to(device) if session.forms is not None else None
+    soft = [t.to(device) if t is not None else None for t in session.soft.batch(mine, model.columns)] if session.soft is not None else None
     session.optimizer.zero_grad(set_to_none=True)
-    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars)
+    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars, soft)
     if session.world.distributed:
         loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
     batch_loss = session.world.average(loss)  # the whole batch's mean token loss, on every rank
