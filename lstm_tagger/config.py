@@ -184,6 +184,9 @@ class TrainConfig(_Section):
     distill_weight: float = Field(0.5, ge=0.0, le=1.0)
     """w, with a teacher: a column's loss is (1 - w) * its loss on the gold tags + w * the cross-entropy
     against the teachers' probabilities."""
+    distill_temperature: float = Field(1.0, gt=0.0, le=100.0)
+    """T, with a teacher: each teacher's probabilities are softened to p^(1/T), renormalised, before
+    they are averaged (T > 1 spreads a confident teacher's mass over the tags it ranks next)."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)
@@ -254,8 +257,9 @@ class Config(_Section):
                 f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "
                 f"(it is {train.label_smoothing})"
             )
-        if not train.teacher and train.distill_weight != TrainConfig.model_fields["distill_weight"].default:
-            raise ValueError(f"train.distill_weight: weighs the teachers' probabilities, and train.teacher is empty (it is {train.distill_weight})")
+        for key in ("distill_weight", "distill_temperature"):
+            if not train.teacher and getattr(train, key) != TrainConfig.model_fields[key].default:
+                raise ValueError(f"train.{key}: applies to the teachers' probabilities, and train.teacher is empty (it is {getattr(train, key)})")
         return self
 
 

@@ -2,7 +2,8 @@
 
 Each teacher (a run directory or a checkpoint file) tags the training sentences once, before
 the first epoch, in eval mode; its per-token tag probabilities (a CRF head's marginals) are
-moved onto the student's tag ids by tag name and averaged over the teachers. The student's
+moved onto the student's tag ids by tag name and averaged over the teachers (each first
+softened to p^(1/T), T = ``train.distill_temperature``). The student's
 loss for each column the teachers have is then (1 - w) * its loss on the gold tags + w * the
 cross-entropy against these probabilities (``model.Head.loss``), w = ``train.distill_weight``.
 A student trained so learns what the teachers (an ensemble, say) know about ambiguous tokens,
@@ -79,11 +80,12 @@ def check_teachers(teachers: Sequence[str], columns: Sequence[str]) -> None:
 
 def teacher_targets(
     teachers: Sequence[str], sentences: Sequence[Sequence[str]], vocabs: Mapping[str, Vocab],
-    done: Callable[[int, str, float], None] | None = None,
+    temperature: float = 1.0, done: Callable[[int, str, float], None] | None = None,
 ) -> SoftTargets:
     """Tag ``sentences`` (the training set's words) with each run or checkpoint of ``teachers``
     and average their probabilities, per column of ``vocabs`` (the student's tag vocabularies)
-    that the teachers have (``check_teachers``: each has one at least). ``done(k, teacher,
+    that the teachers have (``check_teachers``: each has one at least), each teacher's softened
+    to p^(1/``temperature``) and renormalised first. ``done(k, teacher,
     seconds)`` is called after the k-th teacher (from 1), to show progress.
     """
     lengths = [len(words) for words in sentences]
@@ -101,7 +103,7 @@ def teacher_targets(
             n = sum(lengths[first : first + CHUNK])
             for c in shared:
                 logp = torch.cat([result[c][1] for result in results])  # (n, K_teacher)
-                sums[c][row : row + n] += logp.exp() @ maps[c]
+                sums[c][row : row + n] += torch.softmax(logp / temperature, dim=1) @ maps[c]
             row += n
         for c in shared:
             counts[c] += 1

@@ -388,10 +388,10 @@ def _teach(config: Config, train_set: list[Sentence], vocabs: dict[str, Any], ta
     def done(k: int, teacher: str, seconds: float) -> None:
         say(f"distillation: teacher {k}/{teachers} ({teacher}) tagged the training sentences in {seconds:.0f} s")
 
-    soft = teacher_targets(config.train.teacher, [s.words for s in train_set], vocabs, done)
+    soft = teacher_targets(config.train.teacher, [s.words for s in train_set], vocabs, config.train.distill_temperature, done)
     gold = torch.cat(tag_ids).view(-1, len(vocabs))  # (N, C)
     agreed = ", ".join(f"{c} {100 * agreement(soft, c, gold[:, k]):.2f}%" for k, c in enumerate(vocabs) if c in soft.flat)
-    say(f"distillation: the teachers' best tag is the gold one for {agreed} of the training tokens; weight {config.train.distill_weight}")
+    say(f"distillation: the teachers' best tag is the gold one for {agreed} of the training tokens; weight {config.train.distill_weight}, temperature {config.train.distill_temperature}")
     return soft
 
 

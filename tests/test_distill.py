@@ -62,7 +62,7 @@ def test_a_student_tags_as_its_teacher_says_not_as_the_gold_tags(tmp_path):
     assert [t.tags for t in tag(load_checkpoint(taught.output_dir / BEST), sentences)] == [tags for _, tags in SWAPPED]
     log = (taught.output_dir / "train.log").read_text()
     assert f"distillation: teacher 1/1 ({tmp_path / 'teacher' / 'run'}) tagged the training sentences in" in log
-    assert "distillation: the teachers' best tag is the gold one for upos 88.89% of the training tokens; weight 1.0" in log
+    assert "distillation: the teachers' best tag is the gold one for upos 88.89% of the training tokens; weight 1.0, temperature 1.0" in log
 
 
 def test_targets_are_the_teachers_mean_probabilities_moved_onto_the_students_tags(trained_run):
@@ -76,6 +76,11 @@ def test_targets_are_the_teachers_mean_probabilities_moved_onto_the_students_tag
     mean = torch.cat([(a.probs["upos"] + b.probs["upos"]) / 2 for a, b in zip(*runs)]).flip(-1)  # (N, K), student order
     assert targets.flat["upos"].dtype == torch.float16
     assert torch.allclose(targets.flat["upos"].float(), mean, atol=1e-3)
+    softened = teacher_targets([str(first), str(second)], sentences, reordered, temperature=2.0)
+    root = [torch.softmax(p.log() / 2, dim=-1) for p in (a.probs["upos"] for run in runs for a in run)]  # p^(1/2), renormalised
+    mean = torch.cat([(root[i] + root[i + 2]) / 2 for i in range(2)]).flip(-1)
+    assert torch.allclose(softened.flat["upos"].float(), mean, atol=1e-3)
+    assert softened.flat["upos"].max() < targets.flat["upos"].max()  # softer
     batch = targets.batch([1, 0], ["upos"])[0]  # (2, 5, K): sentence 1 padded with zeros
     assert torch.equal(batch[0, :2], targets.flat["upos"][5:7].float()) and batch[0, 2:].abs().sum() == 0
     assert torch.equal(batch[1], targets.flat["upos"][:5].float())
@@ -90,7 +95,9 @@ def test_a_distilled_run_resumes_exactly(tmp_path, trained_run):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["train.distill_weight=0.3"], "--set train.distill_weight=0.3: train.distill_weight: weighs the teachers' probabilities, and train.teacher is empty (it is 0.3)"),
+        (["train.distill_weight=0.3"], "--set train.distill_weight=0.3: train.distill_weight: applies to the teachers' probabilities, and train.teacher is empty (it is 0.3)"),
+        (["train.distill_temperature=2"], "--set train.distill_temperature=2: train.distill_temperature: applies to the teachers' probabilities, and train.teacher is empty (it is 2.0)"),
+        (["train.teacher=x", "train.distill_temperature=0"], "--set train.distill_temperature=0: train.distill_temperature: must be > 0.0, got 0"),
         (["train.teacher=x", "train.distill_weight=1.5"], "--set train.distill_weight=1.5: train.distill_weight: must be <= 1.0, got 1.5"),
         (["train.teacher=nowhere"], "train.teacher: {base}/nowhere: checkpoint not found"),
     ],
