@@ -187,6 +187,10 @@ class TrainConfig(_Section):
     distill_temperature: float = Field(1.0, gt=0.0, le=100.0)
     """T, with a teacher: each teacher's probabilities are softened to p^(1/T), renormalised, before
     they are averaged (T > 1 spreads a confident teacher's mass over the tags it ranks next)."""
+    adversarial: float = Field(0.0, ge=0.0, le=100.0)
+    """eps > 0: each step also trains on the batch's word and character vectors moved by eps * sqrt(T)
+    per sentence of T tokens along the loss's gradient (adversarial training; a step costs about
+    twice). 0: off."""
     word_dropout: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(5.0, ge=0.0)

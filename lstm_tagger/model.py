@@ -151,7 +151,8 @@ class Tagger(nn.Module):
     to its number of tags, in ``data.columns`` order (an int: one ``upos`` column);
     ``loss_weights`` weighs each head's loss (default 1); ``label_smoothing`` is the softmax
     heads' eps (``Head``; a CRF head is not smoothed); ``distill_weight`` the weight w of
-    teacher probabilities in every head's loss, when ``loss`` is given them (``distill.py``).
+    teacher probabilities in every head's loss, when ``loss`` is given them (``distill.py``);
+    ``adversarial`` the size of the perturbation adversarial training adds (``loss``).
     """
 
     def __init__(
@@ -163,6 +164,7 @@ class Tagger(nn.Module):
         loss_weights: Mapping[str, float] | None = None,
         label_smoothing: float = 0.0,
         distill_weight: float = 0.0,
+        adversarial: float = 0.0,
     ):
         super().__init__()
         self.config = config
@@ -186,6 +188,7 @@ class Tagger(nn.Module):
         )
         self.columns = list(columns)
         self.loss_weights = [float((loss_weights or {}).get(column, 1.0)) for column in self.columns]
+        self.adversarial = adversarial
 
     @property
     def output(self) -> nn.Linear:
@@ -197,10 +200,11 @@ class Tagger(nn.Module):
         """The first column's CRF, if it has one."""
         return self.heads[self.columns[0]].crf
 
-    def features(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
-        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, H) encoder outputs shared by the heads.
+    def inputs(self, words: torch.Tensor, chars: Chars = None) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>`` -> (B, T, D) the encoder's input: each token's word
+        vector [and character vector], after dropout.
 
-        ``chars``: the batch's ``CharBatch``, or its tokens' character vectors (B, T, D) already
+        ``chars``: the batch's ``CharBatch``, or its tokens' character vectors (B, T, D_c) already
         computed (``chars.FormCache``, when tagging)."""
         inputs = self.embed(words)
         if self.chars is not None:
@@ -208,7 +212,11 @@ class Tagger(nn.Module):
                 raise ValueError("this model reads characters: pass a CharBatch")
             vectors = self.chars.dropout(chars) if isinstance(chars, torch.Tensor) else self.chars(chars)
             inputs = torch.cat([inputs, vectors], dim=-1)
-        return self.encoder(inputs, lengths)
+        return inputs
+
+    def features(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
+        """words (B, T) int64 padded with ``<pad>``, lengths (B,) int64 -> (B, T, H) encoder outputs shared by the heads."""
+        return self.encoder(self.inputs(words, chars), lengths)
 
     def emissions(self, words: torch.Tensor, lengths: torch.Tensor, chars: Chars = None) -> torch.Tensor:
         """words (B, T), lengths (B,) -> (B, T, K) unnormalised tag scores of the first column."""
@@ -239,12 +247,27 @@ class Tagger(nn.Module):
 
         tags (B, T, C) int64, one slice per column in ``columns`` order ((B, T) for one
         column), ``TAG_PAD`` beyond each length. ``soft``: per column, (B, T, K) teacher
-        probabilities or None (``Head.loss``).
+        probabilities or None (``Head.loss``). With ``adversarial`` eps > 0, in training mode, the
+        same loss of the inputs moved by eps * sqrt(T_i) along its gradient (per sentence i, of
+        length T_i) is added: the worst small change of the word and character vectors, to
+        which the model learns to be robust (Goodfellow et al. 2015; Yasunaga et al. 2018).
         """
         if tags.dim() == 2:
             tags = tags.unsqueeze(-1)
-        features = self.features(words, lengths, chars)
         soft = soft if soft is not None else [None] * len(self.columns)
+        inputs = self.inputs(words, chars)  # (B, T, D)
+        total = self._heads_loss(self.encoder(inputs, lengths), lengths, tags, soft)
+        if self.adversarial > 0 and self.training and torch.is_grad_enabled():
+            (gradient,) = torch.autograd.grad(total, inputs, retain_graph=True)  # zero beyond each length
+            scale = self.adversarial * lengths.to(gradient).sqrt() / gradient.flatten(1).norm(dim=1).clamp_min(1e-12)  # (B,)
+            worst = inputs + (gradient * scale[:, None, None]).detach()
+            total = total + self._heads_loss(self.encoder(worst, lengths), lengths, tags, soft)
+        return total
+
+    def _heads_loss(
+        self, features: torch.Tensor, lengths: torch.Tensor, tags: torch.Tensor, soft: Sequence[torch.Tensor | None]
+    ) -> torch.Tensor:
+        """features (B, T, H), tags (B, T, C) -> the weighted sum of the heads' losses."""
         total = features.new_zeros(())
         for c, (column, weight) in enumerate(zip(self.columns, self.loss_weights)):
             head = self.heads[column]

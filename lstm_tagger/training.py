@@ -361,7 +361,7 @@ def _build(
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
-        distill_weight=config.train.distill_weight if config.train.teacher else 0.0,
+        distill_weight=config.train.distill_weight if config.train.teacher else 0.0, adversarial=config.train.adversarial,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)

@@ -22,7 +22,7 @@ from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.data import TAG_PAD, read_corpus
-from lstm_tagger.model import Head
+from lstm_tagger.model import Head, Tagger
 from lstm_tagger.optim import WeightAverage
 
 from conftest import CLASSIC, ROOT, assert_one_line_error, tiny_config
@@ -266,3 +266,49 @@ def test_resume_cannot_switch_the_optimizer(tiny_run, tmp_path):
               "--set", "train.optimizer=adamw", "--set", "train.momentum=0", "--set", "train.epochs=3"],
     )
     assert_one_line_error(result, f"{run}: cannot resume, train.optimizer is 'adamw' here but 'sgd' in the run")
+
+
+# 5. adversarial training ---------------------------------------------------------------------------------
+
+
+def _adversarial_pair(eps: float):
+    """A small tagger without dropout, in training mode, and a batch of two sentences (lengths 5 and 3)."""
+    torch.manual_seed(0)
+    config = load_config(DEMO, ["model.embedding_dim=8", "model.hidden_dim=8", "model.dropout=0"]).model
+    model = Tagger(config, 20, 6, adversarial=eps).train()
+    words, lengths = torch.randint(2, 20, (2, 5)), torch.tensor([5, 3])
+    tags = torch.randint(0, 6, (2, 5))
+    words[1, 3:], tags[1, 3:] = 0, TAG_PAD
+    return model, words, lengths, tags
+
+
+def test_adversarial_loss_adds_the_loss_of_the_inputs_moved_along_the_gradient():
+    eps = 0.05
+    model, words, lengths, tags = _adversarial_pair(eps)
+    columns = tags.unsqueeze(-1)
+
+    def loss_at(inputs: torch.Tensor) -> torch.Tensor:
+        return model._heads_loss(model.encoder(inputs, lengths), lengths, columns, [None])
+
+    inputs = model.inputs(words).detach().requires_grad_(True)
+    clean = loss_at(inputs)
+    (gradient,) = torch.autograd.grad(clean, inputs)
+    assert gradient[1, 3:].abs().sum() == 0  # padding has no gradient
+    step = torch.stack([eps * math.sqrt(n) * gradient[i] / gradient[i].norm() for i, n in enumerate([5, 3])])
+    assert step[0].norm().item() == pytest.approx(eps * math.sqrt(5)) and step[1].norm().item() == pytest.approx(eps * math.sqrt(3))
+    with torch.no_grad():
+        ahead, back = loss_at(inputs + step), loss_at(inputs - step)
+    assert ahead > clean > back  # along the gradient the loss grows: the worst direction
+    total = model.loss(words, lengths, tags)
+    assert torch.allclose(total, clean + ahead)
+    model.eval()
+    assert torch.allclose(model.loss(words, lengths, tags), clean)  # evaluation: no perturbation
+
+
+def test_adversarial_training_overfits_and_resumes_exactly(tmp_path):
+    result = train(load_config(tiny_config(tmp_path), ["train.adversarial=0.1"]), tmp_path / "run", progress=False)
+    assert result.best_dev_accuracy == 1.0
+    sentences = [words for words, _ in CLASSIC]
+    assert [t.tags for t in tag(load_checkpoint(tmp_path / "run" / BEST), sentences)] == [tags for _, tags in CLASSIC]
+    straight, resumed = straight_and_resumed(tmp_path / "resume", [*SMALL, "train.adversarial=0.1"])
+    assert_same_run(straight, resumed)
