@@ -85,13 +85,13 @@ def teacher_targets(
     """Tag ``sentences`` (the training set's words) with each run or checkpoint of ``teachers``
     and average their probabilities, per column of ``vocabs`` (the student's tag vocabularies)
     that the teachers have (``check_teachers``: each has one at least), each teacher's softened
-    to p^(1/``temperature``) and renormalised first. ``done(k, teacher,
-    seconds)`` is called after the k-th teacher (from 1), to show progress.
+    to p^(1/``temperature``) and renormalised first. ``done(k, teacher, seconds)`` is called
+    after the k-th teacher (from 1), to show progress.
     """
     lengths = [len(words) for words in sentences]
     total = sum(lengths)
     sums = {column: torch.zeros(total, len(vocab)) for column, vocab in vocabs.items()}
-    counts = dict.fromkeys(vocabs, 0)
+    taught: set[str] = set()
     for k, value in enumerate(teachers, start=1):
         started = time.perf_counter()
         teacher = _teacher(value, list(vocabs))
@@ -105,15 +105,13 @@ def teacher_targets(
                 logp = torch.cat([result[c][1] for result in results])  # (n, K_teacher)
                 sums[c][row : row + n] += torch.softmax(logp / temperature, dim=1) @ maps[c]
             row += n
-        for c in shared:
-            counts[c] += 1
+        taught.update(shared)
         if done is not None:
             done(k, value, time.perf_counter() - started)
     flat = {}
-    for column, count in counts.items():
-        if count:
-            probs = sums.pop(column)
-            flat[column] = (probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)).to(torch.float16)  # rows sum to 1
+    for column in (c for c in vocabs if c in taught):  # the mean over the teachers, rows summing to 1
+        probs = sums.pop(column)
+        flat[column] = (probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)).to(torch.float16)
     starts = torch.tensor(list(accumulate(lengths, initial=0))[:-1], dtype=torch.long)
     return SoftTargets(flat, starts, torch.tensor(lengths, dtype=torch.long))
 
