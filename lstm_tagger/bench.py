@@ -60,7 +60,7 @@ from .errors import UserError, one_line
 from .files import atomic_write_text, make_dir
 from .flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape, parameter_count
 from .predict import DEFAULT_BATCH_SIZE, tag
-from .rawtext import labelled_paragraphs, paragraphs, read_treebank
+from .rawtext import paragraph_texts, paragraphs, read_treebank
 from .report import percent
 from .runs import upos_on_test
 
@@ -259,7 +259,7 @@ def measure_raw_tagging(model: Path, corpus_path: str, tokens: int, work: Path, 
     paragraph's sentences' ``# text``, see ``rawtext.raw_text``) cycled to ~``tokens`` gold words:
     segmenter and tagger, whole process; tokens/s counts the gold words of the text."""
     treebank = read_treebank(corpus_path)
-    texts = [text for text, _ in labelled_paragraphs(treebank)]
+    texts = paragraph_texts(treebank)
     words = [sum(len(s.words) for s in group) for group in paragraphs(treebank)]
     source = work / f"text-{tokens}.txt"
     count, total = write_text_file(source, list(zip(texts, words)), tokens)

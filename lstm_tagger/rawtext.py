@@ -175,9 +175,14 @@ def labelled_paragraphs(sentences: Sequence[TreebankSentence]) -> list[tuple[str
     return result
 
 
+def paragraph_texts(sentences: Sequence[TreebankSentence]) -> list[str]:
+    """Each paragraph's text: its sentences' texts joined by a space (``labelled_paragraphs`` without the labels)."""
+    return [" ".join(token_spans(sentence)[0] for sentence in group) for group in paragraphs(sentences)]
+
+
 def raw_text(sentences: Sequence[TreebankSentence]) -> str:
     """The treebank as raw text: paragraphs separated by a blank line."""
-    return "\n\n".join(text for text, _ in labelled_paragraphs(sentences)) + "\n"
+    return "\n\n".join(paragraph_texts(sentences)) + "\n"
 
 
 def _restore_case(form: str, words: Sequence[str]) -> list[str]:

@@ -36,7 +36,7 @@ from .model import RecurrentEncoder
 from .optim import set_epoch_lr
 from .rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Token, TreebankSentence, Window, Word,
-    char_class, labelled_paragraphs, raw_text, read_treebank, rule_labels, text_windows,
+    char_class, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels, text_windows,
 )
 
 PREFIX = "segmenter."
@@ -395,7 +395,7 @@ def train_segmenter(
     settings = config.tokenizer
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
-    table = CharTable.build(text for text, _ in labelled_paragraphs(train_sentences))
+    table = CharTable.build(paragraph_texts(train_sentences))
     segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
     data = _stream(train_sentences, table)
     del train_sentences  # the stream, the table and the lexicon hold what training needs
