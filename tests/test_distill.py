@@ -14,6 +14,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.data import TAG_PAD
 from lstm_tagger.distill import teacher_targets
 from lstm_tagger.model import Head
+from lstm_tagger.vocab import Vocab
 
 from conftest import CLASSIC, assert_one_line_error, tiny_config
 from test_levers import QUIET, SMALL, assert_same_run, straight_and_resumed
@@ -68,9 +69,8 @@ def test_a_student_tags_as_its_teacher_says_not_as_the_gold_tags(tmp_path):
 def test_targets_are_the_teachers_mean_probabilities_moved_onto_the_students_tags(trained_run):
     first, second = trained_run("demo", *SMALL, "train.epochs=1"), trained_run("demo", *SMALL, "train.epochs=2")
     sentences = [["The", "dog", "ate", "the", "apple"], ["Everybody", "read"]]
-    teacher = load_checkpoint(first / BEST)
-    names = teacher.tags.itos
-    reordered = {"upos": type(teacher.tags)(list(reversed(names)))}  # the student's tags in another order
+    names = load_checkpoint(first / BEST).tags.itos
+    reordered = {"upos": Vocab(list(reversed(names)))}  # the student's tags in another order
     targets = teacher_targets([str(first), str(second)], sentences, reordered)
     runs = [tag(load_checkpoint(run / BEST), sentences, scores=True) for run in (first, second)]
     mean = torch.cat([(a.probs["upos"] + b.probs["upos"]) / 2 for a, b in zip(*runs)]).flip(-1)  # (N, K), student order
