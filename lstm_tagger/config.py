@@ -387,15 +387,24 @@ PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "ve
 """The keys that name files: relative to the config's folder, and they must exist."""
 
 
-def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
-    """``value`` as an absolute path (relative to ``base``), and what is wrong with it (``None``: it is a file)."""
+def _resolve_path(value: str, base: Path) -> tuple[str, str | None]:
+    """``value`` as an absolute path (relative to ``base``), and what makes it unusable (``None``: nothing)."""
     try:
         path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = base / path
-        path = path.resolve()
-        mode = path.stat().st_mode if path.exists() else None
+        return str((path if path.is_absolute() else base / path).resolve()), None
     except (OSError, ValueError, RuntimeError) as exc:
+        return value, f"not a usable path: {_shown(str(exc))}"
+
+
+def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
+    """``value`` as an absolute path (relative to ``base``), and what is wrong with it (``None``: it is a file)."""
+    resolved, problem = _resolve_path(value, base)
+    if problem is not None:
+        return resolved, problem
+    path = Path(resolved)
+    try:
+        mode = path.stat().st_mode if path.exists() else None
+    except (OSError, ValueError) as exc:
         return value, f"not a usable path: {_shown(str(exc))}"
     if mode is None:
         return str(path), f"file not found: {_shown(str(path))}"
@@ -405,7 +414,7 @@ def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
 
 
 def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
-    """A problem for each file key whose (string) value is not a file."""
+    """A problem for each file key whose (string) value is not a file, and for each teacher path that is unusable."""
     problems = []
     for section, key in PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
@@ -413,6 +422,16 @@ def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
             problem = _resolve_file(value, base)[1]
             if problem is not None:
                 problems.append(((section, key), problem, None))
+    teachers = raw.get("train", {}).get("teacher") if isinstance(raw.get("train"), dict) else None
+    named: list[tuple[tuple[str, ...], str]] = []
+    if isinstance(teachers, str):
+        named = [(("train", "teacher"), teachers)]
+    elif isinstance(teachers, list):
+        named = [(("train", "teacher", str(i)), value) for i, value in enumerate(teachers) if isinstance(value, str)]
+    for location, value in named:  # runs or files: that they exist is checked when training starts (distill.py)
+        problem = _resolve_path(value, base)[1]
+        if problem is not None:
+            problems.append((location, problem, None))
     return problems
 
 
@@ -450,8 +469,8 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
     if config.model.vectors is not None:
         vectors = _resolve_file(config.model.vectors, base)[0]
         config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
-    if config.train.teacher:  # runs or files, checked when training starts (distill.py)
-        teachers = [str((base / Path(t).expanduser()).resolve()) for t in config.train.teacher]
+    if config.train.teacher:
+        teachers = [_resolve_path(t, base)[0] for t in config.train.teacher]
         config = config.model_copy(update={"train": config.train.model_copy(update={"teacher": teachers})})
     return config
 

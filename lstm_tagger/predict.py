@@ -90,7 +90,7 @@ def run_batches(
     """``run(words, lengths, chars)`` -> a tuple of (B, T, ...) tensors (or None), on every batch;
     ``chars`` is what ``chars(form ids)`` gives for the batch, by default its ``CharBatch``
     (None for a model without characters)."""
-    chars = chars or prepared.chars
+    chars = prepared.chars if chars is None else chars
     return [run(words, lengths, chars(rows)) for _, words, lengths, rows in prepared.batches]
 
 

@@ -361,7 +361,7 @@ def _build(
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
-        distill_weight=config.train.distill_weight if config.train.teacher else 0.0, adversarial=config.train.adversarial,
+        distill_weight=config.train.distill_weight, adversarial=config.train.adversarial,  # w counts only with teachers' targets
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
@@ -391,7 +391,10 @@ def _teach(config: Config, train_set: list[Sentence], vocabs: dict[str, Any], ta
     soft = teacher_targets(config.train.teacher, [s.words for s in train_set], vocabs, config.train.distill_temperature, done)
     gold = torch.cat(tag_ids).view(-1, len(vocabs))  # (N, C)
     agreed = ", ".join(f"{c} {100 * agreement(soft, c, gold[:, k]):.2f}%" for k, c in enumerate(vocabs) if c in soft.flat)
-    say(f"distillation: the teachers' best tag is the gold one for {agreed} of the training tokens; weight {config.train.distill_weight}, temperature {config.train.distill_temperature}")
+    say(
+        f"distillation: the teachers' best tag is the gold one for {agreed} of the training tokens; "
+        f"weight {config.train.distill_weight}, temperature {config.train.distill_temperature}"
+    )
     return soft
 
 
@@ -517,7 +520,7 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
     batch = collate([session.word_ids[i] for i in mine], [session.tag_ids[i] for i in mine], PAD_ID)
     batch_words = session.word_dropout(batch.words) if session.word_dropout else batch.words
     batch_chars = session.forms.batch(mine).to(device) if session.forms is not None else None
-    soft = [t.to(device) if t is not None else None for t in session.soft.batch(mine, model.columns)] if session.soft is not None else None
+    soft = None if session.soft is None else [t.to(device) if t is not None else None for t in session.soft.batch(mine, model.columns)]
     session.optimizer.zero_grad(set_to_none=True)
     loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars, soft)
     if session.world.distributed:

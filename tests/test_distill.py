@@ -100,6 +100,8 @@ def test_a_distilled_run_resumes_exactly(tmp_path, trained_run):
         (["train.teacher=x", "train.distill_temperature=0"], "--set train.distill_temperature=0: train.distill_temperature: must be > 0.0, got 0"),
         (["train.teacher=x", "train.distill_weight=1.5"], "--set train.distill_weight=1.5: train.distill_weight: must be <= 1.0, got 1.5"),
         (["train.teacher=nowhere"], "train.teacher: {base}/nowhere: checkpoint not found"),
+        (['train.teacher="a\\0b"'], '--set train.teacher="a\\0b": train.teacher: not a usable path: embedded null byte'),
+        (['train.teacher=[x, "a\\0b"]'], '--set train.teacher=[x, "a\\0b"]: train.teacher.1: not a usable path: embedded null byte'),
     ],
 )
 def test_bad_distillation_settings_are_one_line(tmp_path, overrides, message):
