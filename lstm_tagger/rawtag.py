@@ -18,8 +18,8 @@ from .conllu import COLUMNS
 from .errors import DataError
 from .files import open_input
 from .predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag_stream
-from .rawtext import Token, TreebankSentence, Word, raw_text, read_treebank
-from .segment import segment
+from .forked import segmented_beside
+from .rawtext import Segmented, Token, TreebankSentence, Word, raw_text, read_treebank
 from .vocab import Vocab
 
 CHUNK_BYTES = 1 << 16
@@ -56,10 +56,11 @@ def file_chunks(file: str) -> Iterator[str]:
 
 def tag_text(
     checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False, workers: int = 1
-) -> Iterator[tuple[TreebankSentence, Tagged]]:
+) -> Iterator[tuple[Segmented, Tagged]]:
     """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
-    ``predict.tag_stream``'s ``workers`` threads while this one segments the next sentences."""
-    ahead, behind = tee(segment(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a few chunks
+    ``predict.tag_stream``'s ``workers`` threads while a child process segments the next
+    sentences (``forked``)."""
+    ahead, behind = tee(segmented_beside(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a few chunks
     return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers))
 
 
@@ -88,13 +89,13 @@ def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: in
 
 
 def write_text_tagged(
-    pairs: Iterable[tuple[TreebankSentence, Tagged]], vocabs: Mapping[str, Vocab], format: str, out: TextIO
+    pairs: Iterable[tuple[Segmented, Tagged]], vocabs: Mapping[str, Vocab], format: str, out: TextIO
 ) -> int:
     """Write each sentence: ``text`` (one line of word/TAG), ``json`` or ``conllu``; returns the count."""
     count = 0
     for count, (sentence, tagged) in enumerate(pairs, start=1):
         if format == "conllu":
-            out.write(format_conllu_tokens(sentence, tagged, count, vocabs) + "\n")
+            out.write(format_conllu_tokens(sentence.sentence(), tagged, count, vocabs) + "\n")
         else:
             out.write((format_text if format == "text" else format_json)(tagged, vocabs) + "\n")
     return count
@@ -129,7 +130,7 @@ def evaluate_raw(
     if not gold:
         raise DataError(f"{data}: no sentences to evaluate")
     columns = checkpoint.config.data.columns
-    system = [with_tags(s, t.columns) for s, t in tag_text(checkpoint, [raw_text(gold)])]
+    system = [with_tags(s.sentence(), t.columns) for s, t in tag_text(checkpoint, [raw_text(gold)])]
     scores = evaluate(gold, system)
     learnt = {_METRIC_OF[column] for column in columns} | ({"AllTags"} if len(columns) == 3 else set())
     shown = [m for m in METRICS if m in ("Tokens", "Sentences", "Words") or m in learnt]

@@ -78,6 +78,31 @@ class TreebankSentence:
         return "".join(parts)
 
 
+class Segmented(NamedTuple):
+    """A sentence as the segmenter finds it, in the few lists that cost little to build and to
+    send to another process: the tokens' forms, whether whitespace follows each, the words of
+    each multiword token by token position, and whether it starts a paragraph.
+    ``sentence()`` makes the ``TreebankSentence``."""
+
+    forms: list[str]
+    spaces: list[bool]
+    expanded: dict[int, tuple[str, ...]]
+    new_paragraph: bool
+
+    @property
+    def words(self) -> list[str]:
+        if not self.expanded:
+            return self.forms
+        return [word for k, form in enumerate(self.forms) for word in self.expanded.get(k, (form,))]
+
+    def sentence(self) -> TreebankSentence:
+        tokens = [
+            Token(form, tuple(map(Word, self.expanded.get(k, (form,)))), space, k in self.expanded)
+            for k, (form, space) in enumerate(zip(self.forms, self.spaces))
+        ]
+        return TreebankSentence(tokens, None, self.new_paragraph)
+
+
 def _word(fields: list[str]) -> Word:
     return Word(fields[1], fields[3], fields[4], fields[5])
 

@@ -35,7 +35,7 @@ from .errors import ConfigError, UserError
 from .model import RecurrentEncoder
 from .optim import set_epoch_lr
 from .rawtext import (
-    INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Token, TreebankSentence, Window, Word,
+    INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Segmented, TreebankSentence, Window,
     char_class, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels, text_windows,
 )
 
@@ -153,23 +153,24 @@ class Segmenter:
 
 SPACE = -1
 """The event of a whitespace character (see ``events``)."""
-Events = list[tuple[int, int]]
-"""A window's events: (position in its core, label) of each character that is whitespace
-(label ``SPACE``) or ends a token (its label, not ``INSIDE``), in order; every other
-character is inside a token. The assembler's loop runs over these, not over every character."""
+Events = tuple[list[int], list[int]]
+"""A window's events: the positions in its core of the characters that are whitespace or end
+a token, in order, and their labels (``SPACE``, or the label that ends the token); every
+other character is inside a token. The assembler works on these, not on every character."""
 
 
 def events(core: str, labels: Sequence[int]) -> Events:
     """The events of ``core`` labelled character by character."""
-    return [(i, SPACE if char.isspace() else label) for i, (char, label) in enumerate(zip(core, labels))
-            if label != INSIDE or char.isspace()]
+    found = [(i, SPACE if char.isspace() else label) for i, (char, label) in enumerate(zip(core, labels))
+             if label != INSIDE or char.isspace()]
+    return [i for i, _ in found], [label for _, label in found]
 
 
 def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[Events]:
     """The events of each window's core from the network's labels (argmax of its scores)."""
     lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
     if int(lengths.max()) == 0:
-        return [[] for _ in windows]
+        return [([], []) for _ in windows]
     starts = torch.cumsum(lengths, 0) - lengths
     codes = padded_rows(table.codes("".join(w.text for w in windows)), starts, lengths, _PAD)  # (B, T)
     chars, classes = codes // table.CODE_BASE, codes % table.CODE_BASE
@@ -178,13 +179,18 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
         before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
         best[:, :-1].masked_fill_(before_mark, INSIDE)
         best.masked_fill_(chars == table.stoi[" "], SPACE)
-        core = torch.zeros_like(best, dtype=torch.bool)
-        for row, window in enumerate(windows):
-            core[row, window.start : window.end] = True
+        core_start = torch.tensor([w.start for w in windows], dtype=torch.long)
+        core_end = torch.tensor([w.end for w in windows], dtype=torch.long)
+        position = torch.arange(best.size(1))
+        core = (position >= core_start[:, None]) & (position < core_end[:, None])  # (B, T)
         rows, positions = torch.nonzero((best != INSIDE) & core, as_tuple=True)
-        found: list[Events] = [[] for _ in windows]
-        for row, position, label in zip(rows.tolist(), positions.tolist(), best[rows, positions].tolist()):
-            found[row].append((position - windows[row].start, label))
+        labels = best[rows, positions].tolist()
+        positions = (positions - core_start[rows]).tolist()
+        counts = torch.bincount(rows, minlength=len(windows)).tolist()
+    found, k = [], 0
+    for count in counts:
+        found.append((positions[k : k + count], labels[k : k + count]))
+        k += count
     return found
 
 
@@ -208,7 +214,7 @@ def _pools(windows: Iterator[Window]) -> Iterator[list[Window]]:
 
 def _label_pool(segmenter: Segmenter, pool: list[Window], batch_size: int) -> list[Events]:
     """The events of each window of ``pool``, in order; the network sees batches of similar lengths."""
-    labels: list[Events] = [[] for _ in pool]
+    labels: list[Events] = [([], []) for _ in pool]
     for group in bucket_order([len(w.text) for w in pool], batch_size, rng=None):
         for i, found in zip(group, _label_batch(segmenter.net, segmenter.table, [pool[i] for i in group])):
             labels[i] = found
@@ -222,96 +228,94 @@ def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) 
 
 
 class _Assembler:
-    """Labelled characters -> tokens -> sentences, one window at a time."""
+    """Labelled characters -> tokens -> sentences (``Segmented``), one window at a time.
+
+    Each window's tokens are cut from its core between events (list operations, not a step
+    per character), then grouped into sentences. A token longer than ``MAX_TOKEN_CHARS`` is
+    cut into pieces of that length, and a sentence ends after ``MAX_SENTENCE_TOKENS`` tokens
+    or ``MAX_SENTENCE_CHARS`` characters, so that memory stays bounded on any text.
+    """
 
     def __init__(self, lexicon: Lexicon | None):
         self.lexicon = lexicon
-        self.partial = ""  # the characters of an unfinished token
-        self.sentence = TreebankSentence()
-        self.done: TreebankSentence | None = None  # finished; waits to learn the space after it
-        self.new_paragraph = False
+        self.partial = ""  # the characters of an unfinished token, fewer than MAX_TOKEN_CHARS
+        self.sentence = Segmented([], [], {}, False)  # the current one
         self.chars = 0  # in the current sentence's tokens
-        self.out: list[TreebankSentence] = []  # finished sentences not yet handed out
+        self.new_paragraph = False  # the next sentence starts a paragraph
 
-    def _token(self, form: str, label: int) -> None:
-        if self.done is not None:
-            self.out.append(self.done)
-            self.done = None
-        multiword = label == MULTI or label == SENTENCE_MULTI
-        words = (form,) if self.lexicon is None else self.lexicon.expand(form, multiword)
-        sentence = self.sentence
-        if not sentence.tokens:
-            sentence.new_paragraph, self.new_paragraph = self.new_paragraph, False
-        sentence.tokens.append(Token(form, tuple(map(Word, words)), False, len(words) > 1))
-        self.chars += len(form)
-        too_long = len(sentence.tokens) >= MAX_SENTENCE_TOKENS or self.chars >= MAX_SENTENCE_CHARS
-        if label >= SENTENCE or too_long:  # SENTENCE or SENTENCE_MULTI
-            self._end_sentence()
+    def _pieces(self, window: Window, found: Events) -> tuple[list[str], list[int], list[bool]]:
+        """The tokens that end in ``window``: their forms, labels (``INSIDE`` for a token ended by
+        whitespace, the paragraph's end or the length limit) and whether whitespace follows."""
+        text, (positions, labels) = window.core, found
+        ends = [i if label == SPACE else i + 1 for i, label in zip(positions, labels)]
+        forms = [text[start:end] for start, end in zip([0, *[i + 1 for i in positions]], ends)]
+        full, offset, size = window.text, window.start, len(window.text)  # whitespace or the paragraph's end follows?
+        spaces = [label == SPACE or offset + end >= size or full[offset + end].isspace() for label, end in zip(labels, ends)]
+        labels = [INSIDE if label == SPACE else label for label in labels]
+        if forms:
+            forms[0], self.partial = self.partial + forms[0], ""
+        if "" in forms:  # whitespace after whitespace or after a token's end: no token
+            kept = [k for k, form in enumerate(forms) if form]
+            forms, labels, spaces = [forms[k] for k in kept], [labels[k] for k in kept], [spaces[k] for k in kept]
+        if forms and max(map(len, forms)) > MAX_TOKEN_CHARS:
+            forms, labels, spaces = _cut_long(forms, labels, spaces)
+        self.partial += text[positions[-1] + 1 :] if positions else text
+        while len(self.partial) >= MAX_TOKEN_CHARS:
+            forms.append(self.partial[:MAX_TOKEN_CHARS])
+            self.partial = self.partial[MAX_TOKEN_CHARS:]
+            labels.append(INSIDE)
+            spaces.append(not self.partial and (window.last or window.text[window.end].isspace()))
+        if window.last and self.partial:
+            forms.append(self.partial)
+            labels.append(INSIDE)
+            spaces.append(True)
+            self.partial = ""
+        return forms, labels, spaces
 
-    def _end_sentence(self) -> None:
-        if self.sentence.tokens:
-            if self.done is not None:
-                self.out.append(self.done)
-            self.done, self.sentence, self.chars = self.sentence, TreebankSentence(), 0
-
-    def _space(self) -> None:
-        if self.partial:
-            form, self.partial = self.partial, ""
-            self._token(form, INSIDE)
-        last = self.sentence.tokens[-1] if self.sentence.tokens else (self.done.tokens[-1] if self.done else None)
-        if last is not None:
-            last.space_after = True
-
-    def _cut_long(self, text: str, start: int, until: int) -> int:
-        """Cut the token growing from ``start`` (after ``self.partial``) wherever it reaches
-        ``MAX_TOKEN_CHARS`` before position ``until``; returns where the growing token now starts."""
-        while (cut := start + MAX_TOKEN_CHARS - 1 - len(self.partial)) < until:
-            cut = max(cut, start)
-            form, self.partial = self.partial + text[start : cut + 1], ""
-            self._token(form, INSIDE)
-            start = cut + 1
-        return start
-
-    def add(self, window: Window, found: Events) -> list[TreebankSentence]:
-        """Take one window and its events; returns the sentences finished so far, in order."""
+    def add(self, window: Window, found: Events) -> list[Segmented]:
+        """Take one window and its events; returns the sentences finished in it, in order."""
         if window.first:
             self.new_paragraph = True
-        text = window.core
-        start = 0
-        for i, label in found:
-            if i - start + len(self.partial) >= MAX_TOKEN_CHARS:
-                start = self._cut_long(text, start, i)
-            if label == SPACE:
-                self.partial += text[start:i]
-                self._space()
-            else:
-                form, self.partial = self.partial + text[start : i + 1], ""
-                self._token(form, label)
-            start = i + 1
-        start = self._cut_long(text, start, len(text))
-        if start < len(text):
-            self.partial += text[start:]
-        if window.last:
-            if self.partial:
-                form, self.partial = self.partial, ""
-                self._token(form, INSIDE)
-            self._end_sentence()
-            if self.done is not None:
-                self.done.tokens[-1].space_after = True  # a paragraph's end, not text glued to what follows
-                self.out.append(self.done)
-                self.done = None
-        finished, self.out = self.out, []
+        forms, labels, spaces = self._pieces(window, found)
+        expand = self.lexicon.expand if self.lexicon is not None else None
+        finished = []
+        sentence, chars = self.sentence, self.chars
+        for form, label, space in zip(forms, labels, spaces):
+            if not sentence.forms:
+                sentence, self.new_paragraph = sentence._replace(new_paragraph=self.new_paragraph), False
+            if expand is not None and len(words := expand(form, label == MULTI or label == SENTENCE_MULTI)) > 1:
+                sentence.expanded[len(sentence.forms)] = tuple(words)
+            sentence.forms.append(form)
+            sentence.spaces.append(space)
+            chars += len(form)
+            if label >= SENTENCE or len(sentence.forms) >= MAX_SENTENCE_TOKENS or chars >= MAX_SENTENCE_CHARS:
+                finished.append(sentence)
+                sentence, chars = Segmented([], [], {}, False), 0
+        if window.last and sentence.forms:
+            finished.append(sentence)
+            sentence, chars = Segmented([], [], {}, False), 0
+        self.sentence, self.chars = sentence, chars
         return finished
 
 
-def segment(
-    segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64
-) -> Iterator[TreebankSentence]:
+def _cut_long(forms: list[str], labels: list[int], spaces: list[bool]) -> tuple[list[str], list[int], list[bool]]:
+    """Tokens longer than ``MAX_TOKEN_CHARS`` cut into pieces of that length (the last one keeps
+    the token's label and the whitespace after it)."""
+    cut: tuple[list[str], list[int], list[bool]] = ([], [], [])
+    for form, label, space in zip(forms, labels, spaces):
+        pieces = [form[k : k + MAX_TOKEN_CHARS] for k in range(0, len(form), MAX_TOKEN_CHARS)]
+        cut[0].extend(pieces)
+        cut[1].extend([INSIDE] * (len(pieces) - 1) + [label])
+        cut[2].extend([False] * (len(pieces) - 1) + [space])
+    return cut
+
+
+def segmented(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64) -> Iterator[Segmented]:
     """Raw text (any chunking: a string, a file's blocks) -> sentences of tokens, in order.
 
     Paragraphs are separated by blank lines and always end a sentence; inside a paragraph a
     line break is a space. Without a segmenter, tokens and sentences follow Unicode
-    categories (``rawtext.rule_labels``). Each sentence's ``joined()`` is its text.
+    categories (``rawtext.rule_labels``). Each sentence's ``sentence().joined()`` is its text.
     """
     windows = text_windows(chunks, WINDOW, CONTEXT)
     if segmenter is None:
@@ -322,6 +326,11 @@ def segment(
     assembler = _Assembler(segmenter.lexicon if segmenter is not None else None)
     for window, labels in labelled:
         yield from assembler.add(window, labels)
+
+
+def segment(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64) -> Iterator[TreebankSentence]:
+    """``segmented`` as ``TreebankSentence``s."""
+    return (found.sentence() for found in segmented(segmenter, chunks, batch_size))
 
 
 def wanted(config: Config, sentences: Sequence[TreebankSentence] | None) -> bool:

@@ -18,7 +18,8 @@ from lstm_tagger.data import read_conllu
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError
 from lstm_tagger.rawtext import Lexicon, labelled_paragraphs, raw_text, read_treebank, text_windows
 from lstm_tagger import segment as segment_module
-from lstm_tagger.segment import MAX_TOKEN_CHARS, segment, train_segmenter
+from lstm_tagger import forked
+from lstm_tagger.segment import MAX_TOKEN_CHARS, segment, segmented, train_segmenter
 
 from conftest import ROOT, assert_one_line_error, same_tensors
 
@@ -278,6 +279,18 @@ def test_same_sentences_whatever_the_chunking(demo_segmenter):
     assert forms(whole) == forms(by_char) and len(whole) >= 6
     assert [s.new_paragraph for s in whole] == [s.new_paragraph for s in by_char]
     assert "".join(t.form for s in whole for t in s.tokens) == "".join(text.split())
+
+
+def test_a_forked_child_segments_as_this_thread_does(demo_segmenter):
+    """``tag_text`` segments in a forked child (``forked``): the same sentences, multiword
+    tokens' words and spaces as here."""
+    if not forked.can_fork():
+        pytest.skip("this process cannot fork here (no os.fork, or other threads run)")
+    text = "Don't stop. We can't stop now!\n\nThe dog ate the apple. Everybody read that book! " * 100
+    here = list(segmented(demo_segmenter, [text]))
+    assert len(here) > forked.BATCH and any(s.expanded for s in here)
+    assert list(forked.segmented_beside(demo_segmenter, [text])) == here
+    assert [s.sentence() for s in here] == list(segment(demo_segmenter, [text]))
 
 
 def test_pooled_length_sorted_labelling_equals_one_window_at_a_time(demo_segmenter, monkeypatch):
