@@ -245,11 +245,13 @@ class _Assembler:
 
     def _pieces(self, window: Window, found: Events) -> tuple[list[str], list[int], list[bool]]:
         """The tokens that end in ``window``: their forms, labels (``INSIDE`` for a token ended by
-        whitespace, the paragraph's end or the length limit) and whether whitespace follows."""
+        whitespace, the paragraph's end or the length limit) and whether whitespace (or the
+        paragraph's end) follows. A window that does not end its paragraph has ``CONTEXT``
+        characters after its core, so the character after a token at its core's end is known."""
         text, (positions, labels) = window.core, found
         ends = [i if label == SPACE else i + 1 for i, label in zip(positions, labels)]
         forms = [text[start:end] for start, end in zip([0, *[i + 1 for i in positions]], ends)]
-        full, offset, size = window.text, window.start, len(window.text)  # whitespace or the paragraph's end follows?
+        full, offset, size = window.text, window.start, len(window.text)
         spaces = [label == SPACE or offset + end >= size or full[offset + end].isspace() for label, end in zip(labels, ends)]
         labels = [INSIDE if label == SPACE else label for label in labels]
         if forms:
@@ -264,7 +266,7 @@ class _Assembler:
             forms.append(self.partial[:MAX_TOKEN_CHARS])
             self.partial = self.partial[MAX_TOKEN_CHARS:]
             labels.append(INSIDE)
-            spaces.append(not self.partial and (window.last or window.text[window.end].isspace()))
+            spaces.append(not self.partial and (window.end >= size or full[window.end].isspace()))
         if window.last and self.partial:
             forms.append(self.partial)
             labels.append(INSIDE)
