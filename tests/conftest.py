@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from lstm_tagger import load_config, train
+from lstm_tagger import forked, load_config, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +62,13 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert result.stderr.endswith("\n") and "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in result.stderr, (fragment, result.stderr)
+
+
+@pytest.fixture
+def forking() -> None:
+    """Skip unless ``forked.segmented_beside`` forks here (``os.fork``, no other thread)."""
+    if not forked.can_fork():
+        pytest.skip("this process cannot fork here (no os.fork, or other threads run)")
 
 
 @pytest.fixture

@@ -19,18 +19,12 @@ from lstm_tagger.segment import segmented
 TEXT = "Don't stop. We can't stop now!\n\nA new paragraph, isn't it? Yes " * 200
 
 
-@pytest.fixture
-def forking() -> None:
-    if not forked.can_fork():
-        pytest.skip("this process cannot fork here (no os.fork, or other threads run)")
-
-
-def fake_segmented(*sentences: int, then=None):
-    """A ``segmented`` that yields ``sentences`` one-word sentences, each naming the process
+def fake_segmented(count: int, then=None):
+    """A ``segmented`` that yields ``count`` one-word sentences, each naming the process
     that made it, then calls ``then``."""
 
     def run(segmenter, chunks) -> Iterator[Segmented]:
-        for _ in range(sentences[0]):
+        for _ in range(count):
             yield Segmented([str(os.getpid())], [True], {}, False)
         if then is not None:
             then()

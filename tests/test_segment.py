@@ -281,11 +281,9 @@ def test_same_sentences_whatever_the_chunking(demo_segmenter):
     assert "".join(t.form for s in whole for t in s.tokens) == "".join(text.split())
 
 
-def test_a_forked_child_segments_as_this_thread_does(demo_segmenter):
+def test_a_forked_child_segments_as_this_thread_does(demo_segmenter, forking):
     """``tag_text`` segments in a forked child (``forked``): the same sentences, multiword
     tokens' words and spaces as here."""
-    if not forked.can_fork():
-        pytest.skip("this process cannot fork here (no os.fork, or other threads run)")
     text = "Don't stop. We can't stop now!\n\nThe dog ate the apple. Everybody read that book! " * 100
     here = list(segmented(demo_segmenter, [text]))
     assert len(here) > forked.BATCH and any(s.expanded for s in here)
