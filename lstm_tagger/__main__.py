@@ -11,7 +11,7 @@ def _quiet_exit(signum: int, frame: object) -> None:
 def main() -> None:
     """Import the command line with Ctrl-C meaning a quiet exit 130, then run it."""
     signal.signal(signal.SIGINT, _quiet_exit)
-    from .cli import run
+    from lstm_tagger.cli import run
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     run()

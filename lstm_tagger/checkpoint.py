@@ -24,14 +24,14 @@ from pydantic import BaseModel, ConfigDict, Json, ValidationError, model_validat
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from .config import Config
-from .errors import CheckpointError, UserError, one_line
-from .files import atomic_write_bytes, read_bytes
-from .limits import check_parameters, planned_parameters
-from .model import FAMILY, Tagger
-from .segment import PREFIX as SEGMENTER_PREFIX
-from .segment import Segmenter
-from .vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
+from lstm_tagger.config import Config
+from lstm_tagger.errors import CheckpointError, UserError, one_line
+from lstm_tagger.files import atomic_write_bytes, read_bytes
+from lstm_tagger.limits import check_parameters, planned_parameters
+from lstm_tagger.model.tagger import FAMILY, Tagger
+from lstm_tagger.segmenter.segment import PREFIX as SEGMENTER_PREFIX
+from lstm_tagger.segmenter.segment import Segmenter
+from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
 FORMAT_VERSION = 2

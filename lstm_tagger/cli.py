@@ -23,24 +23,24 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from . import __version__
-from .bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
-from .checkpoint import find_checkpoint, load_checkpoint, serving_device
-from .config import load_config
-from .distributed import RankStopped
-from .download import DEFAULT_RELEASE, download_treebank
-from .errors import DataError, UserError
-from .files import bounded_lines, check_output, open_input
-from .evaluate import evaluate_model
-from .export import FORMATS, export_model, load_onnx, tag_exported
-from .frontier import frontier, frontier_table
-from .predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
-from .rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
-from .report import print_scores
-from .runs import checkpoint_info, info_table, list_runs, runs_table
-from .starter import write_starter_config
-from .threads import parse_threads, set_tagging_threads, set_threads
-from .training import default_output_dir, train
+from lstm_tagger import __version__
+from lstm_tagger.benchmark.bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
+from lstm_tagger.checkpoint import find_checkpoint, load_checkpoint, serving_device
+from lstm_tagger.config import load_config
+from lstm_tagger.training.distributed import RankStopped
+from lstm_tagger.corpus.download import DEFAULT_RELEASE, download_treebank
+from lstm_tagger.errors import DataError, UserError
+from lstm_tagger.files import bounded_lines, check_output, open_input
+from lstm_tagger.evaluation.evaluate import evaluate_model
+from lstm_tagger.tagging.export import FORMATS, export_model, load_onnx, tag_exported
+from lstm_tagger.benchmark.frontier import frontier, frontier_table
+from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
+from lstm_tagger.tagging.rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
+from lstm_tagger.evaluation.report import print_scores
+from lstm_tagger.runs import checkpoint_info, info_table, list_runs, runs_table
+from lstm_tagger.training.starter import write_starter_config
+from lstm_tagger.threads import parse_threads, set_tagging_threads, set_threads
+from lstm_tagger.training.loop import default_output_dir, train
 
 
 class _Group(TyperGroup):

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import limits
-from .errors import ConfigError
-from .files import file_kind, read_bytes
+from lstm_tagger import limits
+from lstm_tagger.errors import ConfigError
+from lstm_tagger.files import file_kind, read_bytes
 
 
 class _Loader(yaml.SafeLoader):

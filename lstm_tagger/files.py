@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import UserError
-from .limits import MAX_LINE_BYTES
+from lstm_tagger.errors import UserError
+from lstm_tagger.limits import MAX_LINE_BYTES
 
 
 @contextmanager

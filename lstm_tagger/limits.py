@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from .errors import UserError
+from lstm_tagger.errors import UserError
 
 if TYPE_CHECKING:
     from torch import nn

@@ -10,11 +10,11 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from .checkpoint import BEST, find_checkpoint, load_checkpoint
-from .config import DataConfig, ModelConfig, parse_yaml
-from .errors import UserError, one_line
-from .flops import parameter_count
-from .report import column_accuracies, percent
+from lstm_tagger.checkpoint import BEST, find_checkpoint, load_checkpoint
+from lstm_tagger.config import DataConfig, ModelConfig, parse_yaml
+from lstm_tagger.errors import UserError, one_line
+from lstm_tagger.model.tagger import parameter_count
+from lstm_tagger.evaluation.report import column_accuracies, percent
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .errors import ConfigError
+from lstm_tagger.errors import ConfigError
 
 
 def available_cores() -> int:

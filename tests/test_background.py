@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from lstm_tagger import background, load_checkpoint, load_config, training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
-from lstm_tagger.segment import train_segmenter
+from lstm_tagger.segmenter.segment import train_segmenter
 from lstm_tagger.threads import auto_threads, available_cores
 
 from conftest import assert_one_line_error, same_tensors

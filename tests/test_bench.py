@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger.bench import bench, cycled_lines, write_text_file, write_token_file
+from lstm_tagger.benchmark.bench import bench, cycled_lines, write_text_file, write_token_file
 from lstm_tagger.checkpoint import BEST, LAST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
-from lstm_tagger.flops import flops_per_token, forward_flops
+from lstm_tagger.benchmark.flops import flops_per_token, forward_flops
 from lstm_tagger.runs import upos_on_test
 
 from conftest import CLASSIC, ROOT, assert_one_line_error
@@ -189,7 +189,7 @@ def test_analytic_count_agrees_with_flop_counter_on_hand_lstm(hand_lstm_run):
 @pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3)])
 def test_fused_kernel_passes_are_counted(cell, gates):
     """The fused dense kernel that FlopCounterMode does not see into: the total is still the equations'."""
-    from lstm_tagger.model import RecurrentEncoder
+    from lstm_tagger.model.tagger import RecurrentEncoder
 
     encoder = RecurrentEncoder(cell, 6, 5, num_layers=2, bidirectional=True, dropout=0.0).eval()
     inputs = torch.randn(3, 7, 6)
@@ -202,7 +202,7 @@ def test_fused_kernel_passes_are_counted(cell, gates):
 
 
 def test_busy_neighbour_runs_one_busy_process_for_the_block_only():
-    from lstm_tagger.bench import busy_neighbour
+    from lstm_tagger.benchmark.bench import busy_neighbour
 
     def children() -> set[int]:
         me = os.getpid()

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstm_tagger.cells import GRUDirection, HandGRU, HandLSTM, LSTMDirection, reverse_index, run_layers
+from lstm_tagger.model.cells import GRUDirection, HandGRU, HandLSTM, LSTMDirection, reverse_index, run_layers
 
 PAIRS = {"lstm": (HandLSTM, nn.LSTM), "gru": (HandGRU, nn.GRU)}
 LENGTHS = torch.tensor([7, 3, 5, 1])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lstm_tagger.conll18 import METRICS, evaluate
+from lstm_tagger.evaluation.conll18 import METRICS, evaluate
 from lstm_tagger.errors import DataError
-from lstm_tagger.rawtext import read_treebank
+from lstm_tagger.corpus.rawtext import read_treebank
 
 from conftest import ROOT
 

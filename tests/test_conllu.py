@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 from lstm_tagger.checkpoint import BEST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.config import Config, DataConfig, ModelConfig
-from lstm_tagger.conllu import read_blocks
-from lstm_tagger.export import load_exported, tag_exported
-from lstm_tagger.model import Tagger
-from lstm_tagger.predict import tag, tag_stream
+from lstm_tagger.corpus.conllu import read_blocks
+from lstm_tagger.tagging.export import load_exported, tag_exported
+from lstm_tagger.model.tagger import Tagger
+from lstm_tagger.tagging.predict import tag, tag_stream
 
 from conftest import ROOT
 
@@ -280,7 +280,7 @@ def test_checkpoint_of_format_1_still_loads(tmp_path):
     torch.manual_seed(0)
     config = Config(data=DataConfig(train="t", dev="d", columns=["xpos"]), model=ModelConfig(embedding_dim=8, hidden_dim=8, output="crf"))
     from lstm_tagger.checkpoint import Checkpoint, save_checkpoint
-    from lstm_tagger.vocab import Vocab, build_word_vocab
+    from lstm_tagger.corpus.vocab import Vocab, build_word_vocab
 
     words, _ = build_word_vocab([["The", "dog", "ate"]])
     vocab = Vocab(["DT", "NN", "VBD"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from lstm_tagger.crf import CRF
+from lstm_tagger.model.crf import CRF
 
 K = 3
 # (lengths, T): mixed lengths, extra padding past the longest sentence, a single token.

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from lstm_tagger.data import bucket_order, read_conllu, read_corpus, read_tsv
+from lstm_tagger.corpus.reader import bucket_order, read_conllu, read_corpus, read_tsv
 from lstm_tagger.errors import DataError
 
 CONLLU = """# sent_id = 1

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, load_config, tag, train
 from lstm_tagger.checkpoint import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.data import TAG_PAD
-from lstm_tagger.distill import teacher_targets
-from lstm_tagger.model import Head
-from lstm_tagger.vocab import Vocab
+from lstm_tagger.corpus.reader import TAG_PAD
+from lstm_tagger.training.distill import teacher_targets
+from lstm_tagger.model.tagger import Head
+from lstm_tagger.corpus.vocab import Vocab
 
 from conftest import CLASSIC, assert_one_line_error, tiny_config
 from test_levers import QUIET, SMALL, assert_same_run, straight_and_resumed

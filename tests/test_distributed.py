@@ -21,11 +21,11 @@ from safetensors.torch import load_file
 from lstm_tagger import load_checkpoint, load_config, train
 from lstm_tagger.checkpoint import LAST
 from lstm_tagger.config import ModelConfig
-from lstm_tagger.data import collate
-from lstm_tagger.distributed import DEBUG_WEIGHTS, World
+from lstm_tagger.corpus.reader import collate
+from lstm_tagger.training.distributed import DEBUG_WEIGHTS, World
 from lstm_tagger.errors import ConfigError, UserError
-from lstm_tagger.model import Tagger
-from lstm_tagger.training import resolve_device
+from lstm_tagger.model.tagger import Tagger
+from lstm_tagger.training.loop import resolve_device
 
 from conftest import ROOT, same_tensors
 

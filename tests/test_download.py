@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_tagger.cli import app
-from lstm_tagger.download import SHIPPED_SHA256, DownloadError, download_treebank, folder_name, repository_name
+from lstm_tagger.corpus.download import SHIPPED_SHA256, DownloadError, download_treebank, folder_name, repository_name
 from lstm_tagger.errors import UserError
 
 from conftest import assert_one_line_error

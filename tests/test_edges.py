@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from lstm_tagger import cli
 from lstm_tagger.checkpoint import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.export import ExportError, export_model, load_onnx
-from lstm_tagger.plots import plot_confusion_matrix, plot_learning_curves
+from lstm_tagger.tagging.export import ExportError, export_model, load_onnx
+from lstm_tagger.evaluation.plots import plot_confusion_matrix, plot_learning_curves
 
 from conftest import ROOT, assert_one_line_error, rewrite_header
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lstm_tagger import load_config, train
-from lstm_tagger.conllu import read_blocks
+from lstm_tagger.corpus.conllu import read_blocks
 
 from conftest import ROOT
 

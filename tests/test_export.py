@@ -19,13 +19,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger.chars import FormTable
+from lstm_tagger.model.chars import FormTable
 from lstm_tagger.checkpoint import BEST, load_checkpoint
 from lstm_tagger.cli import app
-from lstm_tagger.data import read_corpus
-from lstm_tagger.export import ExportError, export_model, load_exported, load_onnx, load_torchscript, run_exported, tag_exported
-from lstm_tagger.predict import run_model, tag
-from lstm_tagger.vocab import PAD_ID
+from lstm_tagger.corpus.reader import read_corpus
+from lstm_tagger.tagging.export import ExportError, export_model, load_exported, load_onnx, load_torchscript, run_exported, tag_exported
+from lstm_tagger.tagging.predict import run_model, tag
+from lstm_tagger.corpus.vocab import PAD_ID
 
 from conftest import ROOT, assert_one_line_error
 

@@ -19,11 +19,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
-from lstm_tagger.chars import FormTable
+from lstm_tagger.model.chars import FormTable
 from lstm_tagger.checkpoint import BEST, LAST, save_checkpoint
 from lstm_tagger.cli import app
-from lstm_tagger.data import read_corpus
-from lstm_tagger.vocab import PAD, UNK, UNK_ID
+from lstm_tagger.corpus.reader import read_corpus
+from lstm_tagger.corpus.vocab import PAD, UNK, UNK_ID
 
 from conftest import ROOT, assert_one_line_error, tiny_config
 
@@ -60,7 +60,7 @@ def without_timings(out: Path) -> list[dict]:
 def no_plots():
     """The PNG plots (matplotlib, about 2 s per run) are tested elsewhere; skip drawing them here."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(importlib.import_module("lstm_tagger.report"), "write_plots", lambda directory, report, history: {})
+        patch.setattr(importlib.import_module("lstm_tagger.evaluation.report"), "write_plots", lambda directory, report, history: {})
         yield
 
 
@@ -462,7 +462,7 @@ def test_resume_char_model_equals_a_straight_run(tmp_path):
 
 
 def test_character_bilstm_by_length_groups_equals_one_padded_batch():
-    from lstm_tagger.chars import CharBatch, CharEncoder, length_groups
+    from lstm_tagger.model.chars import CharBatch, CharEncoder, length_groups
 
     torch.manual_seed(0)
     encoder = CharEncoder("lstm", 40, 8, 16, 0.0).eval()
@@ -480,7 +480,7 @@ def test_character_bilstm_by_length_groups_equals_one_padded_batch():
 
 
 def test_form_cache_encodes_only_new_forms_and_equals_the_encoder():
-    from lstm_tagger.chars import CharEncoder, FormCache, build_char_vocab
+    from lstm_tagger.model.chars import CharEncoder, FormCache, build_char_vocab
 
     torch.manual_seed(0)
     chars = build_char_vocab([["abcxyzq"]])
@@ -511,7 +511,7 @@ def test_form_cache_encodes_only_new_forms_and_equals_the_encoder():
 
 
 def test_streamed_tagging_with_the_form_cache_equals_tagging_one_sentence_at_a_time(chars_crf_run):
-    from lstm_tagger.predict import tag_stream
+    from lstm_tagger.tagging.predict import tag_stream
 
     _, checkpoint = chars_crf_run
     model = checkpoint.model.eval()

@@ -12,9 +12,9 @@ import pytest
 
 from lstm_tagger import forked
 from lstm_tagger.errors import DataError
-from lstm_tagger.rawtag import file_chunks
-from lstm_tagger.rawtext import Segmented
-from lstm_tagger.segment import segmented
+from lstm_tagger.tagging.rawtag import file_chunks
+from lstm_tagger.corpus.rawtext import Segmented
+from lstm_tagger.segmenter.segment import segmented
 
 TEXT = "Don't stop. We can't stop now!\n\nA new paragraph, isn't it? Yes " * 200
 

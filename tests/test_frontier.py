@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lstm_tagger import plots
 from lstm_tagger.cli import app
-from lstm_tagger.frontier import EWT_TEST, OUTSIDE
+from lstm_tagger.benchmark.frontier import EWT_TEST, OUTSIDE
 
 from conftest import assert_one_line_error
 

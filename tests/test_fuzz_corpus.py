@@ -14,7 +14,7 @@ pytest.importorskip("hypothesis")  # in the ``test`` extra; skip where someone r
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from lstm_tagger.data import Sentence, read_conllu, read_tsv  # noqa: E402
+from lstm_tagger.corpus.reader import Sentence, read_conllu, read_tsv  # noqa: E402
 from lstm_tagger.errors import DataError  # noqa: E402
 
 from fuzzing import BOM, assert_one_line, fuzz, scratch_file  # noqa: E402

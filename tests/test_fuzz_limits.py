@@ -25,9 +25,9 @@ from typer.testing import CliRunner  # noqa: E402
 from lstm_tagger import limits, load_config  # noqa: E402
 from lstm_tagger.checkpoint import BEST  # noqa: E402
 from lstm_tagger.cli import app  # noqa: E402
-from lstm_tagger.data import read_conllu, read_tsv  # noqa: E402
+from lstm_tagger.corpus.reader import read_conllu, read_tsv  # noqa: E402
 from lstm_tagger.errors import ConfigError, UserError  # noqa: E402
-from lstm_tagger.model import Tagger  # noqa: E402
+from lstm_tagger.model.tagger import Tagger  # noqa: E402
 
 from conftest import rewrite_header, tiny_config  # noqa: E402
 from fuzzing import assert_one_line, fuzz  # noqa: E402

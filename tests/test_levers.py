@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
-from lstm_tagger.data import TAG_PAD, read_corpus
-from lstm_tagger.model import Head, Tagger
-from lstm_tagger.optim import WeightAverage
+from lstm_tagger.corpus.reader import TAG_PAD, read_corpus
+from lstm_tagger.model.tagger import Head, Tagger
+from lstm_tagger.model.optim import WeightAverage
 
 from conftest import CLASSIC, ROOT, assert_one_line_error, tiny_config
 

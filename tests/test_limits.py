@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from lstm_tagger import limits, load_config
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
-from lstm_tagger.data import read_conllu
+from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import ConfigError, DataError
 
 from conftest import assert_one_line_error, rewrite_header, tiny_config, write_conllu

@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from lstm_tagger.memory import fix_mmap_threshold
+from lstm_tagger.training.memory import fix_mmap_threshold
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")

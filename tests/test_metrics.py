@@ -1,6 +1,6 @@
 import pytest
 
-from lstm_tagger.metrics import score
+from lstm_tagger.evaluation.metrics import score
 
 
 def test_scores_by_hand():

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from lstm_tagger.config import ModelConfig
-from lstm_tagger.data import TAG_PAD
-from lstm_tagger.model import CELLS, Tagger
+from lstm_tagger.corpus.reader import TAG_PAD
+from lstm_tagger.model.tagger import CELLS, Tagger
 
 
 def make(bidirectional=True, num_layers=2, **extra) -> Tagger:
@@ -58,7 +58,7 @@ def test_fused_dense_encoder_equals_the_packed_module(cell, bidirectional, num_l
     result must be what the module itself gives over a PackedSequence (padding filled with 3.0)."""
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    from lstm_tagger.model import RecurrentEncoder
+    from lstm_tagger.model.tagger import RecurrentEncoder
 
     torch.manual_seed(0)
     encoder = RecurrentEncoder(cell, 6, 5, num_layers, bidirectional, dropout=0.0).eval()

@@ -219,7 +219,7 @@ def test_divergence_stops_cleanly_and_keeps_the_last_good_epoch(tmp_path, monkey
     assert result.exit_code == 2
     assert "training diverged at epoch" in result.stderr and "lower train.lr" in result.stderr
 
-    from lstm_tagger.model import Tagger
+    from lstm_tagger.model.tagger import Tagger
 
     real = Tagger.loss
     calls = {"n": 0}

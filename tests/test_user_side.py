@@ -213,8 +213,8 @@ def test_a_set_error_names_the_set_text_not_the_file(tmp_path):
 
 
 def test_report_figures_have_thousands_separators_and_macro_f1():
-    from lstm_tagger.metrics import score
-    from lstm_tagger.report import to_markdown
+    from lstm_tagger.evaluation.metrics import score
+    from lstm_tagger.evaluation.report import to_markdown
 
     gold = [["A", "B", "B"]] * 400 + [["C"]] * 1000
     pred = [["A", "A", "B"]] * 400 + [["C"]] * 1000
@@ -287,7 +287,7 @@ def _recipe_sections(config) -> dict:
 @pytest.mark.parametrize("kind", ["conllu", "tsv"])
 def test_init_then_train_with_no_other_edit(tmp_path, kind):
     from lstm_tagger.config import load_config
-    from lstm_tagger.starter import RECIPE
+    from lstm_tagger.training.starter import RECIPE
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lstm_tagger.errors import DataError
-from lstm_tagger.vectors import Vectors, align, read_vectors
+from lstm_tagger.corpus.vectors import Vectors, align, read_vectors
 
 ROWS = "the 0.5 -1.25 3e-2\n, 1 2 3\ncat -0.0 100 0.001\n"
 VALUES = [[0.5, -1.25, 0.03], [1.0, 2.0, 3.0], [-0.0, 100.0, 0.001]]

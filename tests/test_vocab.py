@@ -1,7 +1,7 @@
 import torch
 
-from lstm_tagger.training import WordDropout
-from lstm_tagger.vocab import PAD_ID, SHAPES, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab, shape_of
+from lstm_tagger.training.loop import WordDropout
+from lstm_tagger.corpus.vocab import PAD_ID, SHAPES, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab, shape_of
 
 
 def test_word_vocab_reserved_ids_and_min_freq():

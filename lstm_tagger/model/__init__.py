@@ -1,0 +1,1 @@
+"""The tagger network and its parts: recurrent cells, character encoders, the CRF, the optimiser."""

@@ -1,0 +1,464 @@
+"""The segmenter: raw text -> sentences of tokens (multiword tokens expanded into words).
+
+A character-level BiLSTM (or GRU, from the project's recurrent family) labels every
+character of a paragraph (``rawtext.INSIDE`` ... ``SENTENCE_MULTI``: where tokens end, where
+sentences end, which tokens are multiword); a ``rawtext.Lexicon`` learned from the same
+treebank gives a multiword token's words. It knows nothing of tags.
+
+    characters (B, T) -> Embedding(chars) ++ Embedding(Unicode category) -> BiLSTM -> Linear -> (B, T, 5)
+
+A character never seen in training keeps its Unicode category (a letter of an unseen script
+is still a letter). Training reads fixed-length windows of the training text; segmentation
+reads paragraphs (blank lines) in overlapping windows, so memory stays bounded on any input.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from lstm_tagger.config import Config, TokenizerConfig
+from lstm_tagger.evaluation.conll18 import evaluate as conll18_evaluate
+from lstm_tagger.corpus.reader import bucket_order, padded_rows
+from lstm_tagger.errors import ConfigError, UserError
+from lstm_tagger.model.tagger import RecurrentEncoder
+from lstm_tagger.model.optim import set_epoch_lr
+from lstm_tagger.corpus.rawtext import (
+    INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Segmented, TreebankSentence, Window,
+    char_class, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels, text_windows,
+)
+
+PREFIX = "segmenter."
+"""Tensor names of the segmenter inside a checkpoint file start with this."""
+CLASSES = ("Cc", "Cf", "Cn", "Co", "Cs", "Ll", "Lm", "Lo", "Lt", "Lu", "Mc", "Me", "Mn", "Nd", "Nl", "No",
+           "Pc", "Pd", "Pe", "Pf", "Pi", "Po", "Ps", "Sc", "Sk", "Sm", "So", "Zl", "Zp", "Zs")
+CLASS_DIM = 8
+WINDOW, CONTEXT = 256, 48
+"""Segmentation windows: labelled characters, and context characters on each side."""
+MAX_TOKEN_CHARS = 1000
+MAX_SENTENCE_TOKENS = 1000
+MAX_SENTENCE_CHARS = 10_000
+"""A token or sentence that grows past these is cut (a line of 1 MB without spaces)."""
+_PAD, _UNK = 0, 1
+_MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
+
+
+class CharTable:
+    """Characters -> (character id, category id); whitespace is one character, ``" "``.
+
+    Each character's pair is computed once and kept as one code, ``id * CODE_BASE + category``
+    (at most ``MAX_CACHED`` of them, then the cache starts over): segmenting looks up every
+    character of the text, and ``unicodedata`` per character would cost more than the network.
+    """
+
+    CODE_BASE = 32
+    """Above the number of category ids (``len(CLASSES) + 1``)."""
+    MAX_CACHED = 100_000
+
+    def __init__(self, itos: Sequence[str]):
+        self.itos = list(itos)
+        self.stoi = {c: i for i, c in enumerate(self.itos)}
+        self._classes = {c: i + 1 for i, c in enumerate(CLASSES)}
+        self._codes: dict[str, int] = {}
+
+    @classmethod
+    def build(cls, texts: Iterable[str]) -> "CharTable":
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(text)
+        chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
+        return cls(["<pad>", "<unk>", " ", *chars])
+
+    def _code(self, char: str) -> int:
+        if char.isspace():
+            char = " "
+        return self.stoi.get(char, _UNK) * self.CODE_BASE + self._classes.get(char_class(char), 1)
+
+    def codes(self, text: str) -> torch.Tensor:
+        """text -> (N,) int64 codes, ``id * CODE_BASE + category id`` of each character."""
+        known = self._codes
+        try:
+            return torch.tensor([known[c] for c in text], dtype=torch.long)
+        except KeyError:
+            missing = set(text).difference(known)
+            if len(known) + len(missing) > self.MAX_CACHED:
+                known.clear()
+                missing = set(text)
+            known.update((c, self._code(c)) for c in missing)
+            return torch.tensor([known[c] for c in text], dtype=torch.long)
+
+    def encode(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """text -> character ids (N,) and category ids (N,), int64."""
+        codes = self.codes(text)
+        return codes // self.CODE_BASE, codes % self.CODE_BASE
+
+
+class SegmenterNet(nn.Module):
+    """Embedding(chars) ++ Embedding(categories) -> bidirectional recurrent encoder -> Linear."""
+
+    def __init__(self, config: TokenizerConfig, num_chars: int):
+        super().__init__()
+        self.chars = nn.Embedding(num_chars, config.char_dim, padding_idx=_PAD)
+        self.classes = nn.Embedding(len(CLASSES) + 1, CLASS_DIM, padding_idx=_PAD)
+        self.encoder = RecurrentEncoder(
+            config.cell, config.char_dim + CLASS_DIM, config.hidden_dim, config.num_layers, True, config.dropout
+        )
+        self.output = nn.Linear(self.encoder.output_dim, NUM_LABELS)
+
+    def forward(self, chars: torch.Tensor, classes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """chars (B, T), classes (B, T) int64, lengths (B,) -> label scores (B, T, NUM_LABELS)."""
+        inputs = torch.cat([self.chars(chars), self.classes(classes)], dim=-1)
+        return self.output(self.encoder(inputs, lengths))
+
+
+@dataclass
+class Segmenter:
+    """A trained segmenter: the network, its characters, the multiword lexicon, dev scores."""
+
+    config: TokenizerConfig
+    net: SegmenterNet
+    table: CharTable
+    lexicon: Lexicon
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The weights, named ``segmenter.<name>`` for the checkpoint file."""
+        return {PREFIX + k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    def metadata(self) -> str:
+        """Characters, lexicon and scores as one JSON string for the checkpoint header."""
+        return json.dumps({"chars": self.table.itos, "lexicon": self.lexicon.to_dict(), "scores": self.scores})
+
+    @classmethod
+    def load(cls, config: TokenizerConfig, tensors: dict[str, torch.Tensor], metadata: str) -> "Segmenter":
+        """Undo ``tensors`` + ``metadata``; raises ValueError, KeyError or RuntimeError when they do not fit."""
+        meta = json.loads(metadata)
+        table = CharTable([str(c) for c in meta["chars"]])
+        net = SegmenterNet(config, len(table.itos))
+        net.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
+        net.eval()
+        return cls(config, net, table, Lexicon.from_dict(meta["lexicon"]), dict(meta.get("scores", {})))
+
+
+SPACE = -1
+"""The event of a whitespace character (see ``events``)."""
+Events = tuple[list[int], list[int]]
+"""A window's events: the positions in its core of the characters that are whitespace or end
+a token, in order, and their labels (``SPACE``, or the label that ends the token); every
+other character is inside a token. The assembler works on these, not on every character."""
+
+
+def events(core: str, labels: Sequence[int]) -> Events:
+    """The events of ``core`` labelled character by character."""
+    found = [(i, SPACE if char.isspace() else label) for i, (char, label) in enumerate(zip(core, labels))
+             if label != INSIDE or char.isspace()]
+    return [i for i, _ in found], [label for _, label in found]
+
+
+def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[Events]:
+    """The events of each window's core from the network's labels (argmax of its scores)."""
+    lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
+    if int(lengths.max()) == 0:
+        return [([], []) for _ in windows]
+    starts = torch.cumsum(lengths, 0) - lengths
+    codes = padded_rows(table.codes("".join(w.text for w in windows)), starts, lengths, _PAD)  # (B, T)
+    chars, classes = codes // table.CODE_BASE, codes % table.CODE_BASE
+    with torch.inference_mode():
+        best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
+        before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
+        best[:, :-1].masked_fill_(before_mark, INSIDE)
+        best.masked_fill_(chars == table.stoi[" "], SPACE)
+        core_start = torch.tensor([w.start for w in windows], dtype=torch.long)
+        core_end = torch.tensor([w.end for w in windows], dtype=torch.long)
+        position = torch.arange(best.size(1))
+        core = (position >= core_start[:, None]) & (position < core_end[:, None])  # (B, T)
+        rows, positions = torch.nonzero((best != INSIDE) & core, as_tuple=True)
+        labels = best[rows, positions].tolist()
+        positions = (positions - core_start[rows]).tolist()
+        counts = torch.bincount(rows, minlength=len(windows)).tolist()
+    found, k = [], 0
+    for count in counts:
+        found.append((positions[k : k + count], labels[k : k + count]))
+        k += count
+    return found
+
+
+POOL_CHARS = 1 << 16
+"""Segmenting sorts windows by length in pools of at most this many characters (and at least
+one window), to keep padding small; one pool is in memory at a time."""
+
+
+def _pools(windows: Iterator[Window]) -> Iterator[list[Window]]:
+    pool: list[Window] = []
+    size = 0
+    for window in windows:
+        if pool and size + len(window.text) > POOL_CHARS:
+            yield pool
+            pool, size = [], 0
+        pool.append(window)
+        size += len(window.text)
+    if pool:
+        yield pool
+
+
+def _label_pool(segmenter: Segmenter, pool: list[Window], batch_size: int) -> list[Events]:
+    """The events of each window of ``pool``, in order; the network sees batches of similar lengths."""
+    labels: list[Events] = [([], []) for _ in pool]
+    for group in bucket_order([len(w.text) for w in pool], batch_size, rng=None):
+        for i, found in zip(group, _label_batch(segmenter.net, segmenter.table, [pool[i] for i in group])):
+            labels[i] = found
+    return labels
+
+
+def _labelled(segmenter: Segmenter, windows: Iterator[Window], batch_size: int) -> Iterator[tuple[Window, Events]]:
+    """Each window with its events, in order, labelled a pool at a time."""
+    for pool in _pools(windows):
+        yield from zip(pool, _label_pool(segmenter, pool, batch_size))
+
+
+class _Assembler:
+    """Labelled characters -> tokens -> sentences (``Segmented``), one window at a time.
+
+    Each window's tokens are cut from its core between events (list operations, not a step
+    per character), then grouped into sentences. A token longer than ``MAX_TOKEN_CHARS`` is
+    cut into pieces of that length, and a sentence ends after ``MAX_SENTENCE_TOKENS`` tokens
+    or ``MAX_SENTENCE_CHARS`` characters, so that memory stays bounded on any text.
+    """
+
+    def __init__(self, lexicon: Lexicon | None):
+        self.lexicon = lexicon
+        self.partial = ""  # the characters of an unfinished token, fewer than MAX_TOKEN_CHARS
+        self.sentence = Segmented([], [], {}, False)  # the current one
+        self.chars = 0  # in the current sentence's tokens
+        self.new_paragraph = False  # the next sentence starts a paragraph
+
+    def _pieces(self, window: Window, found: Events) -> tuple[list[str], list[int], list[bool]]:
+        """The tokens that end in ``window``: their forms, labels (``INSIDE`` for a token ended by
+        whitespace, the paragraph's end or the length limit) and whether whitespace (or the
+        paragraph's end) follows. A window that does not end its paragraph has ``CONTEXT``
+        characters after its core, so the character after a token at its core's end is known."""
+        text, (positions, labels) = window.core, found
+        ends = [i if label == SPACE else i + 1 for i, label in zip(positions, labels)]
+        forms = [text[start:end] for start, end in zip([0, *[i + 1 for i in positions]], ends)]
+        full, offset, size = window.text, window.start, len(window.text)
+        spaces = [label == SPACE or offset + end >= size or full[offset + end].isspace() for label, end in zip(labels, ends)]
+        labels = [INSIDE if label == SPACE else label for label in labels]
+        if forms:
+            forms[0], self.partial = self.partial + forms[0], ""
+        if "" in forms:  # whitespace after whitespace or after a token's end: no token
+            kept = [k for k, form in enumerate(forms) if form]
+            forms, labels, spaces = [forms[k] for k in kept], [labels[k] for k in kept], [spaces[k] for k in kept]
+        if forms and max(map(len, forms)) > MAX_TOKEN_CHARS:
+            forms, labels, spaces = _cut_long(forms, labels, spaces)
+        self.partial += text[positions[-1] + 1 :] if positions else text
+        while len(self.partial) >= MAX_TOKEN_CHARS:
+            forms.append(self.partial[:MAX_TOKEN_CHARS])
+            self.partial = self.partial[MAX_TOKEN_CHARS:]
+            labels.append(INSIDE)
+            spaces.append(not self.partial and (window.end >= size or full[window.end].isspace()))
+        if window.last and self.partial:
+            forms.append(self.partial)
+            labels.append(INSIDE)
+            spaces.append(True)
+            self.partial = ""
+        return forms, labels, spaces
+
+    def add(self, window: Window, found: Events) -> list[Segmented]:
+        """Take one window and its events; returns the sentences finished in it, in order."""
+        if window.first:
+            self.new_paragraph = True
+        forms, labels, spaces = self._pieces(window, found)
+        expand = self.lexicon.expand if self.lexicon is not None else None
+        finished = []
+        sentence, chars = self.sentence, self.chars
+        for form, label, space in zip(forms, labels, spaces):
+            if not sentence.forms:
+                sentence, self.new_paragraph = sentence._replace(new_paragraph=self.new_paragraph), False
+            if expand is not None and len(words := expand(form, label == MULTI or label == SENTENCE_MULTI)) > 1:
+                sentence.expanded[len(sentence.forms)] = tuple(words)
+            sentence.forms.append(form)
+            sentence.spaces.append(space)
+            chars += len(form)
+            if label >= SENTENCE or len(sentence.forms) >= MAX_SENTENCE_TOKENS or chars >= MAX_SENTENCE_CHARS:
+                finished.append(sentence)
+                sentence, chars = Segmented([], [], {}, False), 0
+        if window.last and sentence.forms:
+            finished.append(sentence)
+            sentence, chars = Segmented([], [], {}, False), 0
+        self.sentence, self.chars = sentence, chars
+        return finished
+
+
+def _cut_long(forms: list[str], labels: list[int], spaces: list[bool]) -> tuple[list[str], list[int], list[bool]]:
+    """Tokens longer than ``MAX_TOKEN_CHARS`` cut into pieces of that length (the last one keeps
+    the token's label and the whitespace after it)."""
+    cut: tuple[list[str], list[int], list[bool]] = ([], [], [])
+    for form, label, space in zip(forms, labels, spaces):
+        pieces = [form[k : k + MAX_TOKEN_CHARS] for k in range(0, len(form), MAX_TOKEN_CHARS)]
+        cut[0].extend(pieces)
+        cut[1].extend([INSIDE] * (len(pieces) - 1) + [label])
+        cut[2].extend([False] * (len(pieces) - 1) + [space])
+    return cut
+
+
+def segmented(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64) -> Iterator[Segmented]:
+    """Raw text (any chunking: a string, a file's blocks) -> sentences of tokens, in order.
+
+    Paragraphs are separated by blank lines and always end a sentence; inside a paragraph a
+    line break is a space. Without a segmenter, tokens and sentences follow Unicode
+    categories (``rawtext.rule_labels``). Each sentence's ``sentence().joined()`` is its text.
+    """
+    windows = text_windows(chunks, WINDOW, CONTEXT)
+    if segmenter is None:
+        labelled: Iterable[tuple[Window, Events]] = ((w, events(w.core, rule_labels(w))) for w in windows)
+    else:
+        segmenter.net.eval()
+        labelled = _labelled(segmenter, windows, batch_size)
+    assembler = _Assembler(segmenter.lexicon if segmenter is not None else None)
+    for window, labels in labelled:
+        yield from assembler.add(window, labels)
+
+
+def segment(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64) -> Iterator[TreebankSentence]:
+    """``segmented`` as ``TreebankSentence``s."""
+    return (found.sentence() for found in segmented(segmenter, chunks, batch_size))
+
+
+def wanted(config: Config, sentences: Sequence[TreebankSentence] | None) -> bool:
+    """Whether to train a segmenter: ``tokenizer.mode`` on, or auto and every sentence has ``# text``."""
+    mode = config.tokenizer.mode
+    if mode == "off":
+        return False
+    if config.data.format != "conllu":
+        if mode == "on":
+            raise ConfigError("tokenizer.mode: on needs data.format conllu (raw text comes from # text)")
+        return False
+    return mode == "on" or bool(sentences) and all(s.text is not None for s in sentences)
+
+
+def _stream(sentences: Sequence[TreebankSentence], table: CharTable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training text, paragraphs joined by a space: character ids, category ids, labels (N,)."""
+    texts, labels = [], []
+    for text, paragraph_labels in labelled_paragraphs(sentences):
+        texts.append(text + " ")
+        labels.extend(paragraph_labels + [INSIDE])
+    chars, classes = table.encode("".join(texts))
+    return chars, classes, torch.tensor(labels, dtype=torch.long)
+
+
+def dev_scores(segmenter: Segmenter, gold: Sequence[TreebankSentence]) -> dict[str, float]:
+    """Tokens and Sentences F1 (CoNLL 2018) of segmenting ``gold``'s raw text, in percent."""
+    system = list(segment(segmenter, [raw_text(gold)]))
+    scores = conll18_evaluate(gold, system)
+    return {"tokens_f1": round(100 * scores["Tokens"].f1, 2), "sentences_f1": round(100 * scores["Sentences"].f1, 2),
+            "words_f1": round(100 * scores["Words"].f1, 2)}
+
+
+def _epoch(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], config: TokenizerConfig,
+           rng: random.Random, step: Callable[[float], None]) -> float:
+    """One pass over the training text in windows of ``config.window`` characters; the mean loss."""
+    chars, classes, labels = data
+    size = config.window
+    offset = rng.randrange(size)
+    starts = list(range(offset, len(chars) - size + 1, size)) or [0]
+    rng.shuffle(starts)
+    net.train()
+    total = 0.0
+    for first in range(0, len(starts), config.batch_size):
+        index = torch.tensor(starts[first : first + config.batch_size]).unsqueeze(1) + torch.arange(min(size, len(chars)))
+        batch_chars = chars[index].masked_fill(torch.rand(index.shape) < config.char_dropout, _UNK)
+        lengths = torch.full((index.size(0),), index.size(1), dtype=torch.long)
+        scores = net(batch_chars, classes[index], lengths)
+        loss = nn.functional.cross_entropy(scores.flatten(0, 1), labels[index].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        total += loss.item() * index.size(0)
+        step(total / (first + index.size(0)))
+    return total / len(starts)
+
+
+def train_segmenter(
+    config: Config, say: Callable[[str], None], progress: Callable[[int, int], Callable[[float], None]] | None = None
+) -> Segmenter | None:
+    """Train the segmenter of ``config.tokenizer`` on ``data.train`` (best epoch by dev Tokens +
+    Sentences F1), or return None when the config or the data asks for none.
+
+    ``say`` gets one line per epoch; ``progress(epoch, batches)`` may return a per-batch callback.
+    """
+    train_sentences = read_treebank(config.data.train) if config.data.format == "conllu" else None
+    if not wanted(config, train_sentences):
+        return None
+    assert train_sentences is not None
+    dev = read_treebank(config.data.dev)
+    settings = config.tokenizer
+    torch.manual_seed(config.train.seed)
+    rng = random.Random(config.train.seed)
+    table = CharTable.build(paragraph_texts(train_sentences))
+    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
+    data = _stream(train_sentences, table)
+    del train_sentences  # the stream, the table and the lexicon hold what training needs
+    optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
+    say(f"tokenizer: {len(data[0]):,} training characters, {len(table.itos)} characters known, "
+        f"{len(segmenter.lexicon.entries)} multiword tokens; {sum(p.numel() for p in segmenter.net.parameters()):,} parameters")
+    best, best_key, stale = None, -1.0, 0
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        batches = -(-max(1, (len(data[0]) - settings.window) // settings.window) // settings.batch_size)
+        step = progress(epoch, batches) if progress is not None else (lambda loss: None)
+        set_epoch_lr(optimizer, settings.lr, settings.lr_decay, epoch)
+        loss = _epoch(segmenter.net, optimizer, data, settings, rng, step)
+        scores = dev_scores(segmenter, dev)
+        key = scores["tokens_f1"] + scores["sentences_f1"]
+        improved = key > best_key
+        if improved:
+            best, best_key, stale = (deepcopy(segmenter.net.state_dict()), {"epoch": epoch, **scores}), key, 0
+        else:
+            stale += 1
+        say(f"tokenizer epoch {epoch:3d}  loss {loss:.4f}  dev tokens {scores['tokens_f1']:6.2f}  "
+            f"sentences {scores['sentences_f1']:6.2f}  {time.perf_counter() - started:6.1f} s" + ("  *best" if improved else ""))
+        if settings.patience and stale >= settings.patience:
+            say(f"tokenizer early stop: no dev improvement for {stale} epochs")
+            break
+    assert best is not None
+    segmenter.net.load_state_dict(best[0])
+    segmenter.net.eval()
+    segmenter.scores = {"dev_" + k if k != "epoch" else "best_epoch": v for k, v in best[1].items()}
+    return segmenter
+
+
+def training_phase(
+    config: Config, resumed: Segmenter | None, say: Callable[[str], None], console: Console, show_progress: bool
+) -> Segmenter | None:
+    """The segmenter phase of ``lstm-tag train``: the segmenter of the run being resumed, or a
+    newly trained one (with a progress bar when ``show_progress``), or None."""
+    if resumed is not None:
+        say(f"tokenizer: kept from the run being resumed (dev tokens {resumed.scores.get('dev_tokens_f1')}, "
+            f"sentences {resumed.scores.get('dev_sentences_f1')})")
+        return resumed
+    columns = (TextColumn("tokenizer epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not show_progress) as bar:
+
+        def progress(epoch: int, batches: int) -> Callable[[float], None]:
+            for task_id in list(bar.task_ids):
+                bar.remove_task(task_id)
+            task = bar.add_task("tokenizer", total=batches, epoch=epoch, loss=0.0)
+            return lambda loss: bar.update(task, advance=1, loss=loss)
+
+        try:
+            return train_segmenter(config, say, progress)
+        except KeyboardInterrupt:
+            raise UserError("interrupted while training the tokenizer: no checkpoint was written") from None

@@ -1,0 +1,153 @@
+"""Raw text through the whole pipeline: segment, expand multiword tokens, tag, write, score.
+
+``tag_text`` streams: sentences are tagged in chunks as the segmenter produces them, so
+memory stays bounded on any input. ``evaluate_raw`` rebuilds a gold file's raw text,
+runs the pipeline on it and scores the result with the CoNLL 2018 metrics (``conll18``).
+"""
+
+from __future__ import annotations
+
+import codecs
+from itertools import tee
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping, TextIO
+
+from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
+from lstm_tagger.evaluation.conll18 import METRICS, evaluate
+from lstm_tagger.corpus.conllu import COLUMNS
+from lstm_tagger.errors import DataError
+from lstm_tagger.files import open_input
+from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag_stream
+from lstm_tagger.segmenter.forked import segmented_beside
+from lstm_tagger.corpus.rawtext import Segmented, Token, TreebankSentence, Word, raw_text, read_treebank
+from lstm_tagger.corpus.vocab import Vocab
+
+CHUNK_BYTES = 1 << 16
+_METRIC_OF = {"upos": "UPOS", "xpos": "XPOS", "feats": "UFeats"}
+"""A tag column -> its CoNLL 2018 metric (AllTags too when all three are learnt)."""
+FALLBACK_NOTE = "lstm-tag: this model has no segmenter: splitting on whitespace and punctuation (Unicode categories)"
+
+
+def read_text_chunks(handle: BinaryIO, name: str) -> Iterator[str]:
+    """A binary stream decoded as UTF-8 in blocks (a BOM at the start dropped); a decoding
+    error is a ``DataError`` naming ``name`` and the byte offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, first = 0, True
+    while True:
+        block = handle.read(CHUNK_BYTES)
+        try:
+            text = decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}: not UTF-8 (byte {offset + exc.start + 1})") from None
+        offset += len(block)
+        if first and text:
+            text, first = text.removeprefix("\ufeff"), False
+        if text:
+            yield text
+        if not block:
+            return
+
+
+def file_chunks(file: str) -> Iterator[str]:
+    """The text of ``file`` (``-``: stdin) in decoded blocks (see ``read_text_chunks``)."""
+    with open_input(file, DataError) as (handle, name):
+        yield from read_text_chunks(handle, name)
+
+
+def tag_text(
+    checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False, workers: int = 1
+) -> Iterator[tuple[Segmented, Tagged]]:
+    """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
+    ``predict.tag_stream``'s ``workers`` threads while a child process segments the next
+    sentences (``forked``)."""
+    ahead, behind = tee(segmented_beside(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a few chunks
+    return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers))
+
+
+def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, vocabs: Mapping[str, Vocab]) -> str:
+    """A CoNLL-U block with ``# sent_id``, ``# text``, multiword ranges and ``SpaceAfter=No``;
+    each column's tags in its CoNLL-U column, probabilities in MISC (``predict.misc_items``)."""
+    probs = misc_items(tagged, vocabs)
+    lines = ["# newpar"] if sentence.new_paragraph else []
+    lines += [f"# sent_id = {sent_id}", f"# text = {sentence.joined()}"]
+    n = 0
+    for token in sentence.tokens:
+        misc = "_" if token.space_after else "SpaceAfter=No"
+        if token.multiword:
+            lines.append(f"{n + 1}-{n + len(token.words)}\t{token.form}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
+            misc = "_"
+        for word in token.words:
+            word_misc = misc
+            if probs is not None and probs[n] != "_":
+                word_misc = probs[n] if misc == "_" else f"{misc}|{probs[n]}"
+            fields = [str(n + 1), word.form] + ["_"] * 7 + [word_misc]
+            for column, tags in tagged.columns.items():
+                fields[COLUMNS[column]] = tags[n]
+            lines.append("\t".join(fields))
+            n += 1
+    return "\n".join(lines) + "\n"
+
+
+def write_text_tagged(
+    pairs: Iterable[tuple[Segmented, Tagged]], vocabs: Mapping[str, Vocab], format: str, out: TextIO
+) -> int:
+    """Write each sentence: ``text`` (one line of word/TAG), ``json`` or ``conllu``; returns the count."""
+    count = 0
+    for count, (sentence, tagged) in enumerate(pairs, start=1):
+        if format == "conllu":
+            out.write(format_conllu_tokens(sentence.sentence(), tagged, count, vocabs) + "\n")
+        else:
+            out.write((format_text if format == "text" else format_json)(tagged, vocabs) + "\n")
+    return count
+
+
+def with_tags(sentence: TreebankSentence, columns: Mapping[str, list[str]]) -> TreebankSentence:
+    """``sentence`` with its words' tag columns (any of ``upos``, ``xpos``, ``feats``) set, in order."""
+    values = {column: iter(tags) for column, tags in columns.items()}
+    tokens = [
+        Token(t.form, tuple(Word(w.form, **{c: next(v) for c, v in values.items()}) for w in t.words), t.space_after, t.multiword)
+        for t in sentence.tokens
+    ]
+    return TreebankSentence(tokens, sentence.text, sentence.new_paragraph, sentence.new_document)
+
+
+def evaluate_raw(
+    model: str | Path | None = None,
+    data: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    cell: str | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Segment and tag the raw text of gold ``data`` (default: the model's test set) and score it
+    with the CoNLL 2018 metrics; returns ``{"model", "data", "segmenter", "raw": {metric: scores}}``.
+    ``device`` as in ``evaluate.evaluate_model`` (the tagger runs there, the segmenter on the CPU)."""
+    path = find_checkpoint(model, runs_dir)
+    checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)
+    data = data if data is not None else checkpoint.config.data.test
+    if data is None:
+        raise DataError(f"{path}: its training config names no test set; pass --data FILE")
+    gold = read_treebank(data)
+    if not gold:
+        raise DataError(f"{data}: no sentences to evaluate")
+    columns = checkpoint.config.data.columns
+    system = [with_tags(s.sentence(), t.columns) for s, t in tag_text(checkpoint, [raw_text(gold)])]
+    scores = evaluate(gold, system)
+    learnt = {_METRIC_OF[column] for column in columns} | ({"AllTags"} if len(columns) == 3 else set())
+    shown = [m for m in METRICS if m in ("Tokens", "Sentences", "Words") or m in learnt]
+    return {
+        "model": str(path),
+        "data": str(data),
+        "segmenter": "trained" if checkpoint.segmenter is not None else "Unicode categories (no trained segmenter)",
+        "raw": {m: scores[m].to_dict() for m in shown},
+    }
+
+
+def raw_scores_table(result: dict[str, Any]) -> str:
+    """The raw-text scores as a small table, in percent: precision, recall, F1 and, for tags,
+    accuracy on the aligned words (the official script's ``-v`` table)."""
+    lines = [f"raw text of {result['data']} (segmenter: {result['segmenter']})",
+             f"{'metric':<10} {'precision':>9} {'recall':>9} {'F1':>9} {'aligned':>9}"]
+    for name, s in result["raw"].items():
+        aligned = "" if s["aligned_accuracy"] is None else f"{100 * s['aligned_accuracy']:.2f}"
+        lines.append(f"{name:<10} {100 * s['precision']:9.2f} {100 * s['recall']:9.2f} {100 * s['f1']:9.2f} {aligned:>9}")
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""``lstm-tag init``: the shipped best recipe, set up for the user's own corpus files.
+
+The recipe is ``configs/ud_ewt.yaml`` itself (word embeddings + a character BiLSTM ->
+BiLSTM -> CRF), comments included: only its data paths, format and tag column are replaced.
+The format and the tag column are found in the files, and the files are read with the
+readers ``train`` uses, so a config that ``init`` writes is one that ``train`` accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lstm_tagger.config import Config, config_from_text
+from lstm_tagger.corpus.conllu import decode_lines
+from lstm_tagger.corpus.reader import read_conllu
+from lstm_tagger.errors import DataError, UserError
+from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary
+from lstm_tagger.training.loop import Splits
+
+RECIPE = Path(__file__).resolve().parent.parent / "configs" / "ud_ewt.yaml"
+"""The shipped best recipe, which ``init`` copies."""
+
+TAG_COLUMNS = ("upos", "xpos", "feats")
+SET_BY_INIT = ("train", "dev", "test", "format", "columns")
+"""The keys of the recipe's data section that ``init`` writes for the user's corpus."""
+
+HEADER = """\
+# lstm-tag config written by `lstm-tag init`: the shipped best recipe (configs/ud_ewt.yaml:
+# word embeddings + a character BiLSTM -> BiLSTM -> CRF) for your corpus.
+# Every key is explained in the README's config reference; paths are relative to this file.
+# Train with:  lstm-tag train {config}
+
+data:
+  # the corpus; dev picks the best checkpoint and drives early stopping, test is scored at the end
+  train: {train}
+  dev: {dev}
+  test: {test}
+  format: {format}        # found in the files: conllu | tsv (word<TAB>tag)
+"""
+
+
+@dataclass
+class Starter:
+    """What ``init`` wrote: the config, and what it found in the corpus."""
+
+    config: Config
+    format: str
+    columns: list[str]
+    """The CoNLL-U tag columns with a value on every training word (empty for TSV)."""
+    sentences: dict[str, int]
+    """Sentences read per split: train, dev and (if given) test."""
+
+
+def detect_format(path: Path) -> str:
+    """``conllu`` or ``tsv``, from the first line of ``path`` that tells them apart: a
+    10-column token line or a comment is CoNLL-U, a 2-column line TSV."""
+    with open_binary(path, DataError, "corpus file") as handle:
+        for number, line in decode_lines(handle, path):
+            columns = len(line.split("\t"))
+            if columns == 10 or (line.startswith("#") and columns != 2):
+                return "conllu"
+            if columns == 2:
+                return "tsv"
+            if line.strip():
+                raise DataError(
+                    f"{path}:{number}: cannot tell the format: {columns} tab-separated columns "
+                    "(CoNLL-U has 10, TSV 2); give --format"
+                )
+    return "conllu"  # empty: the reader says so
+
+
+def columns_with_values(path: Path) -> list[str]:
+    """The CoNLL-U tag columns (``upos``, ``xpos``) that have a value on every word of ``path``,
+    and ``feats`` when some word has features (``_``, no features, is a value)."""
+    found = []
+    for column in TAG_COLUMNS:
+        try:
+            sentences = read_conllu(path, [column])
+        except DataError:
+            continue
+        if column != "feats" or any(tag != "_" for s in sentences for tag in s.columns[column]):
+            found.append(column)
+    return found
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """``path`` as the config should name it: relative to the config's folder when possible."""
+    try:
+        return os.path.relpath(path.resolve(), folder.resolve())
+    except ValueError:  # another drive on Windows
+        return str(path.resolve())
+
+
+def _recipe_rest(recipe: str) -> str:
+    """The recipe after its header: the data section without the keys ``init`` sets, then the rest verbatim."""
+    lines = recipe.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(r"data:\s*(#.*)?$", line)), None)
+    if start is None:
+        raise UserError(f"{RECIPE}: has no 'data:' section to start from")
+    kept = []
+    in_data = True
+    for line in lines[start + 1 :]:
+        if re.match(r"[^\s#]", line):
+            in_data = False
+        key = re.match(r"\s+(\w+):", line)
+        if not (in_data and key and key.group(1) in SET_BY_INIT):
+            kept.append(line)
+    return "".join(kept)
+
+
+def starter_text(output: Path, train: Path, dev: Path, test: Path | None, format: str, columns: list[str]) -> str:
+    """The config ``init`` writes: the recipe with the user's files (paths relative to ``output``)."""
+    try:
+        recipe = RECIPE.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{RECIPE}: cannot read the shipped recipe ({exc.strerror}); init needs a source checkout") from None
+    folder = output.parent
+    quoted = lambda path: json.dumps(_relative(path, folder))  # noqa: E731  (a JSON string is a quoted YAML string)
+    text = HEADER.format(
+        config=output, train=quoted(train), dev=quoted(dev), test=quoted(test) if test is not None else "null", format=format
+    )
+    if format == "conllu":
+        text += f"  columns: [{', '.join(columns)}]      # the CoNLL-U tag columns to learn: any of upos, xpos, feats\n"
+    return text + _per_column_kept(_recipe_rest(recipe), columns)
+
+
+def _per_column_kept(rest: str, columns: list[str]) -> str:
+    """``rest`` without the recipe's per-column entries (``model.output_per_column``,
+    ``train.column_weights``) of columns not learnt, nor such a block left empty."""
+    kept: list[str] = []
+    block: list[str] | None = None
+    for line in rest.splitlines(keepends=True):
+        entry = re.match(r"\s{4,}(\w+):", line)
+        if block is not None and entry:
+            if entry.group(1) in columns:
+                block.append(line)
+            continue
+        if block is not None:
+            kept += block if len(block) > 1 else []
+            block = None
+        if re.match(r"\s+(output_per_column|column_weights):\s*(#.*)?$", line):
+            block = [line]
+        else:
+            kept.append(line)
+    if block is not None and len(block) > 1:
+        kept += block
+    return "".join(kept)
+
+
+def write_starter_config(
+    output: Path,
+    train: Path,
+    dev: Path,
+    test: Path | None = None,
+    format: str | None = None,
+    tag_column: str | None = None,
+    force: bool = False,
+) -> Starter:
+    """Write the recipe for these corpus files to ``output``, after reading them as ``train`` would.
+
+    ``format`` (``conllu`` or ``tsv``) is found in the training file when not given; the
+    columns learnt are ``tag_column`` alone if given, else every CoNLL-U tag column with a
+    value on every training word. Anything ``train`` would refuse (a missing file, a
+    malformed line, a tag column without values) is refused here with the same one line,
+    and nothing is written.
+    """
+    check_output(output, force)
+    for role, path in (("train", train), ("dev", dev), ("test", test)):
+        if path is not None and not path.is_file():
+            raise UserError(f"{path}: {role} file not found" if not path.exists() else f"{path}: {role} file is not a regular file")
+    format = format or detect_format(train)
+    columns = columns_with_values(train) if format == "conllu" else []
+    learnt = [tag_column] if tag_column is not None else columns or ["upos"]  # none: the reader names the first word without
+    text = starter_text(output, train, dev, test, format, learnt)
+    config = config_from_text(text, str(output), output.parent.resolve())
+    try:
+        splits = Splits.read(config)
+    except DataError as exc:
+        if format == "conllu" and columns and tag_column is not None and tag_column not in columns:
+            hint = f"tag_column={columns[0]!r}"
+            raise DataError(
+                f"{exc} (the {columns[0].upper()} column has a tag on every word: {hint})",
+                {**exc.options, hint: f"--tag-column {columns[0]}"},
+            ) from None
+        raise
+    sentences = {"train": len(splits.train), "dev": len(splits.dev)}
+    if splits.test is not None:
+        sentences["test"] = len(splits.test)
+    make_dir(output.parent)
+    atomic_write_text(output, text)
+    return Starter(config, format, columns, sentences)
