@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from lstm_tagger import forked, load_config, train
+from lstm_tagger import load_config, train
+from lstm_tagger.segmenter import forked
 
 ROOT = Path(__file__).resolve().parents[1]
 

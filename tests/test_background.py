@@ -8,7 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger import background, load_checkpoint, load_config, training
+from lstm_tagger import load_checkpoint, load_config
+from lstm_tagger.segmenter import background
+from lstm_tagger.training import loop as training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.segmenter.segment import train_segmenter

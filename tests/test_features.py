@@ -18,7 +18,8 @@ import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
-from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train, training
+from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train
+from lstm_tagger.training import loop as training
 from lstm_tagger.model.chars import FormTable
 from lstm_tagger.checkpoint import BEST, LAST, save_checkpoint
 from lstm_tagger.cli import app

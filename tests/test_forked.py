@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from lstm_tagger import forked
+from lstm_tagger.segmenter import forked
 from lstm_tagger.errors import DataError
 from lstm_tagger.tagging.rawtag import file_chunks
 from lstm_tagger.corpus.rawtext import Segmented

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pytest
 from typer.testing import CliRunner
 
-from lstm_tagger import plots
+from lstm_tagger.evaluation import plots
 from lstm_tagger.cli import app
 from lstm_tagger.benchmark.frontier import EWT_TEST, OUTSIDE
 

@@ -112,7 +112,7 @@ def test_stale_temporaries_of_dead_writers_are_removed_when_the_run_is_next_used
 
 
 def test_interrupted_download_leftovers_are_removed_on_the_next_download(tmp_path, monkeypatch):
-    from lstm_tagger import download
+    from lstm_tagger.corpus import download
 
     folder = tmp_path / "data" / "ud_english_ewt"
     folder.mkdir(parents=True)

@@ -5,7 +5,8 @@ import re
 import pytest
 import torch
 
-from lstm_tagger import load_checkpoint, load_config, tag, train, training
+from lstm_tagger import load_checkpoint, load_config, tag, train
+from lstm_tagger.training import loop as training
 from lstm_tagger.checkpoint import BEST, LAST
 from lstm_tagger.errors import CheckpointError, UserError
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from lstm_tagger import plots
+from lstm_tagger.evaluation import plots
 
 UPOS = "NOUN PUNCT VERB PRON PROPN ADP DET ADJ AUX ADV CCONJ PART NUM SCONJ INTJ SYM X".split()
 

@@ -17,8 +17,8 @@ from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError
 from lstm_tagger.corpus.rawtext import Lexicon, labelled_paragraphs, raw_text, read_treebank, text_windows
-from lstm_tagger import segment as segment_module
-from lstm_tagger import forked
+from lstm_tagger.segmenter import segment as segment_module
+from lstm_tagger.segmenter import forked
 from lstm_tagger.segmenter.segment import MAX_TOKEN_CHARS, segment, segmented, train_segmenter
 
 from conftest import ROOT, assert_one_line_error, same_tensors
