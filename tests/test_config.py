@@ -119,3 +119,20 @@ def test_config_error_type_names_source():
         from lstm_tagger.config import check_config
 
         check_config([1, 2], "x.yaml", Path("."))
+
+
+def test_every_config_key_documents_itself():
+    from lstm_tagger.config import Config
+
+    for name, section in Config.model_fields.items():
+        undocumented = [key for key, field in section.annotation.model_fields.items() if not field.description]
+        assert undocumented == [], f"{name}: keys without Field(description=...)"
+
+
+def test_the_config_reference_page_is_the_schema():
+    from lstm_tagger.config import config_reference
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+    assert page.read_text(encoding="utf-8") == config_reference(), (
+        "docs/config.md differs from the schema: run `python -m lstm_tagger.config > docs/config.md`"
+    )
