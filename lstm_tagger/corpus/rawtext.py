@@ -43,6 +43,11 @@ def label_of(token_end: bool, multiword: bool, sentence_end: bool) -> int:
 _CLUSTER = regex.compile(r"\X")
 """One extended grapheme cluster (UAX #29), as the ``regex`` package finds it."""
 _BEFORE_MARK = regex.compile(r"\S(?=\p{M})")
+_JOINER = regex.compile(r"[\p{M}\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}\p{GCB=Regional_Indicator}"
+                        r"\p{GCB=L}\p{GCB=V}\p{GCB=T}]")
+"""A character that two characters of one cluster need (one of them has it in each of UAX #29's
+rules GB6 to GB13), or a combining mark: text without one (Chinese, precomposed Korean or
+Vietnamese) is glued nowhere, and costs one search."""
 
 
 def glued(text: str) -> list[int]:
@@ -54,7 +59,7 @@ def glued(text: str) -> list[int]:
     ``text`` starts where a token may start (a cluster's start, or after whitespace): clusters
     are found from there on, and the last position has no next character to be glued to.
     """
-    if text.isascii():  # no cluster of two characters but CR LF, which is whitespace
+    if text.isascii() or not _JOINER.search(text):  # (ASCII has no cluster but CR LF, whitespace)
         return []
     found = {match.start() for match in _BEFORE_MARK.finditer(text)}
     position = 0
@@ -376,6 +381,8 @@ def _last_start(text: str) -> int:
     cluster longer than a window is cut, which ends no token (the assembler carries a token over
     window edges, and ``glued`` sees the cluster go on)."""
     cut = len(text) - 1
+    if not _JOINER.search(text, cut - 1):  # no cluster spans two characters without a joiner
+        return cut
     for i in reversed(glued(text)):
         if i != cut - 1:
             break
