@@ -10,6 +10,9 @@
 - ``text_windows``: a stream of text cut into paragraphs (blank lines) and overlapping
   windows of bounded size, so that a paragraph of any length is read in constant memory.
 - ``rule_labels``: labels by Unicode category alone, for models trained without raw text.
+- ``glued`` / ``outside_clusters``: no token (and so no sentence) starts or ends inside an extended
+  grapheme cluster (Unicode UAX #29: a letter and its combining marks, an emoji with its skin
+  tone or a ZWJ family, a flag): the one rule every labelling above goes through.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+
+import regex
 
 from lstm_tagger.corpus.conllu import MISC, Block, read_file
 
@@ -33,6 +38,49 @@ def label_of(token_end: bool, multiword: bool, sentence_end: bool) -> int:
     if not token_end:
         return INSIDE
     return (SENTENCE if sentence_end else TOKEN) + (1 if multiword else 0)
+
+
+_CLUSTER = regex.compile(r"\X")
+"""One extended grapheme cluster (UAX #29), as the ``regex`` package finds it."""
+_BEFORE_MARK = regex.compile(r"\S(?=\p{M})")
+_JOINER = regex.compile(r"[\p{M}\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}\p{GCB=Regional_Indicator}"
+                        r"\p{GCB=L}\p{GCB=V}\p{GCB=T}]")
+"""A character that two characters of one cluster need (one of them has it in each of UAX #29's
+rules GB6 to GB13), or a combining mark: text without one (Chinese, precomposed Korean or
+Vietnamese) is glued nowhere, and costs one search."""
+
+
+def glued(text: str) -> list[int]:
+    """The positions ``i``, in order, where ``text[i]`` and ``text[i + 1]`` stay in one token:
+    they are one extended grapheme cluster, or ``text[i + 1]`` is a combining mark (which UAX #29
+    lets start a cluster in a few cases, after a control character or in Myanmar), and neither is
+    whitespace (a space with a mark is one cluster, but whitespace always separates tokens).
+
+    ``text`` starts where a token may start (a cluster's start, or after whitespace): clusters
+    are found from there on, and the last position has no next character to be glued to.
+    """
+    if text.isascii() or not _JOINER.search(text):  # (ASCII has no cluster but CR LF, whitespace)
+        return []
+    found = {match.start() for match in _BEFORE_MARK.finditer(text)}
+    position = 0
+    for cluster in _CLUSTER.findall(text):
+        if len(cluster) > 1:
+            found.update(range(position, position + len(cluster) - 1))
+        position += len(cluster)
+    return sorted(i for i in found if not text[i].isspace() and not text[i + 1].isspace())
+
+
+def outside_clusters(positions: list[int], labels: list[int], joins: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Labelled positions (in order) without those inside a grapheme cluster (``joins``, from
+    ``glued``): a token ends only where its cluster ends. The segmenter's label inside a cluster
+    is dropped rather than moved to the cluster's end: a model that never saw a character (a
+    combining mark of NFD text) often ends a token just before it, and the label at the
+    cluster's own end is the one to trust."""
+    if not joins:
+        return positions, labels
+    inside = set(joins)
+    kept = [k for k, position in enumerate(positions) if position not in inside]
+    return [positions[k] for k in kept], [labels[k] for k in kept]
 
 
 class Word(NamedTuple):
@@ -196,8 +244,25 @@ def labelled_paragraphs(sentences: Sequence[TreebankSentence]) -> list[tuple[str
                 sentence_labels[end - 1] = label_of(True, token.multiword, i == len(spans) - 1)
             text_parts.append(text)
             labels.extend(sentence_labels)
-        result.append(("".join(text_parts), labels))
+        paragraph = "".join(text_parts)
+        result.append((paragraph, _cluster_ends(paragraph, labels)))
     return result
+
+
+def _cluster_ends(text: str, labels: list[int]) -> list[int]:
+    """``labels`` of ``text`` with a token's end inside a grapheme cluster moved to the cluster's
+    end (a sentence's or multiword token's end stays one), the nearest end the segmenter can
+    give (``outside_clusters``); for treebanks that end a token inside one (``👍`` ``🏽``)."""
+    joins = glued(text)
+    if not joins:
+        return labels
+    labels = list(labels)
+    for i in joins:  # in order: a label moves on until its cluster ends
+        if labels[i] != INSIDE:
+            moved, there = labels[i], labels[i + 1]
+            multiword = MULTI in (moved, there) or SENTENCE_MULTI in (moved, there)
+            labels[i], labels[i + 1] = INSIDE, label_of(True, multiword, max(moved, there) >= SENTENCE)
+    return labels
 
 
 def paragraph_texts(sentences: Sequence[TreebankSentence]) -> list[str]:
@@ -310,9 +375,25 @@ _OPEN_BREAK = re.compile(r"(?:\n[^\S\n]*)+\Z")
 _MAX_HELD = 4096
 
 
+def _last_start(text: str) -> int:
+    """The last position after ``text``'s first character where a token may start (not inside a
+    grapheme cluster, see ``glued``), at most ``len(text) - 1``; that one when there is none: a
+    cluster longer than a window is cut, which ends no token (the assembler carries a token over
+    window edges, and ``glued`` sees the cluster go on)."""
+    cut = len(text) - 1
+    if not _JOINER.search(text, cut - 1):  # no cluster spans two characters without a joiner
+        return cut
+    for i in reversed(glued(text)):
+        if i != cut - 1:
+            break
+        cut -= 1
+    return cut or len(text) - 1
+
+
 class _Splitter:
     """Cuts a stream of text into ``Window``s: paragraphs at blank lines, each paragraph into
-    labelled pieces of ``size`` characters with ``context`` characters on either side."""
+    labelled pieces of ``size`` characters (fewer where the ``size``-th is inside a grapheme
+    cluster) with ``context`` characters on either side."""
 
     def __init__(self, size: int, context: int):
         self.size, self.context = size, context
@@ -322,10 +403,11 @@ class _Splitter:
 
     def _pieces(self) -> Iterator[Window]:
         while len(self.rest) > self.size + self.context:
-            core, right = self.rest[: self.size], self.rest[self.size : self.size + self.context]
+            cut = _last_start(self.rest[: self.size + 1])
+            core, right = self.rest[:cut], self.rest[cut : cut + self.context]
             yield Window(self.left + core + right, len(self.left), len(self.left) + len(core), self.first, False)
             self.left = (self.left + core)[-self.context :] if self.context else ""
-            self.rest = self.rest[self.size :]
+            self.rest = self.rest[cut:]
             self.first = False
 
     def end_paragraph(self) -> Iterator[Window]:
@@ -392,16 +474,21 @@ def char_class(char: str) -> str:
 def rule_labels(window: Window) -> list[int]:
     """Labels of ``window.core`` by Unicode category: a token is a run of letters, digits and
     marks, or one punctuation mark or symbol; a sentence ends after ``.!?`` and the like
-    followed by whitespace (or the paragraph's end), and after ``。！？`` anywhere."""
+    followed by whitespace (or the paragraph's end), and after ``。！？`` anywhere. A grapheme
+    cluster counts as its first character (``👍🏽`` is one symbol) and is never split."""
     text, labels = window.text, []
+    joins = {window.start + i for i in glued(text[window.start :])}
+    base = ""  # the first character of the current cluster
     for i in range(window.start, window.end):
         char = text[i]
-        following = text[i + 1] if i + 1 < len(text) else " "
-        if char.isspace():
+        if i - 1 not in joins:
+            base = char
+        if char.isspace() or i in joins:
             labels.append(INSIDE)
             continue
-        wordlike = char_class(char)[0] in _WORDLIKE
+        following = text[i + 1] if i + 1 < len(text) else " "
+        wordlike = char_class(base)[0] in _WORDLIKE
         end = following.isspace() or not wordlike or char_class(following)[0] not in _WORDLIKE
-        sentence_end = char in SENTENCE_FINAL and (following.isspace() or char in _FULL_WIDTH_FINAL)
+        sentence_end = base in SENTENCE_FINAL and (following.isspace() or base in _FULL_WIDTH_FINAL)
         labels.append(label_of(end, False, end and sentence_end))
     return labels

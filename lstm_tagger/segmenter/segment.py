@@ -36,7 +36,8 @@ from lstm_tagger.model.tagger import RecurrentEncoder
 from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.corpus.rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Segmented, TreebankSentence, Window,
-    char_class, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels, text_windows,
+    char_class, glued, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels,
+    outside_clusters, text_windows,
 )
 
 PREFIX = "segmenter."
@@ -49,9 +50,12 @@ WINDOW, CONTEXT = 256, 48
 MAX_TOKEN_CHARS = 1000
 MAX_SENTENCE_TOKENS = 1000
 MAX_SENTENCE_CHARS = 10_000
-"""A token or sentence that grows past these is cut (a line of 1 MB without spaces)."""
+"""A token or sentence that grows past these is cut (a line of 1 MB without spaces); a token
+between grapheme clusters, so that a piece may be shorter."""
+MAX_CLUSTER_CHARS = 10_000
+"""A grapheme cluster longer than ``MAX_TOKEN_CHARS`` (a letter with a thousand combining
+marks) stays one token up to this length, and is cut there."""
 _PAD, _UNK = 0, 1
-_MARKS = torch.tensor([CLASSES.index(c) + 1 for c in ("Mc", "Me", "Mn")])
 
 
 class CharTable:
@@ -167,7 +171,8 @@ def events(core: str, labels: Sequence[int]) -> Events:
 
 
 def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[Events]:
-    """The events of each window's core from the network's labels (argmax of its scores)."""
+    """The events of each window's core from the network's labels (argmax of its scores), a
+    token's end inside a grapheme cluster left out (``rawtext.outside_clusters``)."""
     lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
     if int(lengths.max()) == 0:
         return [([], []) for _ in windows]
@@ -176,8 +181,6 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
     chars, classes = codes // table.CODE_BASE, codes % table.CODE_BASE
     with torch.inference_mode():
         best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
-        before_mark = torch.isin(classes[:, 1:], _MARKS)  # a combining mark never starts a token
-        best[:, :-1].masked_fill_(before_mark, INSIDE)
         best.masked_fill_(chars == table.stoi[" "], SPACE)
         core_start = torch.tensor([w.start for w in windows], dtype=torch.long)
         core_end = torch.tensor([w.end for w in windows], dtype=torch.long)
@@ -188,8 +191,9 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
         positions = (positions - core_start[rows]).tolist()
         counts = torch.bincount(rows, minlength=len(windows)).tolist()
     found, k = [], 0
-    for count in counts:
-        found.append((positions[k : k + count], labels[k : k + count]))
+    for window, count in zip(windows, counts):
+        joins = glued(window.text[window.start :])
+        found.append(outside_clusters(positions[k : k + count], labels[k : k + count], joins))
         k += count
     return found
 
@@ -232,13 +236,14 @@ class _Assembler:
 
     Each window's tokens are cut from its core between events (list operations, not a step
     per character), then grouped into sentences. A token longer than ``MAX_TOKEN_CHARS`` is
-    cut into pieces of that length, and a sentence ends after ``MAX_SENTENCE_TOKENS`` tokens
-    or ``MAX_SENTENCE_CHARS`` characters, so that memory stays bounded on any text.
+    cut into pieces of at most that length between grapheme clusters (``_first_piece``), and
+    a sentence ends after ``MAX_SENTENCE_TOKENS`` tokens or ``MAX_SENTENCE_CHARS``
+    characters, so that memory stays bounded on any text.
     """
 
     def __init__(self, lexicon: Lexicon | None):
         self.lexicon = lexicon
-        self.partial = ""  # the characters of an unfinished token, fewer than MAX_TOKEN_CHARS
+        self.partial = ""  # an unfinished token: at most MAX_TOKEN_CHARS characters, or one grapheme cluster
         self.sentence = Segmented([], [], {}, False)  # the current one
         self.chars = 0  # in the current sentence's tokens
         self.new_paragraph = False  # the next sentence starts a paragraph
@@ -262,9 +267,9 @@ class _Assembler:
         if forms and max(map(len, forms)) > MAX_TOKEN_CHARS:
             forms, labels, spaces = _cut_long(forms, labels, spaces)
         self.partial += text[positions[-1] + 1 :] if positions else text
-        while len(self.partial) >= MAX_TOKEN_CHARS:
-            forms.append(self.partial[:MAX_TOKEN_CHARS])
-            self.partial = self.partial[MAX_TOKEN_CHARS:]
+        while len(self.partial) > MAX_TOKEN_CHARS and (cut := _first_piece(self.partial)) < len(self.partial):
+            forms.append(self.partial[:cut])
+            self.partial = self.partial[cut:]
             labels.append(INSIDE)
             spaces.append(not self.partial and (window.end >= size or full[window.end].isspace()))
         if window.last and self.partial:
@@ -300,12 +305,32 @@ class _Assembler:
         return finished
 
 
+def _first_piece(token: str) -> int:
+    """The length of the first piece of a token longer than ``MAX_TOKEN_CHARS``: up to its last
+    grapheme-cluster boundary within that length, or else its first cluster whole, up to
+    ``MAX_CLUSTER_CHARS``; ``len(token)`` when the token is one cluster (so far)."""
+    inside = set(glued(token[: MAX_CLUSTER_CHARS + 1]))
+    cut = MAX_TOKEN_CHARS
+    while cut and cut - 1 in inside:
+        cut -= 1
+    if cut:
+        return cut
+    cut = MAX_TOKEN_CHARS + 1
+    while cut - 1 in inside:
+        cut += 1
+    return min(cut, MAX_CLUSTER_CHARS, len(token))
+
+
 def _cut_long(forms: list[str], labels: list[int], spaces: list[bool]) -> tuple[list[str], list[int], list[bool]]:
-    """Tokens longer than ``MAX_TOKEN_CHARS`` cut into pieces of that length (the last one keeps
-    the token's label and the whitespace after it)."""
+    """Tokens longer than ``MAX_TOKEN_CHARS`` cut into pieces (``_first_piece``; the last one
+    keeps the token's label and the whitespace after it)."""
     cut: tuple[list[str], list[int], list[bool]] = ([], [], [])
     for form, label, space in zip(forms, labels, spaces):
-        pieces = [form[k : k + MAX_TOKEN_CHARS] for k in range(0, len(form), MAX_TOKEN_CHARS)]
+        pieces = []
+        while len(form) > MAX_TOKEN_CHARS and (size := _first_piece(form)) < len(form):
+            pieces.append(form[:size])
+            form = form[size:]
+        pieces.append(form)
         cut[0].extend(pieces)
         cut[1].extend([INSIDE] * (len(pieces) - 1) + [label])
         cut[2].extend([False] * (len(pieces) - 1) + [space])
