@@ -17,8 +17,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lstm_tagger import limits
-from lstm_tagger.errors import ConfigError
+from lstm_tagger.errors import ConfigError, joined
 from lstm_tagger.files import file_kind, read_bytes
+from lstm_tagger.threads import thread_setting
 
 
 class _Loader(yaml.SafeLoader):
@@ -124,14 +125,14 @@ class ModelConfig(_Section):
     """Hyper-parameters of the network; sizes that follow from these are derived in code."""
 
     cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
-    embedding_dim: int = Field(100, gt=0)
-    hidden_dim: int = Field(128, gt=0)
+    embedding_dim: int = Field(100, gt=0, le=limits.MAX_DIMENSION)
+    hidden_dim: int = Field(128, gt=0, le=limits.MAX_DIMENSION)
     num_layers: int = Field(1, gt=0, le=limits.MAX_LAYERS)
     bidirectional: bool = True
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     char_encoder: Literal["none", "cnn", "lstm"] = "none"
-    char_dim: int = Field(32, gt=0)
-    char_hidden: int = Field(64, gt=0)
+    char_dim: int = Field(32, gt=0, le=limits.MAX_DIMENSION)
+    char_hidden: int = Field(64, gt=0, le=limits.MAX_DIMENSION)
     output: Literal["softmax", "crf"] = "softmax"
     output_per_column: dict[Column, Literal["softmax", "crf"]] = {}
     vectors: str | None = None
@@ -145,10 +146,9 @@ class ModelConfig(_Section):
 
 
 def _threads(value: Any) -> int | str:
-    """``train.threads``: ``auto`` or a whole number > 0 (see ``threads.py``)."""
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        return value
-    raise ValueError("must be 'auto' or a whole number > 0")
+    """``train.threads``: ``auto`` or a whole number, read as ``--threads`` is (``threads.thread_setting``)."""
+    count = thread_setting(value)
+    return "auto" if count is None else count
 
 
 class TrainConfig(_Section):
@@ -215,9 +215,9 @@ class TokenizerConfig(_Section):
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     cell: Literal["lstm", "gru", "hand_lstm", "hand_gru"] = "lstm"
-    char_dim: int = Field(32, gt=0)
-    hidden_dim: int = Field(64, gt=0)
-    num_layers: int = Field(2, gt=0)
+    char_dim: int = Field(32, gt=0, le=limits.MAX_DIMENSION)
+    hidden_dim: int = Field(64, gt=0, le=limits.MAX_DIMENSION)
+    num_layers: int = Field(2, gt=0, le=limits.MAX_LAYERS)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     char_dropout: float = Field(0.01, ge=0.0, lt=1.0)
     window: int = Field(256, gt=0)
@@ -459,7 +459,7 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
     raw, applied, problems = _apply_overrides(raw, overrides or [])
     problems += _schema_problems(raw) + _path_problems(raw, base)
     if problems:
-        raise ConfigError("\n".join(_line(problem, source, applied) for problem in problems))
+        raise ConfigError(joined([_line(problem, source, applied) for problem in problems], limits.MAX_ERROR_LINES))
     config = Config.model_validate(raw)
     updates = {}
     for key in ("train", "dev", "test"):
