@@ -21,7 +21,7 @@ from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary, same_file
 from lstm_tagger.training.loop import Splits
 
-RECIPE = Path(__file__).resolve().parent.parent / "configs" / "ud_ewt.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "ud_ewt.yaml"
 """The shipped best recipe, which ``init`` copies."""
 
 TAG_COLUMNS = ("upos", "xpos", "feats")
