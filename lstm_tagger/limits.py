@@ -30,11 +30,11 @@ MAX_SEED = 2**64 - 1
 """``train.seed`` is in [0, 2^64 - 1], the range of torch's generator."""
 MAX_LAYERS = 64
 """``model.num_layers`` and ``tokenizer.num_layers`` are at most 64."""
-MAX_DIMENSION = 1 << 20
+MAX_DIMENSION = 1 << 24
 """A vector size of a config (``model.embedding_dim``, ``hidden_dim``, ``char_dim``, ``char_hidden``,
-``tokenizer.char_dim``, ``hidden_dim``) is at most 1,048,576: far above any useful model, and low
-enough that a model's planned shapes never overflow the 64-bit sizes of torch (a larger number
-was an internal error before the parameter check could say how big the model is)."""
+``tokenizer.char_dim``, ``hidden_dim``) is at most 16,777,216: far above any useful model (one
+such layer is already ~10^15 parameters, which the parameter check refuses in words), and low
+enough that no planned tensor overflows torch's 64-bit sizes (10^20 was an internal error)."""
 MAX_THREADS = 1024
 """``--threads`` and ``train.threads`` are at most 1,024: OpenMP allocates its thread pool up front,
 and a billion threads asked for 216 GB."""
