@@ -181,6 +181,15 @@ def run(args: list[str] | None = None) -> None:
         _internal_error(exc)
 
 
+def _threads_text(threads: str | None) -> str | None:
+    """``--threads`` as ``auto`` or a count, read by ``parse_threads`` (``AUTO``, ``' 4'``), for a
+    config override or a child command; None stays None (not given)."""
+    if threads is None:
+        return None
+    count = parse_threads(threads)
+    return "auto" if count is None else str(count)
+
+
 TRAIN_THREADS_HELP = "Same as --set train.threads=...: auto (measure and choose while training) or a fixed count."
 THREADS_HELP = "Threads torch uses inside one operation: a count, or auto (one per core)."
 PREDICT_THREADS_HELP = "Chunks of sentences tagged at once on the CPU, each by one thread: a count, or auto (one per core)."
@@ -217,12 +226,11 @@ def train_cli(
     with _user_errors():
         if resume and output is None:
             raise UserError("--resume needs --output DIR, the run directory to continue")
-        if threads is not None:
-            parse_threads(threads)
+        threads = _threads_text(threads)
         resolved = load_config(config, [*(overrides or []), *([f"train.threads={threads}"] if threads is not None else [])])
         result = train(
             resolved, output or default_output_dir(config), force=force, resume=resume, progress=progress,
-            console=None if quiet else Console(),
+            console=None if quiet else Console(), config_file=config,
         )
     if result.interrupted:
         raise typer.Exit(130)
@@ -552,7 +560,7 @@ def info_cli(
     if as_json:
         print(json.dumps(info))
         return
-    Console().print(info_table(info))
+    _wide_console().print(info_table(info))
 
 
 @app.command(
@@ -593,8 +601,7 @@ def bench_cli(
 ) -> None:
     """Measure training and tagging speed, latency, memory, FLOPs per token and the machine's matmul rate."""
     with _user_errors():
-        if threads is not None:
-            parse_threads(threads)
+        threads = _threads_text(threads)
         destination = output or default_bench_output(config)
         check_output(destination, force)
         result = bench(

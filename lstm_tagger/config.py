@@ -19,8 +19,9 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lstm_tagger import limits
-from lstm_tagger.errors import ConfigError
+from lstm_tagger.errors import ConfigError, joined
 from lstm_tagger.files import file_kind, read_bytes
+from lstm_tagger.threads import thread_setting
 
 
 class _Loader(yaml.SafeLoader):
@@ -144,9 +145,9 @@ class ModelConfig(_Section):
         "lstm",
         description="The recurrent layer: PyTorch's `lstm` or `gru`, or the hand-written `hand_lstm` or `hand_gru`.",
     )
-    embedding_dim: int = Field(100, gt=0, description="Word vector size.")
+    embedding_dim: int = Field(100, gt=0, le=limits.MAX_DIMENSION, description="Word vector size.")
     hidden_dim: int = Field(
-        128, gt=0,
+        128, gt=0, le=limits.MAX_DIMENSION,
         description="Recurrent state size per direction (the output layer's input is derived: twice this when "
         "bidirectional).",
     )
@@ -163,8 +164,10 @@ class ModelConfig(_Section):
         "convolution, max over the word), `lstm` (a character BiLSTM's final states) or `none`. Words over 30"
         " characters keep their first and last 15.",
     )
-    char_dim: int = Field(32, gt=0, description="Character embedding size.")
-    char_hidden: int = Field(64, gt=0, description="CNN filters, or the character LSTM's state size per direction.")
+    char_dim: int = Field(32, gt=0, le=limits.MAX_DIMENSION, description="Character embedding size.")
+    char_hidden: int = Field(
+        64, gt=0, le=limits.MAX_DIMENSION, description="CNN filters, or the character LSTM's state size per direction."
+    )
     output: Literal["softmax", "crf"] = Field(
         "softmax",
         description="Every head's output layer: `softmax` (Linear -> log_softmax, NLLLoss) or `crf` (a linear-chain CRF "
@@ -202,10 +205,9 @@ class ModelConfig(_Section):
 
 
 def _threads(value: Any) -> int | str:
-    """``train.threads``: ``auto`` or a whole number > 0 (see ``threads.py``)."""
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        return value
-    raise ValueError("must be 'auto' or a whole number > 0")
+    """``train.threads``: ``auto`` or a whole number, read as ``--threads`` is (``threads.thread_setting``)."""
+    count = thread_setting(value)
+    return "auto" if count is None else count
 
 
 class TrainConfig(_Section):
@@ -285,7 +287,7 @@ class TrainConfig(_Section):
     threads: Annotated[Any, AfterValidator(_threads)] = Field(
         "auto",
         description="Threads torch uses inside one operation on the CPU: `auto` measures and keeps choosing while "
-        "training runs; a whole number fixes the count.",
+        "training runs; a whole number (1 to 1,024) fixes the count.",
     )
     column_weights: dict[Column, Annotated[float, Field(gt=0.0)]] = Field(
         {},
@@ -319,11 +321,11 @@ class TokenizerConfig(_Section):
         description="The segmenter's recurrent layer (bidirectional): `lstm`, `gru`, `hand_lstm` or `hand_gru`.",
     )
     char_dim: int = Field(
-        32, gt=0,
+        32, gt=0, le=limits.MAX_DIMENSION,
         description="Character embedding size (an 8-dimensional Unicode-category embedding is added to it).",
     )
-    hidden_dim: int = Field(64, gt=0, description="State size per direction.")
-    num_layers: int = Field(2, gt=0, description="Stacked layers.")
+    hidden_dim: int = Field(64, gt=0, le=limits.MAX_DIMENSION, description="State size per direction.")
+    num_layers: int = Field(2, gt=0, le=limits.MAX_LAYERS, description="Stacked layers.")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout between layers and on the output.")
     char_dropout: float = Field(
         0.01, ge=0.0, lt=1.0,
@@ -574,7 +576,7 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
     raw, applied, problems = _apply_overrides(raw, overrides or [])
     problems += _schema_problems(raw) + _path_problems(raw, base)
     if problems:
-        raise ConfigError("\n".join(_line(problem, source, applied) for problem in problems))
+        raise ConfigError(joined([_line(problem, source, applied) for problem in problems], limits.MAX_ERROR_LINES))
     config = Config.model_validate(raw)
     updates = {}
     for key in ("train", "dev", "test"):

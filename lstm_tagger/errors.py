@@ -10,6 +10,14 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def joined(lines: list[str], most: int) -> str:
+    """One message of many problems, a line each: the first ``most`` lines, then ``... and N more``
+    (a config with ten thousand unknown keys gives 21 lines, not ten thousand)."""
+    if len(lines) <= most:
+        return "\n".join(lines)
+    return "\n".join([*lines[:most], f"... and {len(lines) - most:,} more"])
+
+
 class UserError(Exception):
     """A mistake in what the user gave us: the message is the whole story, no traceback.
 

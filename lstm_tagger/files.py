@@ -142,6 +142,26 @@ def refuse_non_regular(path: Path, error: type[UserError] = UserError) -> None:
         raise error(f"{path}: is {file_kind(mode)}; refusing to replace it with a file")
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one file, after links (symbolic or hard); never when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_writable(folder: Path, error: type[UserError] = UserError) -> None:
+    """An ``error`` unless a file can be created in ``folder`` (tried, then removed): checked before
+    long work whose result goes there. A permission test would not do: root passes every one, and
+    a read-only file system none."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".lstm-tag-probe.", suffix=TMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise error(f"{folder}: cannot write: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(name)
+
+
 def check_output(path: Path, force: bool, error: type[UserError] = UserError) -> None:
     """Refuse to write ``path`` if it exists (unless ``force``) or is not a regular file (always)."""
     refuse_non_regular(path, error)

@@ -22,12 +22,25 @@ MAX_YAML_ALIASES = 100
 """A config file may use at most 100 aliases (``*name``), and each only of a scalar."""
 MAX_BENCH_BYTES = 1 << 20
 """A ``lstm-tag bench`` JSON file read by ``lstm-tag frontier`` is at most 1 MiB."""
+MAX_FILE_LIST_BYTES = 1 << 20
+"""A treebank repository's file list that ``lstm-tag download`` reads is at most 1 MiB (GitHub's is a few KiB)."""
 MAX_LINE_BYTES = 1 << 20
 """A line read from a stream (``predict --file``, stdin) is at most 1 MiB."""
 MAX_SEED = 2**64 - 1
 """``train.seed`` is in [0, 2^64 - 1], the range of torch's generator."""
 MAX_LAYERS = 64
-"""``model.num_layers`` is at most 64."""
+"""``model.num_layers`` and ``tokenizer.num_layers`` are at most 64."""
+MAX_DIMENSION = 1 << 24
+"""A vector size of a config (``model.embedding_dim``, ``hidden_dim``, ``char_dim``, ``char_hidden``,
+``tokenizer.char_dim``, ``hidden_dim``) is at most 16,777,216: far above any useful model (one
+such layer is already ~10^15 parameters, which the parameter check refuses in words), and low
+enough that no planned tensor overflows torch's 64-bit sizes (10^20 was an internal error)."""
+MAX_THREADS = 1024
+"""``--threads`` and ``train.threads`` are at most 1,024: OpenMP allocates its thread pool up front,
+and a billion threads asked for 216 GB."""
+MAX_ERROR_LINES = 20
+"""An error with many problems (a config with a thousand unknown keys) shows the first 20 lines,
+then ``... and N more``."""
 DEFAULT_MAX_PARAMETERS = 200_000_000
 """The default of ``model.max_parameters`` and the ceiling for a checkpoint or export read from disk."""
 BYTES_PER_PARAMETER = 12

@@ -7,8 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from lstm_tagger.checkpoint import BEST, find_checkpoint, load_checkpoint
 from lstm_tagger.config import DataConfig, ModelConfig, parse_yaml
@@ -184,6 +184,12 @@ def recipe_text(recipe_: dict[str, Any]) -> str:
     return f"{'+'.join(recipe_['columns'])}, chars {recipe_['chars']}, output {output_cell(recipe_['output'])}, cell {recipe_['cell']}"
 
 
+def _whole(text: str) -> Text:
+    """A cell a user may copy (a run's name, a path): plain text, never markup, that folds over
+    lines when the terminal is too narrow, even in a ``no_wrap`` column, rather than being cut."""
+    return Text(text, no_wrap=False, overflow="fold")
+
+
 def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
     """``list_runs``'s records as the terminal table of ``lstm-tag runs``: the corpus path shortened
     by ``short_paths``, the recipe as tag columns (``upos+xpos``), characters, output layers and cell."""
@@ -191,19 +197,20 @@ def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
     table = Table(title=f"runs in {runs_dir}/", title_justify="left", collapse_padding=True, pad_edge=False)
     numbers = ("epochs", "best dev %", "test %")
     for column in ("name", "date", "corpus", "tags", "chars", "output", "cell", *numbers):
-        # a narrow terminal wraps the other cells first, and folds rather than cuts any cell short
+        # a narrow terminal wraps the other cells first (no_wrap: the name and the corpus keep their width
+        # while others can give way); their cells are ``_whole`` Text, which folds rather than cuts
         whole = column in ("name", "corpus")
         table.add_column(column, justify="right" if column in numbers else "left", no_wrap=whole, overflow="fold")
     paths = short_paths([r["train"] for r in records if not r["damaged"]])
     for r in records:
         if r["damaged"]:
-            table.add_row(escape(r["name"]), "?", escape(f"damaged: {r['damaged']}"), *"????", "-", "-", "-")
+            table.add_row(_whole(r["name"]), "?", _whole(f"damaged: {r['damaged']}"), *"????", "-", "-", "-")
             continue
         others = list(r["test_columns"].items())[1:]  # with several columns: a line each, and all_tags
         test = "\n".join([percent(r["test_accuracy"]), *(f"{c} {percent(a)}" for c, a in others)])
         recipe_ = r["recipe"]
         table.add_row(
-            escape(r["name"]), r["date"], escape(paths[r["train"]]), "+".join(recipe_["columns"]),
+            _whole(r["name"]), r["date"], _whole(paths[r["train"]]), "+".join(recipe_["columns"]),
             recipe_["chars"], output_cell(recipe_["output"]), recipe_["cell"], str(r["epochs"]),
             percent(r["best_dev_accuracy"]), test,
         )
@@ -212,17 +219,17 @@ def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
 
 def info_table(info: dict[str, Any]) -> Table:
     """``checkpoint_info``'s record as the terminal table of ``lstm-tag info``."""
-    table = Table(title=info["path"], title_justify="left", show_header=False)
-    table.add_column("key")
-    table.add_column("value")
-    table.add_row("recipe", recipe_text(info["recipe"]))
+    table = Table(title=_whole(info["path"]), title_justify="left", show_header=False)
+    table.add_column("key", overflow="fold")
+    table.add_column("value", overflow="fold")  # a long path folds over lines, never cut with "…"
+    table.add_row("recipe", _whole(recipe_text(info["recipe"])))
     for section in ("data", "model", "train"):
         for key, value in info[section].items():
-            table.add_row(f"{section}.{key}", escape(str(value)))
+            table.add_row(f"{section}.{key}", _whole(str(value)))
     table.add_row("parameters", f"{info['parameters']:,}")
     table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
     for column, tags in info["columns"].items():
-        table.add_row(f"tag set {column}", f"{len(tags)} tags: {' '.join(tags)}")
+        table.add_row(f"tag set {column}", _whole(f"{len(tags)} tags: {' '.join(tags)}"))
     for key, value in info["metrics"].items():
-        table.add_row(key, str(value))
+        table.add_row(_whole(str(key)), _whole(str(value)))
     return table

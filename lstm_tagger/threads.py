@@ -33,9 +33,8 @@ import time
 from collections import deque
 from typing import Callable, Sequence
 
-import torch
-
 from lstm_tagger.errors import ConfigError
+from lstm_tagger.limits import MAX_THREADS
 
 
 def available_cores() -> int:
@@ -49,7 +48,7 @@ def available_cores() -> int:
 def _omp_threads() -> int | None:
     """``OMP_NUM_THREADS`` as a whole number > 0, or None where it is unset or not one."""
     text = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_THREADS else None
 
 
 def auto_threads() -> int:
@@ -59,18 +58,32 @@ def auto_threads() -> int:
     return min(cores, _omp_threads() or cores)
 
 
-def parse_threads(value: str | int, what: str = "--threads") -> int | None:
-    """``auto`` -> None, a positive whole number -> that number; anything else is a ConfigError."""
-    text = str(value).strip().lower()
+def thread_setting(value: object) -> int | None:
+    """``auto`` -> None, a whole number from 1 to ``limits.MAX_THREADS`` -> that number, in any case
+    and with blanks around it (``AUTO``, ``'4 '``); anything else is a ValueError saying what is
+    allowed. The one reading of ``--threads`` on every command and of ``train.threads``."""
+    text = str(value).strip().lower() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
     if text == "auto":
         return None
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise ConfigError(f"{what}: must be 'auto' or a whole number > 0, got {value!r}")
+    if text is None or not (text.isascii() and text.isdigit()) or not text.strip("0"):
+        raise ValueError("must be 'auto' or a whole number > 0")
+    if len(text.lstrip("0")) > len(str(MAX_THREADS)) or int(text) > MAX_THREADS:
+        raise ValueError(f"must be at most {MAX_THREADS:,} (or 'auto')")
+    return int(text)
+
+
+def parse_threads(value: str | int, what: str = "--threads") -> int | None:
+    """``thread_setting`` of an option's text; a ConfigError naming ``what`` for anything else."""
+    try:
+        return thread_setting(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}, got {value!r}") from None
 
 
 def set_threads(count: int | None) -> None:
     """Fix torch's intra-op thread count; ``None`` (auto) leaves torch's default, one per core."""
+    import torch  # here: the config reads ``thread_setting`` and needs no torch
+
     if count is not None:
         torch.set_num_threads(count)
 
@@ -83,7 +96,7 @@ def set_tagging_threads(count: int | None) -> int:
     cores, whose OpenMP threads wait on each other and on the Python thread that reads and
     writes (measured with configs/ud_ewt_fast.yaml's model on 1M EWT tokens, README "Speed").
     """
-    torch.set_num_threads(1)
+    set_threads(1)
     return count if count is not None else available_cores()
 
 
@@ -91,7 +104,7 @@ class ThreadChooser:
     """Chooses torch's intra-op thread count from the measured speed of training batches.
 
     Call ``batch_started()`` before a batch and ``batch_finished(tokens)`` after it; the
-    chooser applies its choice through ``apply`` (``torch.set_num_threads``) between
+    chooser applies its choice through ``apply`` (``set_threads``: torch's count) between
     batches and describes each decision through ``log``. ``clock`` gives seconds.
     """
 
@@ -99,7 +112,7 @@ class ThreadChooser:
         self,
         candidates: Sequence[int],
         *,
-        apply: Callable[[int], None] = torch.set_num_threads,
+        apply: Callable[[int], None] = set_threads,
         clock: Callable[[], float] = time.perf_counter,
         log: Callable[[str], None] = lambda message: None,
         probe_batches: int = 3,

@@ -136,3 +136,24 @@ def test_the_config_reference_page_is_the_schema():
     assert page.read_text(encoding="utf-8") == config_reference(), (
         "docs/config.md differs from the schema: run `python -m lstm_tagger.config > docs/config.md`"
     )
+
+
+def test_ten_thousand_problems_show_the_first_twenty_and_a_count(tmp_path):
+    path = tiny_config(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["model"].update({f"k{i:05d}": 1 for i in range(10_000)})
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [f"{path}: model.k{i:05d}: unknown key" for i in range(20)] + ["... and 9,980 more"]
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"lstm-tag: error: {line}" for line in str(caught.value).splitlines()]
+
+
+def test_twenty_problems_are_all_shown():
+    from lstm_tagger.errors import joined
+
+    lines = [f"problem {i}" for i in range(21)]
+    assert joined(lines[:20], 20) == "\n".join(lines[:20])
+    assert joined(lines, 20) == "\n".join(lines[:20]) + "\n... and 1 more"

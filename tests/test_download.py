@@ -249,3 +249,23 @@ def test_cli_download_then_again_with_a_corrupt_file(github, tmp_path):
     del github.served[SPLIT_FILES[3]]
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "(3 already there)" in again.stdout
+
+
+def _served_file_list(tmp_path: Path, text: str) -> tuple[str, str]:
+    """A ``--base-url file://...`` whose file list for UD_French-GSD r2.15 is ``text``; (base URL, list URL)."""
+    folder = tmp_path / "api" / "repos" / "UniversalDependencies" / "UD_French-GSD"
+    folder.mkdir(parents=True)
+    (folder / "contents?ref=r2.15").write_text(text)
+    base = f"file://{tmp_path / 'api'}"
+    return base, f"{base}/repos/UniversalDependencies/UD_French-GSD/contents?ref=r2.15"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+    ("[" + " " * (1 << 20) + "]", "larger than the limit of 1,048,576 bytes"),
+])
+def test_a_hostile_file_list_is_not_a_repository_file_list(tmp_path, text, why):
+    base, url = _served_file_list(tmp_path, text)
+    result = CliRunner().invoke(app, ["download", "UD_French-GSD", "--dest", str(tmp_path / "data"), "--base-url", base])
+    assert result.exit_code == 2 and result.stderr == f"lstm-tag: error: {url}: not a repository file list ({why})\n"
+    assert not (tmp_path / "data").exists()

@@ -152,6 +152,56 @@ def test_a_huge_model_is_refused_before_any_tensor_is_allocated(tmp_path):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: nothing large was allocated
 
 
+HUGE = 10**20  # above 2^63: torch cannot take it as a size
+
+
+def _integer_keys() -> list[str]:
+    from lstm_tagger.config import Config
+
+    sections = {name: field.annotation for name, field in Config.model_fields.items()}
+    return [
+        f"{section}.{key}" for section, model in sections.items() for key, field in model.model_fields.items()
+        if field.annotation in (int, int | None)
+    ]
+
+
+BOUNDED = {
+    **dict.fromkeys(["model.embedding_dim", "model.hidden_dim", "model.char_dim", "model.char_hidden",
+                     "tokenizer.char_dim", "tokenizer.hidden_dim"], limits.MAX_DIMENSION),
+    **dict.fromkeys(["model.num_layers", "tokenizer.num_layers"], limits.MAX_LAYERS),
+    "train.seed": limits.MAX_SEED,
+}
+"""The integer keys that size a tensor (or seed torch's generator) and their largest value; the
+others (epochs, batch sizes, patience, window, ...) only count in Python and take any size."""
+
+
+@pytest.mark.parametrize("key", _integer_keys())
+def test_a_huge_integer_is_refused_by_its_bound_or_harmless(tmp_path, key):
+    path = tiny_config(tmp_path)
+    if key in BOUNDED:
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, [f"{key}={HUGE}"])
+        assert str(caught.value) == f"--set {key}={HUGE}: {key}: must be <= {BOUNDED[key]}, got {HUGE}"
+        assert load_config(path, [f"{key}={BOUNDED[key]}"]).model_dump()[key.split(".")[0]][key.split(".")[1]] == BOUNDED[key]
+    else:
+        assert load_config(path, [f"{key}={HUGE}"]).model_dump()[key.split(".")[0]][key.split(".")[1]] == HUGE
+
+
+def test_a_huge_hidden_size_is_one_line_not_an_overflow(tmp_path):
+    path = tiny_config(tmp_path)
+    result = runner.invoke(app, ["train", str(path), "--set", f"model.hidden_dim={HUGE}", "--output", str(tmp_path / "run")])
+    assert_one_line_error(result, f"--set model.hidden_dim={HUGE}: model.hidden_dim: must be <= {limits.MAX_DIMENSION}, got {HUGE}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cell, chars", [("lstm", "lstm"), ("hand_gru", "cnn")])
+def test_the_largest_sizes_allowed_get_the_parameter_limit_not_an_overflow(tmp_path, cell, chars):
+    sizes = dict.fromkeys(["embedding_dim", "hidden_dim", "char_dim", "char_hidden"], limits.MAX_DIMENSION)
+    path = tiny_config(tmp_path, model={**sizes, "num_layers": limits.MAX_LAYERS, "cell": cell, "char_encoder": chars, "output": "crf"})
+    result = runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "run")])
+    assert_one_line_error(result, "model: the model would have ", f"above the limit of {limits.DEFAULT_MAX_PARAMETERS:,} (model.max_parameters)")
+
+
 def test_max_parameters_is_configurable(tmp_path):
     path = tiny_config(tmp_path, model={"max_parameters": 1000}, train={"epochs": 1})
     assert_one_line_error(runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "a")]), "above the limit of 1,000")

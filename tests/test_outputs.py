@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import load_config, train
@@ -128,3 +129,108 @@ def test_interrupted_download_leftovers_are_removed_on_the_next_download(tmp_pat
     with pytest.raises(download.DownloadError):
         download.download_treebank("ud_english_ewt", tmp_path / "data", progress=False)
     assert not stale.exists()
+
+
+# --- nothing the user gave is overwritten, --force or not ------------------------------------------
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]])
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_init_refuses_to_write_its_config_over_one_of_its_corpus_files(tmp_path, link, force):
+    corpus = tiny_config(tmp_path).parent / "tiny.conllu"
+    mine = tmp_path / "my.conllu"
+    mine.write_bytes(corpus.read_bytes())
+    output = {"same": mine, "symlink": tmp_path / "link.yaml", "hardlink": tmp_path / "hard.yaml"}[link]
+    if link == "symlink":
+        output.symlink_to(mine)
+    elif link == "hardlink":
+        os.link(mine, output)
+    result = runner.invoke(app, ["init", "--train", str(mine), "--dev", str(corpus), "--output", str(output), *force])
+    assert result.exit_code == 2 and result.stderr == f"lstm-tag: error: {output}: is the train file {mine}; the config must go to another file\n"
+    assert mine.read_bytes() == corpus.read_bytes()
+    result = runner.invoke(app, ["init", "--train", str(corpus), "--dev", str(mine), "--output", str(output), *force])
+    assert result.stderr == f"lstm-tag: error: {output}: is the dev file {mine}; the config must go to another file\n"
+    assert mine.read_bytes() == corpus.read_bytes()
+
+
+def test_train_force_never_writes_over_the_config_it_reads(tmp_path):
+    (tmp_path / "c").mkdir()
+    config = tiny_config(tmp_path / "c", train={"epochs": 1})
+    mine = config.parent / "config.yaml"
+    mine.write_text("# my commented config\n" + config.read_text())
+    before = sorted(p.name for p in config.parent.iterdir())
+    result = runner.invoke(app, ["train", str(mine), "--output", str(config.parent), "--force"])
+    assert result.exit_code == 2 and result.stderr == (
+        f"lstm-tag: error: {mine}: the config would be overwritten by the run's config.yaml in --output {config.parent}: "
+        "give another --output (or move the file out of it)\n"
+    )
+    assert mine.read_text().startswith("# my commented config\n") and sorted(p.name for p in config.parent.iterdir()) == before
+
+
+@pytest.mark.parametrize("key, name", [("train", "train.log"), ("dev", "report.md"), ("test", BEST)])
+def test_train_force_never_writes_over_a_data_file(tmp_path, key, name):
+    config = tiny_config(tmp_path)
+    run = tmp_path / "run"
+    run.mkdir()
+    data = run / name
+    data.write_bytes((tmp_path / "tiny.conllu").read_bytes())
+    config.write_text(config.read_text().replace(f"{key}: tiny.conllu", f"{key}: run/{name}"))
+    result = runner.invoke(app, ["train", str(config), "--output", str(run), "--force"])
+    assert_one_line_error(result, f"{data}: data.{key} would be overwritten by the run's {name} in --output {run}: give another --output")
+    assert data.read_bytes() == (tmp_path / "tiny.conllu").read_bytes() and sorted(run.iterdir()) == [data]
+
+
+def test_train_force_never_writes_over_its_teacher(tiny_run, tmp_path):
+    teacher = copy_run(tiny_run, tmp_path / "teacher")
+    best = (teacher / BEST).read_bytes()
+    config = tiny_config(tmp_path, train={"teacher": str(teacher)})
+    result = runner.invoke(app, ["train", str(config), "--output", str(teacher), "--force"])
+    assert_one_line_error(result, f"{teacher}: train.teacher is the run directory --output {teacher}, whose {BEST} training would replace")
+    config = tiny_config(tmp_path, train={"teacher": str(teacher / BEST)})
+    result = runner.invoke(app, ["train", str(config), "--output", str(teacher), "--force"])
+    assert_one_line_error(result, f"{teacher / BEST}: train.teacher would be overwritten by the run's {BEST} in --output {teacher}")
+    assert (teacher / BEST).read_bytes() == best
+
+
+def test_resume_may_read_the_runs_own_config(tiny_run, tmp_path):
+    """The config.yaml of a run is the run's own (resolved) file: --resume from it is allowed."""
+    run = copy_run(tiny_run, tmp_path / "run")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    result = runner.invoke(app, ["train", str(run / "config.yaml"), "--output", str(run), "--resume", "--quiet",
+                                 "--set", f"train.epochs={len((run / 'metrics.jsonl').read_text().splitlines()) + 1}"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"] == config["data"]
+
+
+def test_bench_refuses_an_unwritable_output_folder_before_the_work(tmp_path):
+    folder = Path("/sys")  # sysfs: no new file, even for root (chmod does not stop root)
+    if not folder.is_dir() or _can_create(folder):
+        pytest.skip("no folder here that refuses a new file (Linux's /sys)")
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["bench", str(tiny_config(tmp_path)), "--output", str(folder / "bench.json"), "--run-dir", str(run)])
+    assert_one_line_error(result, f"{folder}: cannot write: ")
+    assert not run.exists()  # no training started
+
+
+def test_bench_refuses_a_read_only_output_folder_before_the_work(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if _can_create(folder):
+            pytest.skip("running as root: a read-only folder still takes files")
+        run = tmp_path / "run"
+        result = runner.invoke(app, ["bench", str(tiny_config(tmp_path)), "--output", str(folder / "b.json"), "--run-dir", str(run)])
+        assert_one_line_error(result, f"{folder}: cannot write: Permission denied")
+        assert not run.exists()
+    finally:
+        folder.chmod(0o755)
+
+
+def _can_create(folder: Path) -> bool:
+    try:
+        (folder / ".probe").touch()
+    except OSError:
+        return False
+    (folder / ".probe").unlink()
+    return True

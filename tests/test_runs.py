@@ -1,5 +1,6 @@
 """lstm-tag runs and lstm-tag info."""
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -7,9 +8,12 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from lstm_tagger.cli import app
-from lstm_tagger.runs import output_cell, recipe, short_paths
+from rich.console import Console
 
-from conftest import ROOT, assert_one_line_error, tiny_config
+from lstm_tagger.checkpoint import BEST
+from lstm_tagger.runs import info_table, list_runs, output_cell, recipe, runs_table, short_paths
+
+from conftest import ROOT, assert_one_line_error, rewrite_header, tiny_config
 
 runner = CliRunner()
 
@@ -91,11 +95,63 @@ def test_info_shows_the_data_format_and_columns(trained_run):
     assert info["recipe"] == {"columns": ["upos", "xpos"], "chars": "none", "output": {"upos": "softmax", "xpos": "softmax"}, "cell": "lstm"}
     assert info["data"]["format"] == "conllu" and info["data"]["columns"] == ["upos", "xpos"]
     assert info["data"]["train"] == str(ROOT / "data" / "demo" / "train.conllu")
-    shown = runner.invoke(app, ["info", str(run)])
-    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in shown.stdout.splitlines() if line.startswith("│")}
+    rows = _info_rows(runner.invoke(app, ["info", str(run)]).stdout)
     assert rows["data.format"] == "conllu" and rows["data.columns"] == "['upos', 'xpos']"
     assert rows["recipe"] == "upos+xpos, chars none, output softmax, cell lstm"
-    assert rows["data.unk_shapes"] == "True" and rows["data.dev"].endswith("dev.conllu")
+    assert rows["data.unk_shapes"] == "True" and rows["data.dev"] == str(ROOT / "data" / "demo" / "dev.conllu")
+
+
+def _info_rows(table: str) -> dict[str, str]:
+    """``lstm-tag info``'s table as {key: value}, a value folded over several lines joined again
+    (a path has no spaces: the fold is the only break)."""
+    rows: dict[str, str] = {}
+    key = None
+    for line in table.splitlines():
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.split("│")[1:3]]
+            key = cells[0] or key
+            rows[key] = rows.get(key, "") + cells[1]
+    return rows
+
+
+def _long_path(tmp_path: Path, length: int = 150) -> str:
+    """An absolute path of ``length`` characters (more if ``tmp_path`` is longer), without spaces."""
+    head = f"{tmp_path}/"
+    return head + "d" * max(1, length - len(head) - len("/train.conllu")) + "/train.conllu"
+
+
+def _with_data_path(run: Path, target: Path, path: str) -> Path:
+    def edit(header):
+        config = json.loads(header["__metadata__"]["config"])
+        config["data"]["train"] = path
+        header["__metadata__"]["config"] = json.dumps(config)
+
+    return rewrite_header(run / BEST, target, edit)
+
+
+def test_info_shows_a_long_path_whole_at_any_width(tiny_run, tmp_path):
+    path = _long_path(tmp_path)
+    checkpoint = _with_data_path(tiny_run, tmp_path / "long.safetensors", path)
+    shown = runner.invoke(app, ["info", str(checkpoint)], env={"COLUMNS": "60"})
+    assert shown.exit_code == 0 and "…" not in shown.stdout
+    assert _info_rows(shown.stdout)["data.train"] == path
+    narrow = Console(width=60, file=io.StringIO())
+    narrow.print(info_table(json.loads(runner.invoke(app, ["info", str(checkpoint), "--json"]).stdout)))
+    text = narrow.file.getvalue()
+    assert "…" not in text and _info_rows(text)["data.train"] == path
+    assert max(len(line) for line in text.splitlines()) <= 60
+
+
+def test_runs_fold_a_long_name_rather_than_cut_it(tiny_run, tmp_path):
+    runs = tmp_path / "runs"
+    name = "run-" + "n" * 96
+    shutil.copytree(tiny_run, runs / name)
+    narrow = Console(width=60, file=io.StringIO())
+    narrow.print(runs_table(list_runs(runs), runs))
+    text = narrow.file.getvalue()  # (the corpus column shortens paths by design: short_paths)
+    assert max(len(line) for line in text.splitlines()) <= 60
+    names = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert names == name
 
 
 def test_recipe_names_each_columns_output_layer():

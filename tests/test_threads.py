@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lstm_tagger.errors import ConfigError
+from lstm_tagger.limits import MAX_THREADS
 from lstm_tagger.threads import ThreadChooser, parse_threads, thread_chooser
 
 # Seconds per token on a simulated 2-core machine, as measured on ours (issue 17): alone,
@@ -155,3 +156,60 @@ def load_config_threads(run) -> int:
     import yaml
 
     return yaml.safe_load((run / "config.yaml").read_text())["train"]["threads"]
+
+
+@pytest.mark.parametrize("text, expected", [(" Auto ", None), ("auto ", None), ("4 ", 4), ("0004", 4), ("1024", 1024), (1024, 1024)])
+def test_parse_threads_reads_every_spelling_alike(text, expected):
+    assert parse_threads(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1025", "1000000000", "9" * 50, 2000])
+def test_parse_threads_refuses_more_than_the_limit(text):
+    with pytest.raises(ConfigError) as caught:
+        parse_threads(text)
+    assert str(caught.value) == f"--threads: must be at most {MAX_THREADS:,} (or 'auto'), got {text!r}"
+
+
+@pytest.mark.parametrize("text", ["²", "٣", "4.0", True, None])
+def test_parse_threads_takes_ascii_digits_only(text):
+    with pytest.raises(ConfigError) as caught:
+        parse_threads(text)
+    assert str(caught.value) == f"--threads: must be 'auto' or a whole number > 0, got {text!r}"
+
+
+def test_every_command_refuses_a_huge_thread_count_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from lstm_tagger.cli import app
+    from conftest import assert_one_line_error, tiny_config
+
+    runner = CliRunner()
+    config = str(tiny_config(tmp_path))
+    for command in (["predict", "a b"], ["eval"], ["train", config], ["bench", config]):
+        result = runner.invoke(app, [*command, "--threads", "1000000000"])
+        assert_one_line_error(result, "--threads: must be at most 1,024 (or 'auto'), got '1000000000'")
+
+
+def test_train_reads_threads_as_predict_does(tmp_path):
+    """``--threads`` of train, ``--set train.threads`` and the config file: the spellings predict takes."""
+    from typer.testing import CliRunner
+
+    from lstm_tagger.cli import app
+    from lstm_tagger.config import load_config
+    from conftest import assert_one_line_error, tiny_config
+
+    runner = CliRunner()
+    config = tiny_config(tmp_path)
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    for spelling in ("AUTO", "auto ", " 2", "0x10"):  # the run gets as far as its output directory, or not
+        result = runner.invoke(app, ["train", str(config), "--threads", spelling, "--output", str(taken)])
+        assert_one_line_error(result, "got '0x10'" if spelling == "0x10" else f"{taken}: exists and is not a directory")
+    for value, expected in (("AUTO", "auto"), ("' 2 '", 2), (3, 3)):
+        assert load_config(config, [f"train.threads={value}"]).train.threads == expected
+        config.write_text(config.read_text().replace("train:\n", f"train:\n  threads: {value}\n"))
+        assert load_config(config).train.threads == expected
+        config = tiny_config(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, ["train.threads=2000"])
+    assert str(caught.value) == "--set train.threads=2000: train.threads: must be at most 1,024 (or 'auto'), got 2000"

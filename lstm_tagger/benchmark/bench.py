@@ -57,7 +57,7 @@ from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint
 from lstm_tagger.config import load_config
 from lstm_tagger.corpus.reader import read_corpus
 from lstm_tagger.errors import UserError, one_line
-from lstm_tagger.files import atomic_write_text, make_dir
+from lstm_tagger.files import atomic_write_text, check_writable, make_dir
 from lstm_tagger.benchmark.flops import flops_per_token, load_average, machine_info, matmul_rate, model_shape
 from lstm_tagger.model.tagger import parameter_count
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, tag
@@ -384,8 +384,8 @@ def _bench(
         raise UserError("tokens, epochs and latency sentences must be at least 1")
     config = load_config(config_path, overrides)  # a bad config fails here, in one line
     given = find_checkpoint(model) if model is not None else None
-    if output is not None:
-        make_dir(Path(output).parent)
+    if output is not None:  # the results are written at the end: make sure they can be, before the work
+        check_writable(make_dir(Path(output).parent))
     corpus_path = config.data.test or config.data.dev
     sentences = [s.words for s in read_corpus(corpus_path, config.data.format, config.data.columns)]
     load_before = load_average()

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator
 
 from lstm_tagger.errors import UserError
 from lstm_tagger.files import atomic_write_text, atomic_writer, make_dir, remove_stale_temporaries
+from lstm_tagger.limits import MAX_FILE_LIST_BYTES
 
 API_ROOT = "https://api.github.com"
 ORGANISATION = "UniversalDependencies"
@@ -128,7 +129,12 @@ def list_release(repository: str, release: str, api_root: str = API_ROOT, timeou
     }
     try:
         with _open(url, timeout, "application/vnd.github+json", explain) as response:
-            listing = json.loads(response.read().decode("utf-8"))
+            data = response.read(MAX_FILE_LIST_BYTES + 1)
+        if len(data) > MAX_FILE_LIST_BYTES:
+            raise DownloadError(f"{url}: not a repository file list (larger than the limit of {MAX_FILE_LIST_BYTES:,} bytes)")
+        listing = json.loads(data.decode("utf-8"))
+    except RecursionError:  # json nests as deep as the text says: '[' * 100000
+        raise DownloadError(f"{url}: not a repository file list (nested too deep)") from None
     except (ValueError, OSError, http.client.HTTPException) as exc:
         raise DownloadError(f"{url}: not a repository file list ({_reason(exc) or type(exc).__name__})") from None
     try:

@@ -35,7 +35,7 @@ from lstm_tagger.training.distill import SoftTargets, agreement, check_teachers,
 from lstm_tagger.training.distributed import Share, World
 from lstm_tagger.errors import ConfigError, DataError, UserError
 from lstm_tagger.evaluation.evaluate import evaluate, tag_score_matrix
-from lstm_tagger.files import atomic_write_text, make_dir, remove_stale_temporaries, run_lock
+from lstm_tagger.files import atomic_write_text, make_dir, remove_stale_temporaries, run_lock, same_file
 from lstm_tagger.model.tagger import parameter_count
 from lstm_tagger.limits import check_parameters, planned_parameters
 from lstm_tagger.training.memory import fix_mmap_threshold
@@ -109,6 +109,48 @@ def prepare_output_dir(output_dir: Path, force: bool) -> None:
             f"{output_dir}: output directory is not empty (use force=True to train into it anyway)", {"force=True": "--force"}
         )
     make_dir(output_dir, what="output directory")
+
+
+RUN_FILES = ("config.yaml", "train.log", "metrics.jsonl", "report.md", "report.json", "learning-curves.png", BEST, LAST, ".lock")
+"""What a run writes into its directory (or appends to: ``train.log``), besides ``confusion-*.png``."""
+
+
+def _written_by_run(output_dir: Path) -> list[Path]:
+    """The files of ``output_dir`` that training there would replace or append to."""
+    try:
+        plots = sorted(output_dir.glob("confusion-*.png"))
+    except OSError:
+        plots = []
+    return [output_dir / name for name in RUN_FILES] + plots
+
+
+def _inputs(config: Config, config_file: str | Path | None) -> list[tuple[str, Path]]:
+    """Every file (or run directory) training reads, with the key that names it."""
+    named = [("the config", config_file)] + [(f"data.{key}", getattr(config.data, key)) for key in ("train", "dev", "test")]
+    named += [("model.vectors", config.model.vectors)] + [("train.teacher", teacher) for teacher in config.train.teacher]
+    return [(key, Path(path)) for key, path in named if path is not None]
+
+
+def refuse_overwriting_inputs(config: Config, output_dir: Path, config_file: str | Path | None = None, resume: bool = False) -> None:
+    """A ``UserError`` if training into ``output_dir`` would replace or append to one of the files
+    it reads: ``config_file`` (the config being read: ``config.yaml`` with ``force=True``), a data
+    file, the vectors, or a teacher (a teacher run that is ``output_dir`` itself would lose its
+    ``model-best``). Links are followed: the same file under another name is refused too. On
+    ``resume`` the config may be the run's own ``config.yaml``, which the run rewrites as it was."""
+    options = {f"output_dir={output_dir}": f"--output {output_dir}", "another output_dir": "another --output"}
+    written = _written_by_run(output_dir)
+    for key, path in _inputs(config, None if resume else config_file):
+        if key == "train.teacher" and same_file(path, output_dir):
+            raise UserError(
+                f"{path}: train.teacher is the run directory output_dir={output_dir}, whose {BEST} training would "
+                "replace: give another output_dir", options,
+            )
+        for target in written:
+            if same_file(path, target):
+                raise UserError(
+                    f"{path}: {key} would be overwritten by the run's {target.name} in output_dir={output_dir}: "
+                    "give another output_dir (or move the file out of it)", options,
+                )
 
 
 @dataclass
@@ -252,6 +294,7 @@ def train(
     resume: bool = False,
     console: Console | None = None,
     progress: bool | None = None,
+    config_file: str | Path | None = None,
 ) -> TrainResult:
     """Train a tagger as ``config`` says and write the run into ``output_dir``.
 
@@ -264,6 +307,9 @@ def train(
 
     Started by torchrun with several processes, it trains data-parallel (see ``distributed.py``);
     rank 0 writes the run directory and prints, the other ranks stay silent.
+
+    ``config_file`` is the file ``config`` was read from, if any: no input file (it, the data,
+    the vectors, the teachers) is ever overwritten by the run, ``force`` or not.
     """
     fix_mmap_threshold()  # else the heap fragments and memory creeps up batch after batch (memory.py)
     output_dir = Path(output_dir)
@@ -279,6 +325,7 @@ def train(
         with world.together():  # then rank 0 alone prepares the run directory and takes its lock
             saved = None
             if world.is_main:
+                refuse_overwriting_inputs(config, output_dir, config_file, resume)
                 saved = _resume_point(config, output_dir) if resume else None
                 if saved is None:
                     prepare_output_dir(output_dir, force)

@@ -18,7 +18,7 @@ from lstm_tagger.config import Config, config_from_text
 from lstm_tagger.corpus.conllu import decode_lines
 from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import DataError, UserError
-from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary
+from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary, same_file
 from lstm_tagger.training.loop import Splits
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "ud_ewt.yaml"
@@ -168,10 +168,12 @@ def write_starter_config(
     malformed line, a tag column without values) is refused here with the same one line,
     and nothing is written.
     """
-    check_output(output, force)
     for role, path in (("train", train), ("dev", dev), ("test", test)):
         if path is not None and not path.is_file():
             raise UserError(f"{path}: {role} file not found" if not path.exists() else f"{path}: {role} file is not a regular file")
+        if path is not None and same_file(output, path):
+            raise UserError(f"{output}: is the {role} file {path}; the config must go to another file")
+    check_output(output, force)
     format = format or detect_format(train)
     columns = columns_with_values(train) if format == "conllu" else []
     learnt = [tag_column] if tag_column is not None else columns or ["upos"]  # none: the reader names the first word without
