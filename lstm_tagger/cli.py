@@ -205,7 +205,7 @@ PREDICT_THREADS_HELP = "Chunks of sentences tagged at once on the CPU, each by o
     ),
 )
 def train_cli(
-    config: Path = typer.Argument(..., help="YAML config file (see configs/ and the README's config reference)."),
+    config: Path = typer.Argument(..., help="YAML config file (see configs/ and docs/config.md)."),
     overrides: Optional[List[str]] = typer.Option(
         None, "--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set train.epochs=3 (repeatable)."
     ),

@@ -94,7 +94,7 @@ def set_tagging_threads(count: int | None) -> int:
 
     The fast models' operations are small: two chunks on one core each beat one chunk on two
     cores, whose OpenMP threads wait on each other and on the Python thread that reads and
-    writes (measured with configs/ud_ewt_fast.yaml's model on 1M EWT tokens, README "Speed").
+    writes (measured with configs/ud_ewt_fast.yaml's model on 1M EWT tokens, docs/benchmarks/speed.md).
     """
     set_threads(1)
     return count if count is not None else available_cores()

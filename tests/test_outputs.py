@@ -45,6 +45,15 @@ def test_export_does_not_replace_a_checkpoint_without_force(tiny_run, tmp_path):
     assert result.exit_code == 0, result.stderr  # --force replaces a regular file
 
 
+def test_export_never_replaces_the_checkpoint_it_exports(tiny_run, tmp_path):
+    run = copy_run(tiny_run, tmp_path / "run")
+    before = (run / BEST).read_bytes()
+    for model in (run, run / BEST):
+        result = runner.invoke(app, ["export", str(model), "--format", "torchscript", "--output", str(run / BEST), "--force"])
+        assert_one_line_error(result, f"{run / BEST}: is the checkpoint being exported; write the export to another file")
+    assert (run / BEST).read_bytes() == before
+
+
 def test_eval_output_does_not_replace_a_training_report_without_force(tiny_run, tmp_path):
     run = copy_run(tiny_run, tmp_path / "run")
     before = (run / "report.json").read_bytes()

@@ -28,7 +28,7 @@ EWT_TEST = "en_ewt-ud-test.conllu"
 """The test file the outside systems were scored on (UD English EWT, gold tokens)."""
 
 BASELINES = "../shared/baselines/README.md, the project's record of outside measurements (not shipped)"
-BASELINE_MACHINE = "2 CPU cores, torch 2.13 CPU, a machine of the kind the README's figures come from; session of 2026-12-01"
+BASELINE_MACHINE = "2 CPU cores, torch 2.13 CPU, a machine of the kind the docs' figures come from; session of 2026-12-01"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from lstm_tagger.checkpoint import Checkpoint, Described, describe, find_checkpo
 from lstm_tagger.config import Config
 from lstm_tagger.model.crf import CRF, decode_tags
 from lstm_tagger.errors import UserError
-from lstm_tagger.files import atomic_write_bytes, check_output, read_bytes
+from lstm_tagger.files import atomic_write_bytes, check_output, read_bytes, same_file
 from lstm_tagger.model.tagger import FAMILY, Tagger
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, chunks, per_sentence, prepare
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, Vocab, WordVocab
@@ -214,7 +214,10 @@ def export_model(checkpoint: str | Path | Checkpoint, format: str, output: str |
     if not output.parent.is_dir():
         raise ExportError(f"{output.parent}: output directory does not exist")
     if not isinstance(checkpoint, Checkpoint):
-        checkpoint = load_checkpoint(find_checkpoint(checkpoint))
+        source = find_checkpoint(checkpoint)
+        if same_file(source, output):  # even with --force: the user's checkpoint is never replaced
+            raise ExportError(f"{output}: is the checkpoint being exported; write the export to another file")
+        checkpoint = load_checkpoint(source)
     net = emission_net(checkpoint)
     meta = _metadata(checkpoint)
     data = _torchscript_bytes(net, meta) if format == "torchscript" else _onnx_bytes(net, meta)

@@ -31,7 +31,7 @@ SET_BY_INIT = ("train", "dev", "test", "format", "columns")
 HEADER = """\
 # lstm-tag config written by `lstm-tag init`: the shipped best recipe (configs/ud_ewt.yaml:
 # word embeddings + a character BiLSTM -> BiLSTM -> CRF) for your corpus.
-# Every key is explained in the README's config reference; paths are relative to this file.
+# Every key is explained in docs/config.md; paths are relative to this file.
 # Train with:  lstm-tag train {config}
 
 data:
