@@ -22,13 +22,6 @@ from conftest import assert_one_line_error, rewrite_header
 
 runner = CliRunner()
 DAMAGED = "the segmenter stored in the checkpoint is damaged"
-SEGMENTER_RUN = ("train.epochs=1", "tokenizer.mode=on", "tokenizer.epochs=1", "tokenizer.hidden_dim=8", "tokenizer.window=16")
-"""``tiny_config``'s corpus with a segmenter of one epoch: seconds to train, shared by the session."""
-
-
-@pytest.fixture(scope="module")
-def segmenter_run(trained_run) -> Path:
-    return trained_run("tiny", *SEGMENTER_RUN)
 
 
 def stored_header(run: Path) -> dict[str, Any]:
