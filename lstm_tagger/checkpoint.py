@@ -377,7 +377,10 @@ def _checked_segmenter(header: dict[str, Any], config: Config, path: Path) -> Se
         raise CheckpointError(f"{path}: {SEGMENTER_DAMAGED}: {exc}") from None
 
 
-def _load_segmenter(path: Path, config: Config, header: SegmenterHeader | None, tensors: dict[str, torch.Tensor]) -> Segmenter | None:
+def _load_segmenter(
+    path: Path, config: Config, header: SegmenterHeader | None, tensors: dict[str, torch.Tensor]
+) -> Segmenter | None:
+    """The segmenter of a header that ``_checked_segmenter`` passed, with its weights (None without one)."""
     if header is None:
         return None
     try:

@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import limits, load_checkpoint
 from lstm_tagger.checkpoint import BEST
 from lstm_tagger.cli import app
+from lstm_tagger.corpus.rawtext import Lexicon
 from lstm_tagger.errors import CheckpointError
 from lstm_tagger.segmenter import segment as segment_module
+from lstm_tagger.segmenter.header import read_header, words_only
 from lstm_tagger.segmenter.segment import Segmenter
 
-from conftest import assert_one_line_error, rewrite_header
+from conftest import assert_one_line_error, rewrite_header, tiny_config
 
 runner = CliRunner()
 DAMAGED = "the segmenter stored in the checkpoint is damaged"
@@ -77,15 +80,15 @@ SPECIALS = ["<pad>", "<unk>", " "]
 CASES = {
     # issue 31: a line break forged a CoNLL-U line, a TAB gave 11 columns, an empty word an empty FORM
     "line break": (lexicon_word(["do\n1\tFORGED", "g"]),
-                   "lexicon: the form 'dog': the word 'do\\n1\\tFORGED' holds whitespace or a control character (U+000A)"),
-    "tab": (lexicon_word(["do\tx", "g"]), "lexicon: the form 'dog': the word 'do\\tx' holds whitespace or a control character (U+0009)"),
-    "empty word": (lexicon_word(["", "dog"]), "lexicon: the form 'dog': the word '' is empty"),
+                   "lexicon: the form 'dog' has a word 'do\\n1\\tFORGED' that holds whitespace or a control character (U+000A)"),
+    "tab": (lexicon_word(["do\tx", "g"]), "lexicon: the form 'dog' has a word 'do\\tx' that holds whitespace or a control character (U+0009)"),
+    "empty word": (lexicon_word(["", "dog"]), "lexicon: the form 'dog' has a word '' that is empty"),
     "no words": (lexicon_word([]), "lexicon: the form 'dog' has 0 words, not 1 to 32"),  # an IndexError in the child
     "too many words": (lexicon_word(["d"] * 33), "lexicon: the form 'dog' has 33 words, not 1 to 32"),
-    "long words": (lexicon_word(["d" * 600, "g" * 600]), "lexicon: the words of 'dog' are longer than 1,000 characters together"),
+    "long words": (lexicon_word(["d" * 600, "g" * 600]), "lexicon: the form 'dog' has words longer than 1,000 characters together"),
     "space in a form": (lexicon("entries", {"a b": ["a", "b"]}), "lexicon: the form 'a b' holds whitespace or a control character (U+0020)"),
-    "NUL": (lexicon_word(["d\x00", "og"]), "lexicon: the form 'dog': the word 'd\\x00' holds whitespace or a control character (U+0000)"),
-    "line separator": (lexicon_word(["d\u2028", "og"]), "lexicon: the form 'dog': the word 'd\\u2028' holds whitespace or a control character (U+2028)"),
+    "NUL": (lexicon_word(["d\x00", "og"]), "lexicon: the form 'dog' has a word 'd\\x00' that holds whitespace or a control character (U+0000)"),
+    "line separator": (lexicon_word(["d\u2028", "og"]), "lexicon: the form 'dog' has a word 'd\\u2028' that holds whitespace or a control character (U+2028)"),
     "empty suffix": (lexicon("suffixes", ["n't", ""]), "lexicon: the suffix '' is empty"),
     "usual not an entry": (lexicon("usual", ["zebra"]), "lexicon: the usual form 'zebra' is not one of the entries"),
     "words not a list": (lexicon("entries", {"dog": "do g"}), "lexicon.entries.dog: input should be a valid array"),
@@ -166,3 +169,43 @@ def test_the_segmenter_limits_are_stated_in_limits():
     assert (limits.MAX_LEXICON_FORMS, limits.MAX_LEXICON_SUFFIXES) == (1_000_000, 10_000)
     assert (limits.MAX_MULTIWORD_WORDS, limits.MAX_MULTIWORD_CHARS, limits.MAX_SEGMENTER_SCORES) == (32, 1000, 16)
     assert limits.count_parameters({"a": (2, 3), "b": (4,), "c": ()}) == 11
+
+
+def test_words_only_keeps_what_the_header_accepts():
+    learned = Lexicon({"don't": ["do", "n't"], "a b": ["a", "b"], "du": ["de", "l\te"], "au": []}, ["don't", "a b", "du"], ["n't", "", "x\ny"])
+    kept = words_only(learned)
+    assert (kept.entries, kept.usual, kept.suffixes) == ({"don't": ["do", "n't"]}, {"don't"}, ["n't"])
+    assert read_header(json.dumps({"chars": SPECIALS, "lexicon": kept.to_dict()})).lexicon.entries == kept.entries
+
+
+MULTIWORD_WITH_A_SPACE = """# text = We don't stop.
+1\tWe\twe\tPRON\t_\t_\t_\t_\t_\t_
+2-3\tdon't\t_\t_\t_\t_\t_\t_\t_\t_
+2\tdo\tdo\tAUX\t_\t_\t_\t_\t_\t_
+3\tn't\tnot\tPART\t_\t_\t_\t_\t_\t_
+4\tstop\tstop\tVERB\t_\t_\t_\t_\t_\t_
+5\t.\t.\tPUNCT\t_\t_\t_\t_\t_\t_
+
+# text = Go au lit.
+1\tGo\tgo\tVERB\t_\t_\t_\t_\t_\t_
+2-3\tau\t_\t_\t_\t_\t_\t_\t_\t_
+2\ta b\ta\tADP\t_\t_\t_\t_\t_\t_
+3\tle\tle\tDET\t_\t_\t_\t_\t_\t_
+4\tlit\tlit\tNOUN\t_\t_\t_\t_\t_\t_
+5\t.\t.\tPUNCT\t_\t_\t_\t_\t_\t_
+
+"""
+
+
+def test_a_treebank_word_with_a_space_stays_out_of_the_lexicon_and_the_checkpoint_loads(tmp_path):
+    """A treebank may hold what the header refuses: training leaves it out, rather than writing a
+    checkpoint that would not load."""
+    (tmp_path / "mw.conllu").write_text(MULTIWORD_WITH_A_SPACE, encoding="utf-8")
+    path = tiny_config(tmp_path, tokenizer={"mode": "on", "epochs": 1, "hidden_dim": 8, "window": 16}, train={"epochs": 1})
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["data"] = {"train": "mw.conllu", "dev": "mw.conllu", "test": "mw.conllu"}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    segmenter = load_checkpoint(tmp_path / "run" / BEST).segmenter
+    assert segmenter is not None and segmenter.lexicon.entries == {"don't": ["do", "n't"]}

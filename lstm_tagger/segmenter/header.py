@@ -6,6 +6,7 @@ an empty word give an empty FORM, an empty suffix cut a token into a word and no
 character table, the multiword lexicon and the dev scores are checked here field by field:
 every word non-empty, without whitespace or control characters, every length and count
 within ``limits.py``. The network's sizes are checked against the tensors by ``segment.py``.
+Training keeps only what this check accepts (``words_only``), so a trained segmenter always loads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from lstm_tagger.corpus.rawtext import Lexicon
 from lstm_tagger.limits import (
     MAX_LEXICON_FORMS, MAX_LEXICON_SUFFIXES, MAX_MULTIWORD_CHARS, MAX_MULTIWORD_WORDS, MAX_SEGMENTER_SCORES,
 )
@@ -45,6 +47,28 @@ def word_problem(word: str) -> str | None:
     return None
 
 
+def _entry_problem(form: str, words: list[str]) -> str | None:
+    """What makes ``words`` no multiword token's words, said of its form (None when nothing does)."""
+    if not 1 <= len(words) <= MAX_MULTIWORD_WORDS:
+        return f"has {len(words)} words, not 1 to {MAX_MULTIWORD_WORDS}"
+    for word in words:
+        problem = word_problem(word)
+        if problem is not None:
+            return f"has a word {_shown(word)} that {problem}"
+    if sum(map(len, words)) > MAX_MULTIWORD_CHARS:
+        return f"has words longer than {MAX_MULTIWORD_CHARS:,} characters together"
+    return None
+
+
+def words_only(lexicon: Lexicon) -> Lexicon:
+    """``lexicon`` without the forms, words and suffixes that the header would refuse (a treebank's
+    multiword token whose word holds a space, say), so that a trained segmenter always loads."""
+    kept = [(form, words) for form, words in lexicon.entries.items() if word_problem(form) is None and _entry_problem(form, words) is None]
+    entries = dict(kept[:MAX_LEXICON_FORMS])
+    suffixes = [suffix for suffix in lexicon.suffixes if word_problem(suffix) is None][:MAX_LEXICON_SUFFIXES]
+    return Lexicon(entries, [form for form in lexicon.usual if form in entries], suffixes)
+
+
 def _check_word(word: str, what: str) -> None:
     problem = word_problem(word)
     if problem is not None:
@@ -68,12 +92,9 @@ class LexiconHeader(_Strict):
             raise ValueError(f"more than {MAX_LEXICON_FORMS:,} multiword forms")
         for form, words in self.entries.items():
             _check_word(form, "the form")
-            if not 1 <= len(words) <= MAX_MULTIWORD_WORDS:
-                raise ValueError(f"the form {_shown(form)} has {len(words)} words, not 1 to {MAX_MULTIWORD_WORDS}")
-            for word in words:
-                _check_word(word, f"the form {_shown(form)}: the word")
-            if sum(map(len, words)) > MAX_MULTIWORD_CHARS:
-                raise ValueError(f"the words of {_shown(form)} are longer than {MAX_MULTIWORD_CHARS:,} characters together")
+            problem = _entry_problem(form, words)
+            if problem is not None:
+                raise ValueError(f"the form {_shown(form)} {problem}")
         unknown = [form for form in self.usual if form not in self.entries]
         if unknown:
             raise ValueError(f"the usual form {_shown(unknown[0])} is not one of the entries")

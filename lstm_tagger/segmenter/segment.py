@@ -39,7 +39,7 @@ from lstm_tagger.corpus.rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Segmented, TreebankSentence, Window,
     char_class, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels, text_windows,
 )
-from lstm_tagger.segmenter.header import CHAR_SPECIALS, SegmenterHeader, read_header
+from lstm_tagger.segmenter.header import CHAR_SPECIALS, SegmenterHeader, read_header, words_only
 
 PREFIX = "segmenter."
 """Tensor names of the segmenter inside a checkpoint file start with this."""
@@ -441,7 +441,7 @@ def train_segmenter(
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     table = CharTable.build(paragraph_texts(train_sentences))
-    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
+    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, words_only(Lexicon.learn(train_sentences)))
     data = _stream(train_sentences, table)
     del train_sentences  # the stream, the table and the lexicon hold what training needs
     optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
