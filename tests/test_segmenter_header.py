@@ -107,11 +107,11 @@ CASES = {
     "deep JSON": (lambda s, c: "[" * 100_000, "(top level): invalid JSON: recursion limit exceeded at line 1 column 202"),
     "lone surrogate": (setting("chars", [*SPECIALS, "\ud800"]), "(top level): invalid JSON: unexpected end of hex escape at line 1 column 42"),
     # issue 31 (7): sizes are checked against the limits and the tensors before anything is built
-    "64 x 512": (tokenizer(num_layers=64, hidden_dim=512), "the network would have 399,152,989 parameters, above the limit of 200,000,000"),
+    "64 x 512": (tokenizer(num_layers=64, hidden_dim=512), "the tokenizer would have 399,152,989 parameters, above the limit of 200,000,000"),
     "16 x 512": (tokenizer(num_layers=16, hidden_dim=512),
                  "its weights do not match its sizes and characters (segmenter.encoder.rnn.bias_hh_l10)"),
     "layers": (tokenizer(num_layers=10**7), "tokenizer.num_layers 10,000,000 is above the limit of 64"),
-    "beyond torch": (tokenizer(hidden_dim=2**62), "the network's sizes are beyond what torch can hold"),
+    "beyond torch": (tokenizer(hidden_dim=2**62), "the tokenizer's sizes are beyond what torch can hold"),
     "one character more": (lambda s, c: s["chars"].append("\u2603"), "its weights do not match its sizes and characters (segmenter.chars.weight)"),
 }
 
@@ -209,3 +209,18 @@ def test_a_treebank_word_with_a_space_stays_out_of_the_lexicon_and_the_checkpoin
     assert result.exit_code == 0, result.output
     segmenter = load_checkpoint(tmp_path / "run" / BEST).segmenter
     assert segmenter is not None and segmenter.lexicon.entries == {"don't": ["do", "n't"]}
+
+
+@pytest.mark.parametrize(
+    "sizes, expected",
+    [
+        ({"hidden_dim": 10**5, "num_layers": 1}, "the tokenizer would have 80,034,600,861 parameters, above the limit of 200,000,000"),
+        ({"num_layers": 10**7}, "tokenizer.num_layers 10,000,000 is above the limit of 64"),
+    ],
+)
+def test_training_a_huge_segmenter_is_refused_before_it_is_built(tmp_path, sizes, expected):
+    path = tiny_config(tmp_path, tokenizer={"mode": "on", **sizes}, train={"epochs": 1})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = runner.invoke(app, ["train", str(path), "--output", str(tmp_path / "run")])
+    assert_one_line_error(result, expected)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300_000  # KiB: nothing large was allocated

@@ -167,10 +167,10 @@ def planned_shapes(config: TokenizerConfig, num_chars: int) -> dict[str, tuple[i
     try:
         shapes = planned_parameters(lambda: SegmenterNet(config, num_chars))
     except (RuntimeError, TypeError, OverflowError):  # a size torch cannot even plan (above 2^63 values)
-        raise ValueError("the network's sizes are beyond what torch can hold") from None
+        raise ValueError("the tokenizer's sizes are beyond what torch can hold") from None
     count = count_parameters(shapes)
     if count > DEFAULT_MAX_PARAMETERS:
-        raise ValueError(f"the network would have {count:,} parameters, above the limit of {DEFAULT_MAX_PARAMETERS:,}")
+        raise ValueError(f"the tokenizer would have {count:,} parameters, above the limit of {DEFAULT_MAX_PARAMETERS:,}")
     return shapes
 
 
@@ -441,6 +441,10 @@ def train_segmenter(
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     table = CharTable.build(paragraph_texts(train_sentences))
+    try:
+        planned_shapes(settings, len(table.itos))  # before the network is built, as when it is loaded
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, words_only(Lexicon.learn(train_sentences)))
     data = _stream(train_sentences, table)
     del train_sentences  # the stream, the table and the lexicon hold what training needs
