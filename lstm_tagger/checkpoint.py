@@ -30,7 +30,8 @@ from lstm_tagger.files import atomic_write_bytes, read_bytes
 from lstm_tagger.limits import check_parameters, planned_parameters
 from lstm_tagger.model.tagger import FAMILY, Tagger
 from lstm_tagger.segmenter.segment import PREFIX as SEGMENTER_PREFIX
-from lstm_tagger.segmenter.segment import Segmenter
+from lstm_tagger.segmenter.header import SegmenterHeader
+from lstm_tagger.segmenter.segment import Segmenter, checked_header
 from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
@@ -172,7 +173,7 @@ class CheckpointMeta(Described):
     format: Literal["lstm-tag"]
     train_state: Optional[Json[dict[str, Any]]] = None
     segmenter: Optional[str] = None
-    """the raw-text segmenter's own header (checked by ``Segmenter.load``)"""
+    """the raw-text segmenter's own header (checked by ``segment.checked_header``)"""
 
 
 class TensorEntry(_Strict):
@@ -184,7 +185,9 @@ class TensorEntry(_Strict):
 
 
 def _short(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    """A pydantic error as ``where: what``, on one line (a key holding a line break is quoted)."""
+    where = ".".join(repr(part) if isinstance(part, str) and not part.isprintable() else str(part) for part in error["loc"])
+    where = where or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if not message[:2].isupper():  # "Input should be ..." -> "input should be ...", but "JSON ..." stays
         message = message[0].lower() + message[1:]
@@ -298,6 +301,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     described = read_description(header["__metadata__"], path)
     config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
     _checked_shapes(header, described, path)
+    segmenter_header = _checked_segmenter(header, config, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
             raise CheckpointError(f"{path}: the model's cell is {config.model.cell}; only a cell of the same family can serve it, not {cell}")
@@ -311,7 +315,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     if described.upgraded:
         tensors = {_v1_name(name, config.data.columns[0]): t for name, t in tensors.items()}
         train_tensors = {_v1_name(name, config.data.columns[0], "momentum."): t for name, t in train_tensors.items()}
-    segmenter = _load_segmenter(path, config, header["__metadata__"], tensors)
+    segmenter = _load_segmenter(path, config, segmenter_header, tensors)
     tensors = {name: t for name, t in tensors.items() if not name.startswith(SEGMENTER_PREFIX)}
     try:
         sizes = {column: len(vocab) for column, vocab in vocabs.items()}
@@ -352,13 +356,37 @@ def _v1_name(name: str, column: str, prefix: str = "") -> str:
     return name
 
 
-def _load_segmenter(path: Path, config: Config, meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> Segmenter | None:
-    if "segmenter" not in meta:
+SEGMENTER_DAMAGED = "the segmenter stored in the checkpoint is damaged"
+
+
+def _checked_segmenter(header: dict[str, Any], config: Config, path: Path) -> SegmenterHeader | None:
+    """The segmenter's part of the header (None without one), every field checked and its network's
+    sizes checked against the limits and its tensors' shapes, before anything is allocated."""
+    meta = header["__metadata__"]
+    if meta.get("segmenter") is None:
         return None
     try:
-        return Segmenter.load(config.tokenizer, tensors, meta["segmenter"])
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
-        raise CheckpointError(f"{path}: the segmenter stored in the checkpoint is damaged") from None
+        shapes = {
+            name[len(SEGMENTER_PREFIX) :]: tuple(TensorEntry.model_validate(entry).shape)
+            for name, entry in header.items() if name.startswith(SEGMENTER_PREFIX)
+        }
+        return checked_header(config.tokenizer, meta["segmenter"], shapes)
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: {SEGMENTER_DAMAGED}: {_short(exc.errors()[0])}") from None
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {SEGMENTER_DAMAGED}: {exc}") from None
+
+
+def _load_segmenter(
+    path: Path, config: Config, header: SegmenterHeader | None, tensors: dict[str, torch.Tensor]
+) -> Segmenter | None:
+    """The segmenter of a header that ``_checked_segmenter`` passed, with its weights (None without one)."""
+    if header is None:
+        return None
+    try:
+        return Segmenter.from_header(config.tokenizer, header, tensors)
+    except (RuntimeError, ValueError):  # safetensors checked the bytes and we the shapes: a dtype torch cannot copy
+        raise CheckpointError(f"{path}: {SEGMENTER_DAMAGED}: its weights cannot be read") from None
 
 
 def find_checkpoint(model: str | Path | None, runs_dir: str | Path = "runs") -> Path:

@@ -45,6 +45,17 @@ DEFAULT_MAX_PARAMETERS = 200_000_000
 """The default of ``model.max_parameters`` and the ceiling for a checkpoint or export read from disk."""
 BYTES_PER_PARAMETER = 12
 """Training holds float32 weights, gradients and momentum: 12 bytes per parameter."""
+MAX_LEXICON_FORMS = 1_000_000
+"""A segmenter's multiword lexicon (read from a checkpoint) holds at most 1,000,000 forms."""
+MAX_LEXICON_SUFFIXES = 10_000
+"""... and at most 10,000 suffixes, each tried on every multiword token it has no form for."""
+MAX_MULTIWORD_WORDS = 32
+"""A multiword token of the lexicon has at most 32 words."""
+MAX_MULTIWORD_CHARS = 1000
+"""A form of the lexicon, a suffix, and the words of one form together have at most 1,000 characters
+(the segmenter cuts longer tokens, ``segment.MAX_TOKEN_CHARS``)."""
+MAX_SEGMENTER_SCORES = 16
+"""A segmenter's dev scores stored in a checkpoint are at most 16 numbers."""
 
 
 def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
@@ -70,14 +81,20 @@ def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, .
     return {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}
 
 
-def check_parameters(shapes: dict[str, tuple[int, ...]], limit: int, where: str) -> int:
-    """The number of values in ``shapes``; a ``UserError`` naming ``where`` if it is above ``limit``."""
+def count_parameters(shapes: dict[str, tuple[int, ...]]) -> int:
+    """The number of values in ``shapes``."""
     count = 0
     for shape in shapes.values():
         size = 1
         for dim in shape:
             size *= dim
         count += size
+    return count
+
+
+def check_parameters(shapes: dict[str, tuple[int, ...]], limit: int, where: str) -> int:
+    """The number of values in ``shapes``; a ``UserError`` naming ``where`` if it is above ``limit``."""
+    count = count_parameters(shapes)
     if count > limit:
         need = count * BYTES_PER_PARAMETER / 2**30
         raise UserError(

@@ -111,3 +111,10 @@ def trained_run(tmp_path_factory) -> Callable[..., Path]:
 def tiny_run(trained_run) -> Path:
     """``tiny_config``'s model trained for 2 epochs: the run most tests of bad input start from (do not change it)."""
     return trained_run("tiny", "train.epochs=2")
+
+
+@pytest.fixture(scope="session")
+def segmenter_run(trained_run) -> Path:
+    """``tiny_config``'s corpus with a segmenter trained for one epoch (and the tagger for one): a real
+    checkpoint with a segmenter in seconds, for tests of its header (do not change it)."""
+    return trained_run("tiny", "train.epochs=1", "tokenizer.mode=on", "tokenizer.epochs=1", "tokenizer.hidden_dim=8", "tokenizer.window=16")

@@ -32,6 +32,7 @@ from lstm_tagger.config import Config, TokenizerConfig
 from lstm_tagger.evaluation.conll18 import evaluate as conll18_evaluate
 from lstm_tagger.corpus.reader import bucket_order, padded_rows
 from lstm_tagger.errors import ConfigError, UserError
+from lstm_tagger.limits import DEFAULT_MAX_PARAMETERS, MAX_LAYERS, count_parameters, planned_parameters
 from lstm_tagger.model.tagger import RecurrentEncoder
 from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.corpus.rawtext import (
@@ -39,6 +40,7 @@ from lstm_tagger.corpus.rawtext import (
     char_class, glued, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels,
     outside_clusters, text_windows,
 )
+from lstm_tagger.segmenter.header import CHAR_SPECIALS, SegmenterHeader, read_header, words_only
 
 PREFIX = "segmenter."
 """Tensor names of the segmenter inside a checkpoint file start with this."""
@@ -82,7 +84,7 @@ class CharTable:
         for text in texts:
             counts.update(text)
         chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
-        return cls(["<pad>", "<unk>", " ", *chars])
+        return cls([*CHAR_SPECIALS, *chars])
 
     def _code(self, char: str) -> int:
         if char.isspace():
@@ -146,13 +148,45 @@ class Segmenter:
 
     @classmethod
     def load(cls, config: TokenizerConfig, tensors: dict[str, torch.Tensor], metadata: str) -> "Segmenter":
-        """Undo ``tensors`` + ``metadata``; raises ValueError, KeyError or RuntimeError when they do not fit."""
-        meta = json.loads(metadata)
-        table = CharTable([str(c) for c in meta["chars"]])
+        """Undo ``tensors`` + ``metadata``, checked before anything is built: a ValueError (a pydantic
+        ``ValidationError`` for a field of the header) when they do not fit."""
+        shapes = {name[len(PREFIX) :]: tuple(t.shape) for name, t in tensors.items() if name.startswith(PREFIX)}
+        return cls.from_header(config, checked_header(config, metadata, shapes), tensors)
+
+    @classmethod
+    def from_header(cls, config: TokenizerConfig, header: SegmenterHeader, tensors: dict[str, torch.Tensor]) -> "Segmenter":
+        """The segmenter of a header that ``checked_header`` passed, with its weights (``segmenter.*`` of ``tensors``)."""
+        table = CharTable(header.chars)
         net = SegmenterNet(config, len(table.itos))
         net.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
         net.eval()
-        return cls(config, net, table, Lexicon.from_dict(meta["lexicon"]), dict(meta.get("scores", {})))
+        return cls(config, net, table, Lexicon.from_dict(header.lexicon.model_dump()), dict(header.scores))
+
+
+def planned_shapes(config: TokenizerConfig, num_chars: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of the weights of the network of ``config`` with ``num_chars`` characters, planned
+    without allocating it; a ValueError when it cannot be built or would be above the limit."""
+    if config.num_layers > MAX_LAYERS:  # planning a layer costs time: a million of them would not end
+        raise ValueError(f"tokenizer.num_layers {config.num_layers:,} is above the limit of {MAX_LAYERS}")
+    try:
+        shapes = planned_parameters(lambda: SegmenterNet(config, num_chars))
+    except (RuntimeError, TypeError, OverflowError):  # a size torch cannot even plan (above 2^63 values)
+        raise ValueError("the tokenizer's sizes are beyond what torch can hold") from None
+    count = count_parameters(shapes)
+    if count > DEFAULT_MAX_PARAMETERS:
+        raise ValueError(f"the tokenizer would have {count:,} parameters, above the limit of {DEFAULT_MAX_PARAMETERS:,}")
+    return shapes
+
+
+def checked_header(config: TokenizerConfig, metadata: str, shapes: dict[str, tuple[int, ...]]) -> SegmenterHeader:
+    """The segmenter's header (``Segmenter.metadata()``) read, and the network it describes checked
+    against ``shapes``, its stored weights' shapes (named without ``PREFIX``), before anything is allocated."""
+    header = read_header(metadata)
+    planned = planned_shapes(config, len(header.chars))
+    if shapes != planned:
+        wrong = sorted(set(shapes) ^ set(planned)) or [name for name in planned if shapes[name] != planned[name]]
+        raise ValueError(f"its weights do not match its sizes and characters ({PREFIX}{wrong[0]})")
+    return header
 
 
 SPACE = -1
@@ -432,7 +466,11 @@ def train_segmenter(
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     table = CharTable.build(paragraph_texts(train_sentences))
-    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, Lexicon.learn(train_sentences))
+    try:
+        planned_shapes(settings, len(table.itos))  # before the network is built, as when it is loaded
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, words_only(Lexicon.learn(train_sentences)))
     data = _stream(train_sentences, table)
     del train_sentences  # the stream, the table and the lexicon hold what training needs
     optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
