@@ -65,7 +65,8 @@ class Token:
 @dataclass
 class Sentence:
     """One tagged sentence: its tokens, their words, its text (what ``# text`` says) and its
-    number in the document (``# sent_id`` of the command line's CoNLL-U output for raw text and tokens)."""
+    number in the document (``# sent_id`` of the command line's CoNLL-U output for raw text and tokens);
+    ``tagged`` is what the tagger returned for it (``predict.Tagged``: words, tags, probabilities)."""
 
     id: int
     text: str
@@ -97,7 +98,7 @@ class Document:
     @classmethod
     def build(cls, input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab], text: str | None = None) -> "Document":
         kept = list(records)
-        return cls(list(sentences(input_format, kept, vocabs)), input_format, kept, vocabs, text)
+        return cls(list(sentences_of(input_format, kept, vocabs)), input_format, kept, vocabs, text)
 
     def write(self, format: str, out: TextIO) -> int:
         """Write the document in ``format`` (``text``, ``json`` or ``conllu``), as ``lstm-tag predict`` does."""
@@ -130,13 +131,15 @@ def write_records(input_format: str, records: Iterable[Record], vocabs: Mapping[
     writer for that input; returns the sentences written. Streams: nothing is kept."""
     if input_format == "text":
         return write_text_tagged(records, vocabs, format, out)
-    inputs, outputs = tee(records)  # consumed in step: the writer pairs each input with its tags
-    return write_predictions(
-        lambda _: (tagged for _, tagged in outputs), ((tagged.words, block) for block, tagged in inputs), vocabs, format, out
-    )
+    inputs, outputs = tee(records)  # both read in step, so neither tee keeps more than a record
+
+    def tagger(words: Iterable[Any]) -> Iterator[Tagged]:  # reads the writer's words as it gives their tags
+        return (tagged for _, (_, tagged) in zip(words, outputs))
+
+    return write_predictions(tagger, ((tagged.words, block) for block, tagged in inputs), vocabs, format, out)
 
 
-def sentences(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab]) -> Iterator[Sentence]:
+def sentences_of(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab]) -> Iterator[Sentence]:
     """The ``Sentence`` of each record that is one (a blank tokens line or a CoNLL-U block without
     words is not), numbered from 1."""
     number = 0

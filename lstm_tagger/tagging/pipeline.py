@@ -53,7 +53,7 @@ from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint,
 from lstm_tagger.corpus.vocab import Vocab
 from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import bounded_lines, open_input
-from lstm_tagger.tagging.document import Document, Record, Sentence, sentences, write_records
+from lstm_tagger.tagging.document import Document, Record, Sentence, sentences_of, write_records
 from lstm_tagger.tagging.export import ExportedModel, load_onnx, tag_exported
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, chunks, input_format_for, read_input, tag_stream
 from lstm_tagger.tagging.rawtag import CHUNK_BYTES, file_chunks, read_text_chunks, tag_text
@@ -120,9 +120,9 @@ class Pipeline:
             raise UserError(f"raw text is a str, not {type(text).__name__}: pre-split sentences go to tag_tokens, files to stream")
         return Document.build("text", self._raw([text], scores), self.vocabs, text)
 
-    def tag_tokens(self, sentences_: Iterable[Sequence[str]], scores: bool = False) -> Document:
+    def tag_tokens(self, sentences: Iterable[Sequence[str]], scores: bool = False) -> Document:
         """Tag pre-split sentences, each a list of words (``predict --input-format tokens``)."""
-        return Document.build("tokens", self._paired(map(_token_input, sentences_), scores), self.vocabs)
+        return Document.build("tokens", self._paired(map(_token_input, sentences), scores), self.vocabs)
 
     def tag_conllu(self, source: Source, scores: bool = False) -> Document:
         """Tag the word lines of CoNLL-U: a ``str`` with a line break or a tab is CoNLL-U text,
@@ -135,7 +135,7 @@ class Pipeline:
         """The tagged sentences of ``source`` (a path, an open file or lines; see ``Source``), one at
         a time, read and tagged in bounded memory; ``input_format`` as ``input_format_of``."""
         kind = self.input_format_of(source, input_format)
-        return sentences(kind, self._records(source, kind, scores), self.vocabs)
+        return sentences_of(kind, self._records(source, kind, scores), self.vocabs)
 
     def write(
         self, source: Source, out: TextIO, format: str = "text", input_format: str | None = None, scores: bool = False
@@ -151,7 +151,8 @@ class Pipeline:
         """``chosen``, else ``predict``'s default: ``conllu`` for a ``.conllu`` file, else ``text``
         with a segmenter, else ``tokens``."""
         if chosen is not None and chosen not in INPUT_FORMATS:
-            raise UserError(f"input_format={chosen!r}: expected {', '.join(INPUT_FORMATS)}", {f"input_format={chosen!r}": f"--input-format {chosen}"})
+            named = {f"input_format={chosen!r}": f"--input-format {chosen}"}
+            raise UserError(f"input_format={chosen!r}: expected {', '.join(INPUT_FORMATS)}", named)
         name = _name(source)
         if chosen == "text" or (chosen is None and self.has_segmenter and not (name or "").endswith(".conllu")):
             return "text"

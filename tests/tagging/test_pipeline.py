@@ -6,6 +6,8 @@ from __future__ import annotations
 import doctest
 import io
 import json
+import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -236,3 +238,29 @@ def test_the_module_docstring_example_runs(demo_run, tmp_path, monkeypatch):
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     result = doctest.testmod(pipeline, optionflags=flags, raise_on_error=False, report=True)
     assert result.attempted >= 10 and result.failed == 0, result
+
+
+def _peak_bytes(tagger: pipeline.Pipeline, sentences: int, input_format: str) -> int:
+    """Python's peak allocation while ``write`` tags ``sentences`` sentences read from a generator."""
+    if input_format == "tokens":
+        lines = ("The dog ate the apple and everybody read that book\n" for _ in range(sentences))
+    else:
+        block = ["# sent_id = x\n", "1\tThe\t_\t_\t_\t_\t_\t_\t_\t_\n", "2\tdog\t_\t_\t_\t_\t_\t_\t_\t_\n", "\n"]
+        lines = (line for _ in range(sentences) for line in block)
+    with open(os.devnull, "w", encoding="utf-8") as nowhere:
+        tracemalloc.start()
+        try:
+            tagger.write(lines, nowhere, "conllu", input_format)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("input_format", ["tokens", "conllu"])
+def test_write_streams_in_constant_memory(tiny_run, input_format):
+    """Four times the sentences, the same peak: nothing read is kept once written (a tee whose
+    copy is never read would keep every sentence: 4 and 9 MB more here)."""
+    tagger = lstm_tagger.load(tiny_run, batch_size=16)  # chunks of 128 sentences: many of them
+    _peak_bytes(tagger, 2000, input_format)  # the first run's one-off allocations
+    small, large = _peak_bytes(tagger, 2000, input_format), _peak_bytes(tagger, 8000, input_format)
+    assert large - small < 1_000_000, (small, large)
