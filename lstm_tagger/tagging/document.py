@@ -31,7 +31,7 @@ Source = Union[Segmented, Block, None]
 Record = tuple[Source, Tagged]
 
 
-@dataclass
+@dataclass(slots=True)
 class Word:
     """A syntactic word: its ID in the sentence, its form and each column's tag (None for a
     column the model did not learn); with ``scores=True``, each learnt column's probability of
@@ -50,7 +50,7 @@ class Word:
         return self.form
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     """A surface token: one word, or a multiword token (``Don't`` -> ``Do`` + ``n't``) whose ``id``
     is the range of its words' IDs, ``(1, 2)``; a one-word token's ``id`` is ``(n,)``."""
