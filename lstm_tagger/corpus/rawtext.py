@@ -155,7 +155,7 @@ def _word(fields: list[str]) -> Word:
     return Word(fields[1], fields[3], fields[4], fields[5])
 
 
-def _sentence(block: Block) -> TreebankSentence:
+def block_sentence(block: Block) -> TreebankSentence:
     """One block's tokens (a range opens a multiword token that takes the words up to its
     last ID), its ``# text`` and whether ``# newpar`` / ``# newdoc`` starts it."""
     sentence = TreebankSentence()
@@ -189,7 +189,7 @@ def read_treebank(path: str | Path) -> list[TreebankSentence]:
     The lines are read and checked by ``conllu.read_file``, as training reads them; empty
     nodes are skipped, and a sentence with no token is none.
     """
-    sentences = (_sentence(block) for block in read_file(path, check_ranges=True))
+    sentences = (block_sentence(block) for block in read_file(path, check_ranges=True))
     return [sentence for sentence in sentences if sentence.tokens]
 
 

@@ -1,0 +1,187 @@
+"""A tagged document in Stanza's shape: sentences of tokens of words, each word with the tags of
+the columns the model learnt (``upos``, ``xpos``, ``feats``; None for a column it did not).
+
+A document keeps what it was made from, the input as read (a segmented sentence, a CoNLL-U
+block, or nothing for pre-split tokens) beside each tagged sentence, and writes itself with
+the very writers ``lstm-tag predict`` uses (``rawtag.write_text_tagged`` for raw text,
+``predict.write_predictions`` otherwise), so ``doc.to_conllu()`` and ``doc.to_json()`` are the
+command line's ``--format conllu`` and ``--format json`` output byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from itertools import tee
+from typing import Any, Iterable, Iterator, Mapping, TextIO, Union
+
+from lstm_tagger.corpus.conllu import Block
+from lstm_tagger.corpus.rawtext import Segmented, TreebankSentence, block_sentence
+from lstm_tagger.corpus.vocab import Vocab
+from lstm_tagger.tagging.predict import Tagged, format_json, write_predictions
+from lstm_tagger.tagging.rawtag import write_text_tagged
+
+TAG_COLUMNS = ("upos", "xpos", "feats")
+
+Source = Union[Segmented, Block, None]
+"""What a tagged sentence was read as: a ``Segmented`` sentence (raw text), a CoNLL-U ``Block``
+(CoNLL-U input; a block without words stands for lines to copy), or None (pre-split tokens)."""
+
+Record = tuple[Source, Tagged]
+
+
+@dataclass(slots=True)
+class Word:
+    """A syntactic word: its ID in the sentence, its form and each column's tag (None for a
+    column the model did not learn); with ``scores=True``, each learnt column's probability of
+    every tag, most probable first (``{"upos": {"NOUN": 0.98, ...}}``, as ``--format json --scores``)."""
+
+    id: int
+    form: str
+    upos: str | None = None
+    xpos: str | None = None
+    feats: str | None = None
+    scores: dict[str, dict[str, float]] | None = None
+
+    @property
+    def text(self) -> str:
+        """The form (Stanza's name for it)."""
+        return self.form
+
+
+@dataclass(slots=True)
+class Token:
+    """A surface token: one word, or a multiword token (``Don't`` -> ``Do`` + ``n't``) whose ``id``
+    is the range of its words' IDs, ``(1, 2)``; a one-word token's ``id`` is ``(n,)``."""
+
+    id: tuple[int, ...]
+    text: str
+    words: list[Word]
+    space_after: bool = True
+    multiword: bool = False
+
+
+@dataclass
+class Sentence:
+    """One tagged sentence: its tokens, their words, its text (what ``# text`` says) and its
+    number in the document (``# sent_id`` of the command line's CoNLL-U output for raw text and tokens);
+    ``tagged`` is what the tagger returned for it (``predict.Tagged``: words, tags, probabilities)."""
+
+    id: int
+    text: str
+    tokens: list[Token]
+    tagged: Tagged = field(repr=False)
+    vocabs: Mapping[str, Vocab] = field(repr=False)
+
+    @property
+    def words(self) -> list[Word]:
+        return [word for token in self.tokens for word in token.words]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sentence as ``--format json`` writes it: ``{"words": [...], "upos": [...], ...}``
+        (a key per learnt column) and, with scores, ``"scores"``."""
+        return json.loads(format_json(self.tagged, self.vocabs))
+
+
+@dataclass
+class Document:
+    """Tagged sentences and the input they were read from (``input_format``: ``text``, ``tokens``
+    or ``conllu``); ``text`` is the raw text given, for raw-text input."""
+
+    sentences: list[Sentence]
+    input_format: str
+    records: list[Record] = field(repr=False)
+    vocabs: Mapping[str, Vocab] = field(repr=False)
+    text: str | None = None
+
+    @classmethod
+    def build(cls, input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab], text: str | None = None) -> "Document":
+        kept = list(records)
+        return cls(list(sentences_of(input_format, kept, vocabs)), input_format, kept, vocabs, text)
+
+    def write(self, format: str, out: TextIO) -> int:
+        """Write the document in ``format`` (``text``, ``json`` or ``conllu``), as ``lstm-tag predict`` does."""
+        return write_records(self.input_format, self.records, self.vocabs, format, out)
+
+    def _written(self, format: str) -> str:
+        buffer = io.StringIO()
+        self.write(format, buffer)
+        return buffer.getvalue()
+
+    def to_conllu(self) -> str:
+        """``lstm-tag predict --format conllu``'s output for the same input."""
+        return self._written("conllu")
+
+    def to_json(self) -> str:
+        """``lstm-tag predict --format json``'s output for the same input: one JSON object per line."""
+        return self._written("json")
+
+    def to_text(self) -> str:
+        """``lstm-tag predict``'s default output for the same input: one line of ``word/TAG`` per sentence."""
+        return self._written("text")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"sentences": [...]}``: each sentence's ``--format json`` object."""
+        return {"sentences": [sentence.to_dict() for sentence in self.sentences]}
+
+
+def write_records(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab], format: str, out: TextIO) -> int:
+    """Write tagged records (as read in ``input_format``) in ``format`` with the command line's
+    writer for that input; returns the sentences written. Streams: nothing is kept."""
+    if input_format == "text":
+        return write_text_tagged(records, vocabs, format, out)
+    inputs, outputs = tee(records)  # both read in step, so neither tee keeps more than a record
+
+    def tagger(words: Iterable[Any]) -> Iterator[Tagged]:  # reads the writer's words as it gives their tags
+        return (tagged for _, (_, tagged) in zip(words, outputs))
+
+    return write_predictions(tagger, ((tagged.words, block) for block, tagged in inputs), vocabs, format, out)
+
+
+def sentences_of(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab]) -> Iterator[Sentence]:
+    """The ``Sentence`` of each record that is one (a blank tokens line or a CoNLL-U block without
+    words is not), numbered from 1."""
+    number = 0
+    for source, tagged in records:
+        if input_format != "text" and not tagged.words:
+            continue
+        number += 1
+        yield _sentence(input_format, source, tagged, number, vocabs)
+
+
+def _sentence(input_format: str, source: Source, tagged: Tagged, number: int, vocabs: Mapping[str, Vocab]) -> Sentence:
+    words = _words(tagged, vocabs)
+    if isinstance(source, Segmented):
+        tokens, text = _tokens(source.sentence(), words, None)
+    elif isinstance(source, Block):
+        read = block_sentence(source)
+        tokens, text = _tokens(read, words, [int(fields[0]) for fields in source.fields])
+        text = read.text if read.text is not None else text
+    else:
+        tokens, text = [Token((w.id,), w.form, [w]) for w in words], " ".join(tagged.words)
+    return Sentence(number, text, tokens, tagged, vocabs)
+
+
+def _words(tagged: Tagged, vocabs: Mapping[str, Vocab]) -> list[Word]:
+    """Each word with its tags and, when the sentence has them, its scores (``--format json``'s)."""
+    scores = json.loads(format_json(tagged, vocabs))["scores"] if tagged.probs is not None else None
+    words = []
+    for k, form in enumerate(tagged.words):
+        tags = {column: tagged.columns[column][k] for column in TAG_COLUMNS if column in tagged.columns}
+        shown = {column: by_word[k] for column, by_word in scores.items()} if scores is not None else None
+        words.append(Word(k + 1, form, **tags, scores=shown))
+    return words
+
+
+def _tokens(read: TreebankSentence, words: list[Word], ids: list[int] | None) -> tuple[list[Token], str]:
+    """``read``'s tokens holding ``words`` in order (their IDs set from ``ids`` when given), and its joined text."""
+    tokens, k = [], 0
+    for token in read.tokens:
+        mine = words[k : k + len(token.words)]
+        k += len(token.words)
+        for word in mine:
+            word.id = ids[word.id - 1] if ids is not None else word.id
+        span = (mine[0].id, mine[-1].id) if token.multiword and mine else tuple(w.id for w in mine[:1])
+        tokens.append(Token(span, token.form, mine, token.space_after, token.multiword))
+    return tokens, read.joined()
