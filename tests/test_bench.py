@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lstm_tagger.benchmark.bench import bench, cycled_lines, write_text_file, write_token_file
+from lstm_tagger.benchmark.bench import bench
+from lstm_tagger.benchmark.measure import cycled_lines, write_text_file, write_token_file
 from lstm_tagger.checkpoint import BEST, LAST, load_checkpoint
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
@@ -202,7 +203,7 @@ def test_fused_kernel_passes_are_counted(cell, gates):
 
 
 def test_busy_neighbour_runs_one_busy_process_for_the_block_only():
-    from lstm_tagger.benchmark.bench import busy_neighbour
+    from lstm_tagger.benchmark.measure import busy_neighbour
 
     def children() -> set[int]:
         me = os.getpid()
