@@ -24,9 +24,10 @@ MAX_BENCH_BYTES = 1 << 20
 """A ``lstm-tag bench`` JSON file read by ``lstm-tag frontier`` is at most 1 MiB."""
 MAX_LINE_BYTES = 1 << 20
 """A line read from a stream (``predict --file``, stdin) is at most 1 MiB."""
-MAX_CHUNK_WORDS = 1 << 15
-"""Tagging takes sentences ``8 * batch_size`` at a time, but at most 32,768 words at a time: the
-segmenter's sentences reach 1,000 tokens, and 2,048 of them (2M words) once took 1.1 GiB."""
+MAX_CHUNK_WORDS = 1 << 14
+"""Tagging takes sentences ``8 * batch_size`` at a time, but at most 16,384 words at a time: the
+segmenter's sentences reach 1,000 tokens, and 2,048 of them (2M words) once took 1.1 GiB. With
+the demo model, 10M one-word lines peaked at 1.03x the RSS of 1M (32,768 words: 1.23x)."""
 MAX_SEED = 2**64 - 1
 """``train.seed`` is in [0, 2^64 - 1], the range of torch's generator."""
 MAX_LAYERS = 64

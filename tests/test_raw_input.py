@@ -168,7 +168,7 @@ def test_closing_the_tagged_text_stops_the_segmenter(seg_run, monkeypatch):
 def test_a_chunk_to_tag_ends_at_its_words_limit():
     long = [["a"] * 1000] * 100
     assert [len(chunk) for chunk in chunks(long, 2048, max_words=2500)] == [3] * 33 + [1]
-    assert [len(chunk) for chunk in chunks(long, 2048)] == [33, 33, 33, 1]  # MAX_CHUNK_WORDS: 32,768
+    assert [len(chunk) for chunk in chunks(long, 2048)] == [17] * 5 + [15]  # MAX_CHUNK_WORDS: 16,384
     assert [len(chunk) for chunk in chunks([["a"]] * 5000, 2048)] == [2048, 2048, 904]
 
 
