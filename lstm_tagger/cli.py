@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import traceback
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -56,6 +56,15 @@ class _Group(TyperGroup):
             _as_flags([*command.params, command.get_help_option(ctx)])
         return command
 
+    def invoke(self, ctx: typer.Context):
+        """Run the command; when the reader of standard output goes away (``lstm-tag eval | head``),
+        stop quietly with exit code 0, as ``predict`` always did (click would exit 1)."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _discard_stdout()
+            raise typer.Exit(0) from None
+
 
 def _as_flags(params: list) -> list:
     for param in params:
@@ -91,10 +100,19 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+class _Console(Console):
+    """Rich's console for a command's output: when the reader of a pipe goes away, the command
+    ends as with any other output (``_Group.invoke``: exit code 0), not with rich's exit code 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def _wide_console() -> Console:
     """The terminal, or when piped a console 140 wide: one row per table line rather than wrapped cells."""
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
+    console = _Console()
+    return console if console.is_terminal else _Console(width=140)
 
 
 def _version(value: bool) -> None:
@@ -128,14 +146,21 @@ def _stdout_failure() -> OSError | None:
 _STREAM_ERRORS = (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF)
 
 
-def _stdout_lost(exc: OSError) -> None:
-    """One line for an unwritable standard output, which then goes to /dev/null so that the
-    interpreter's last flush stays quiet; exit code 2."""
-    _error(f"cannot write to standard output: {exc.strerror or exc}")
+def _discard_stdout() -> None:
+    """Standard output goes to /dev/null from here on, so that the interpreter's last flush stays quiet."""
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def _stdout_lost(exc: OSError) -> None:
+    """One line for an unwritable standard output, exit code 2; or, when its reader went away
+    (a broken pipe: ``| head``), nothing and exit code 0."""
+    _discard_stdout()
+    if exc.errno == errno.EPIPE:
+        raise SystemExit(0)
+    _error(f"cannot write to standard output: {exc.strerror or exc}")
     raise SystemExit(2)
 
 
@@ -351,16 +376,14 @@ def predict_cli(
                 if checkpoint.segmenter is None:
                     print(FALLBACK_NOTE, file=sys.stderr)
                 raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores, workers)
-        try:
-            if raw is not None:
+        if raw is not None:
+            with closing(raw):  # a closed output (| head) stops the segmenting child at once
                 write_text_tagged(raw, vocabs, format.value, sys.stdout)
-            else:
-                kind = input_format_for(file, input_format.value if input_format else None)
-                with _input_bytes(text, file) as (lines, name):
-                    write_predictions(tagger, read_input(lines, name, kind), vocabs, format.value, sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:  # e.g. piped into head: stop quietly
-            sys.stderr.close()
+        else:
+            kind = input_format_for(file, input_format.value if input_format else None)
+            with _input_bytes(text, file) as (lines, name):
+                write_predictions(tagger, read_input(lines, name, kind), vocabs, format.value, sys.stdout)
+        sys.stdout.flush()
 
 
 @app.command(
@@ -438,7 +461,7 @@ def eval_cli(
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print_scores(Console(), result["split"], result)
+        print_scores(_Console(), result["split"], result)
 
 
 @app.command(
@@ -472,7 +495,8 @@ def download_cli(
 
 
 def _interactive() -> bool:
-    return sys.stdin.isatty()
+    """Whether standard input is a terminal (not a pipe, a file, or closed: ``<&-`` leaves no ``sys.stdin``)."""
+    return sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()
 
 
 class CorpusFormat(str, Enum):

@@ -98,8 +98,48 @@ def bounded_lines(handle: BinaryIO, name: str, error: type[UserError], limit: in
             return
         number += 1
         if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
-            raise error(f"{name}:{number}: line longer than the limit of {limit:,} bytes")
+            raise _too_long(name, number, limit, error)
         yield line
+
+
+def _too_long(name: str, number: int, limit: int, error: type[UserError]) -> UserError:
+    return error(f"{name}:{number}: line longer than the limit of {limit:,} bytes")
+
+
+def _line_ends(data: bytes) -> int:
+    """How many lines end in ``data``: at LF, CR, or CR LF (one)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def bounded_blocks(
+    handle: BinaryIO, name: str, error: type[UserError], limit: int = MAX_LINE_BYTES, size: int = 1 << 16
+) -> Iterator[bytes]:
+    """A stream in blocks of whole lines (ended by LF, CR or CR LF; the last by the stream's end),
+    each line at most ``limit`` bytes: ``bounded_lines`` for raw text, read ``size`` bytes at a time.
+
+    A line's start is held back until its end arrives, so a longer line (``/dev/zero``, a huge
+    file without a line break) is an ``error`` naming ``name`` and the line as soon as
+    ``limit + 1`` bytes of it are read, before anything downstream spends time on it.
+    """
+    size = max(1, min(size, limit))  # so that only a block's first line can be too long
+    held = b""  # the start of a line whose end has not come yet
+    ended = 0  # lines ended before ``held``
+    after_cr = False  # the last block yielded ended with CR: an LF next ends no other line
+    read = getattr(handle, "read1", handle.read)  # what has come, up to ``size``: a pipe's lines flow as typed
+    while block := read(size):
+        end = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1
+        first = min(i for i in (block.find(b"\n"), block.find(b"\r"), len(block)) if i >= 0)
+        if len(held) + first > limit:
+            raise _too_long(name, ended + 1, limit, error)
+        if end:
+            lines, held = held + block[:end], block[end:]
+            ended += _line_ends(lines) - (after_cr and lines.startswith(b"\n"))
+            after_cr = lines.endswith(b"\r")
+            yield lines
+        else:
+            held += block
+    if held:
+        yield held
 
 
 def file_kind(mode: int) -> str:
@@ -249,8 +289,12 @@ def run_lock(directory: Path) -> Iterator[None]:
 
 @contextmanager
 def open_input(file: str, error: type[UserError]) -> Iterator[tuple[BinaryIO, str]]:
-    """``file`` opened for binary reading (``-``: stdin) and the name its messages use."""
+    """``file`` opened for binary reading (``-``: stdin) and the name its messages use.
+
+    A closed standard input (``<&-``: Python then has no ``sys.stdin``) is an ``error``."""
     if file == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise error("<stdin>: standard input is closed: nothing to read")
         yield sys.stdin.buffer, "<stdin>"
         return
     try:

@@ -370,8 +370,16 @@ class Window:
 
 _BREAK = re.compile(r"\n[^\S\n]*\n")
 """A blank line (possibly holding spaces or tabs) between two paragraphs."""
-_OPEN_BREAK = re.compile(r"(?:\n[^\S\n]*)+\Z")
-"""Line ends (and spaces) at the end of what was read so far: a blank line may follow."""
+
+
+def _open_break(text: str) -> int:
+    """Where the line ends (and spaces) at the end of ``text`` start, from the first line end
+    (``len(text)`` if none): a blank line may follow. A scan, not a regular expression: the
+    backtracking one this replaces took 8 minutes on 64,000 line breaks followed by a letter."""
+    found = text.find("\n", len(text.rstrip()))
+    return len(text) if found < 0 else found
+
+
 _MAX_HELD = 4096
 
 
@@ -451,11 +459,11 @@ def text_windows(chunks: Iterable[str], size: int, context: int) -> Iterator[Win
     pending = ""
     for chunk in _normalized(chunks):
         text = pending + chunk
-        held = _OPEN_BREAK.search(text)
-        if held and len(text) - held.start() > _MAX_HELD:
-            held = None  # a line of nothing but spaces: no blank line to wait for
-        pending = text[held.start() :] if held else ""
-        yield from splitter.feed(text[: held.start()] if held else text)
+        held = _open_break(text)
+        if len(text) - held > _MAX_HELD:
+            held = len(text)  # a line of nothing but spaces: no blank line to wait for
+        pending = text[held:]
+        yield from splitter.feed(text[:held])
     yield from splitter.feed(pending)
     yield from splitter.end_paragraph()
 

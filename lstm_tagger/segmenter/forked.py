@@ -5,9 +5,10 @@ on 1M tokens of EWT text with ``configs/ud_ewt_fast.yaml``, segmenting in a thre
 tagging process overlapped with tagging hardly at all (README "Speed"). A child forked
 after the model is loaded starts at once, with the segmenter and the input (a file not yet
 opened, a string, standard input) inherited, and sends its sentences (``rawtext.Segmented``:
-a few lists each, cheap to pickle) through a pipe, whose buffer bounds what is in flight, so
-memory stays flat. An error in the child (the input is not UTF-8) is raised again in the
-parent; when the parent stops early (an error, a closed output, Ctrl-C) the child is stopped.
+a few lists each, cheap to pickle) through a pipe in messages of a few thousand tokens
+(``BATCH_TOKENS``), and the pipe's buffer bounds what is in flight, so memory stays flat. An
+error in the child (the input is not UTF-8) is raised again in the parent; when the parent
+stops early (an error, a closed output, Ctrl-C) the child is stopped.
 
 Where ``os.fork`` is missing, or other threads run in this process (a fork copies only the
 calling thread, so a lock one of them holds would stay locked in the child), the segmenter
@@ -31,7 +32,11 @@ from lstm_tagger.corpus.rawtext import Segmented
 from lstm_tagger.segmenter.segment import Segmenter, segmented
 
 BATCH = 256
-"""Sentences per message through the pipe."""
+"""Sentences per message through the pipe, or fewer: see ``BATCH_TOKENS``."""
+BATCH_TOKENS = 4096
+"""A message ends once its sentences hold this many tokens: 256 sentences of 1,000 tokens
+(the segmenter's longest) would keep the tagger waiting for a quarter of a million tokens,
+and a ``predict | head`` for as long before its first line."""
 _END = "end"
 
 
@@ -41,16 +46,19 @@ def can_fork() -> bool:
 
 
 def _child(segmenter: Segmenter | None, chunks: Iterable[str], pipe: Any) -> None:
-    """Segment ``chunks`` and pickle the sentences into ``pipe`` in lists of ``BATCH``, then
-    ``_END``; a ``UserError`` (or a bug's traceback as a ``RuntimeError``) instead of ``_END``."""
+    """Segment ``chunks`` and pickle the sentences into ``pipe`` in lists of ``BATCH`` sentences
+    (or ``BATCH_TOKENS`` tokens), then ``_END``; a ``UserError`` (or a bug's traceback as a
+    ``RuntimeError``) instead of ``_END``."""
     torch.set_num_threads(1)
     batch: list[Segmented] = []
+    tokens = 0
     try:
         for sentence in segmented(segmenter, chunks):
             batch.append(sentence)
-            if len(batch) >= BATCH:
+            tokens += len(sentence.forms)
+            if len(batch) >= BATCH or tokens >= BATCH_TOKENS:
                 pickle.dump(batch, pipe, pickle.HIGHEST_PROTOCOL)
-                batch = []
+                batch, tokens = [], 0
         pickle.dump(batch, pipe, pickle.HIGHEST_PROTOCOL)
         pickle.dump(_END, pipe)
     except UserError as exc:

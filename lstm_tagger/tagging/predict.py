@@ -22,6 +22,7 @@ from lstm_tagger.corpus.conllu import Block, decode_lines, fresh_block, read_blo
 from lstm_tagger.corpus.reader import bucket_order, padded_rows
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.corpus.vocab import PAD_ID, Vocab
+from lstm_tagger.limits import MAX_CHUNK_WORDS
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -200,14 +201,17 @@ def tag(
     return _tagged(checkpoint, sentences, prepared, _compute(checkpoint.model, prepared, scores), scores)
 
 
-def chunks(sentences: Iterable[Sequence[str]], size: int) -> Iterator[list[Sequence[str]]]:
-    """Consecutive lists of ``size`` sentences (the last one shorter)."""
+def chunks(sentences: Iterable[Sequence[str]], size: int, max_words: int = MAX_CHUNK_WORDS) -> Iterator[list[Sequence[str]]]:
+    """Consecutive lists of ``size`` sentences, or fewer once they hold ``max_words`` words (the
+    last one shorter): what a chunk costs to tag grows with its words, not its sentences."""
     chunk: list[Sequence[str]] = []
+    words_in = 0
     for words in sentences:
         chunk.append(words)
-        if len(chunk) >= size:
+        words_in += len(words)
+        if len(chunk) >= size or words_in >= max_words:
             yield chunk
-            chunk = []
+            chunk, words_in = [], 0
     if chunk:
         yield chunk
 
@@ -219,7 +223,7 @@ def tag_stream(
     scores: bool = False,
     workers: int = 1,
 ) -> Iterator[Tagged]:
-    """Tag sentences (lists of words) in chunks of ``8 * batch_size``, in order.
+    """Tag sentences (lists of words) in chunks of ``8 * batch_size`` (at most ``MAX_CHUNK_WORDS`` words), in order.
 
     A pipeline: while ``workers`` threads run the model on one chunk each (torch releases
     the GIL inside its kernels), this thread reads and encodes the next chunk and the caller

@@ -7,7 +7,6 @@ runs the pipeline on it and scores the result with the CoNLL 2018 metrics (``con
 
 from __future__ import annotations
 
-import codecs
 from itertools import tee
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping, TextIO
@@ -16,36 +15,37 @@ from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint,
 from lstm_tagger.evaluation.conll18 import METRICS, evaluate
 from lstm_tagger.corpus.conllu import COLUMNS
 from lstm_tagger.errors import DataError
-from lstm_tagger.files import open_input
+from lstm_tagger.files import bounded_blocks, open_input
+from lstm_tagger.limits import MAX_LINE_BYTES
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag_stream
 from lstm_tagger.segmenter.forked import segmented_beside
 from lstm_tagger.corpus.rawtext import Segmented, Token, TreebankSentence, Word, raw_text, read_treebank
 from lstm_tagger.corpus.vocab import Vocab
 
-CHUNK_BYTES = 1 << 16
+CHUNK_CHARS = 1 << 16
+"""The most characters ``read_text_chunks`` gives at a time: ``rawtext.text_windows`` copies what
+it holds once per window, so a 1 MiB line is fed to it in pieces."""
 _METRIC_OF = {"upos": "UPOS", "xpos": "XPOS", "feats": "UFeats"}
 """A tag column -> its CoNLL 2018 metric (AllTags too when all three are learnt)."""
 FALLBACK_NOTE = "lstm-tag: this model has no segmenter: splitting on whitespace and punctuation (Unicode categories)"
 
 
-def read_text_chunks(handle: BinaryIO, name: str) -> Iterator[str]:
-    """A binary stream decoded as UTF-8 in blocks (a BOM at the start dropped); a decoding
-    error is a ``DataError`` naming ``name`` and the byte offset."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, first = 0, True
-    while True:
-        block = handle.read(CHUNK_BYTES)
+def read_text_chunks(handle: BinaryIO, name: str, limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """A binary stream decoded as UTF-8 (a BOM at the start dropped) in pieces of at most
+    ``CHUNK_CHARS`` characters. It is read in blocks of whole lines (``files.bounded_blocks``),
+    so a line longer than ``limit`` bytes is a ``DataError`` naming ``name`` and the line before
+    any of it is segmented; a decoding error is one naming the byte offset."""
+    offset = 0
+    for block in bounded_blocks(handle, name, DataError, limit):
         try:
-            text = decoder.decode(block, final=not block)
+            text = block.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DataError(f"{name}: not UTF-8 (byte {offset + exc.start + 1})") from None
+        if offset == 0:
+            text = text.removeprefix("\ufeff")
         offset += len(block)
-        if first and text:
-            text, first = text.removeprefix("\ufeff"), False
-        if text:
-            yield text
-        if not block:
-            return
+        for start in range(0, len(text), CHUNK_CHARS):  # a long line: pieces the segmenter reads fast
+            yield text[start : start + CHUNK_CHARS]
 
 
 def file_chunks(file: str) -> Iterator[str]:
@@ -59,9 +59,16 @@ def tag_text(
 ) -> Iterator[tuple[Segmented, Tagged]]:
     """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
     ``predict.tag_stream``'s ``workers`` threads while a child process segments the next
-    sentences (``forked``)."""
-    ahead, behind = tee(segmented_beside(checkpoint.segmenter, chunks))  # tee keeps what the tagger read ahead: a few chunks
-    return zip(behind, tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers))
+    sentences (``forked``). Closing it (the reader stopped early: ``predict | head``) stops
+    the child at once, then waits for the chunks being tagged."""
+    sentences = segmented_beside(checkpoint.segmenter, chunks)
+    ahead, behind = tee(sentences)  # tee keeps what the tagger read ahead: a few chunks
+    tagged = tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers)
+    try:
+        yield from zip(behind, tagged)
+    finally:
+        sentences.close()
+        tagged.close()
 
 
 def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, vocabs: Mapping[str, Vocab]) -> str:
