@@ -15,6 +15,7 @@ import io
 import re
 
 import pytest
+import regex
 import torch
 
 pytest.importorskip("hypothesis")  # in the ``test`` extra; skip where someone runs without it
@@ -25,7 +26,9 @@ from hypothesis import strategies as st  # noqa: E402
 from lstm_tagger.config import TokenizerConfig  # noqa: E402
 from lstm_tagger.corpus.rawtext import Lexicon  # noqa: E402
 from lstm_tagger.errors import DataError  # noqa: E402
-from lstm_tagger.segmenter.segment import MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS, CharTable, Segmenter, SegmenterNet, segmented  # noqa: E402
+from lstm_tagger.segmenter.segment import (  # noqa: E402
+    MAX_CLUSTER_CHARS, MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS, CharTable, Segmenter, SegmenterNet, segmented,
+)
 from lstm_tagger.tagging.rawtag import read_text_chunks  # noqa: E402
 
 from fuzzing import BOM, assert_one_line, fuzz  # noqa: E402
@@ -85,7 +88,10 @@ def check(data: bytes, segmenter: Segmenter | None) -> None:
     text = data.decode("utf-8").removeprefix("\ufeff")
     forms = [form for sentence in sentences for form in sentence.forms]
     assert "".join("".join(forms).split()) == "".join(text.split())  # every character but whitespace, in order
-    assert all(0 < len(form) <= MAX_TOKEN_CHARS for form in forms)
+    # a token over MAX_TOKEN_CHARS is one grapheme cluster (a letter with its marks), cut at MAX_CLUSTER_CHARS
+    long = [form for form in forms if len(form) > MAX_TOKEN_CHARS]
+    assert all(0 < len(form) for form in forms)
+    assert all(len(form) <= MAX_CLUSTER_CHARS and regex.fullmatch(r"\X", form) for form in long)
     assert all(0 < len(sentence.forms) <= MAX_SENTENCE_TOKENS for sentence in sentences)
 
 

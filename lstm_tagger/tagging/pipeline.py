@@ -56,7 +56,7 @@ from lstm_tagger.files import bounded_lines, open_input
 from lstm_tagger.tagging.document import Document, Record, Sentence, sentences_of, write_records
 from lstm_tagger.tagging.export import ExportedModel, load_onnx, tag_exported
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, chunks, input_format_for, read_input, tag_stream
-from lstm_tagger.tagging.rawtag import CHUNK_BYTES, file_chunks, read_text_chunks, tag_text
+from lstm_tagger.tagging.rawtag import CHUNK_CHARS, file_chunks, read_text_chunks, tag_text
 from lstm_tagger.threads import parse_threads, set_tagging_threads, set_threads
 
 Source = Union[str, "os.PathLike[str]", IO[Any], Iterable[Union[str, bytes]]]
@@ -263,7 +263,7 @@ def _text_chunks(source: Source) -> Iterator[str]:
         yield from file_chunks(os.fspath(source))
     elif hasattr(source, "read"):
         if _is_text_file(source):
-            yield from iter(lambda: source.read(CHUNK_BYTES), "")
+            yield from iter(lambda: source.read(CHUNK_CHARS), "")
         else:
             yield from read_text_chunks(source, _name(source) or NAMELESS)
     else:
