@@ -13,34 +13,36 @@ import os
 import sys
 import tempfile
 import traceback
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from enum import Enum
-from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from lstm_tagger import __version__
-from lstm_tagger.benchmark.bench import DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench
-from lstm_tagger.checkpoint import find_checkpoint, load_checkpoint, serving_device
+from lstm_tagger.benchmark.bench import (
+    DEFAULT_EPOCHS, DEFAULT_TOKENS, LATENCY_SENTENCES, bench, default_bench_output, print_bench,
+)
+from lstm_tagger.checkpoint import find_checkpoint
 from lstm_tagger.config import load_config
 from lstm_tagger.training.distributed import RankStopped
 from lstm_tagger.corpus.download import DEFAULT_RELEASE, download_treebank
-from lstm_tagger.errors import DataError, UserError
-from lstm_tagger.files import bounded_lines, check_output, open_input
+from lstm_tagger.errors import UserError
+from lstm_tagger.files import check_output
 from lstm_tagger.evaluation.evaluate import evaluate_model
-from lstm_tagger.tagging.export import FORMATS, export_model, load_onnx, tag_exported
+from lstm_tagger.tagging.export import FORMATS, export_model
 from lstm_tagger.benchmark.frontier import frontier, frontier_table
-from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, chunks, input_format_for, read_input, tag_stream, write_predictions
-from lstm_tagger.tagging.rawtag import FALLBACK_NOTE, evaluate_raw, file_chunks, raw_scores_table, tag_text, write_text_tagged
+from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE
+from lstm_tagger.tagging.rawtag import FALLBACK_NOTE, evaluate_raw, raw_scores_table
 from lstm_tagger.evaluation.report import print_scores
 from lstm_tagger.runs import checkpoint_info, info_table, list_runs, runs_table
 from lstm_tagger.training.starter import write_starter_config
-from lstm_tagger.threads import parse_threads, set_tagging_threads, set_threads
+from lstm_tagger.threads import parse_threads, set_threads
 from lstm_tagger.training.loop import default_output_dir, train
+from lstm_tagger.tagging.pipeline import Pipeline, load
 
 
 class _Group(TyperGroup):
@@ -286,16 +288,6 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-@contextmanager
-def _input_bytes(text: str | None, file: str | None) -> Iterator[tuple[Iterable[bytes], str]]:
-    """The input as byte lines and its name: TEXT, ``--file FILE``, or stdin for ``--file -``."""
-    if file is None:
-        yield io.BytesIO((text or "").encode("utf-8")), "<text>"
-        return
-    with open_input(file, DataError) as (handle, name):
-        yield bounded_lines(handle, name, DataError), name
-
-
 @app.command(
     "predict",
     epilog=(
@@ -340,15 +332,13 @@ def predict_cli(
 ) -> None:
     """Tag text with a trained model: [bold]The/DET dog/NOUN ate/VERB the/DET apple/NOUN[/bold]."""
     with _user_errors():
-        thread_count = parse_threads(threads)
-        set_threads(thread_count)
+        parse_threads(threads)  # a bad count is named as --threads, before any loading
         if text is not None and file is not None:
             raise UserError("give either TEXT or --file FILE (--file - reads stdin)")
         if text is None and file is None:
             if _interactive():
                 raise UserError('nothing to tag: give TEXT, --file FILE, or pipe text in (lstm-tag predict < file.txt)')
             file = "-"
-        raw = None
         if onnx is not None:
             if model is not None or cell is not None:
                 raise UserError("--onnx takes the place of --model and --cell: give one or the other")
@@ -356,33 +346,17 @@ def predict_cli(
                 raise UserError("--onnx tags on the CPU with ONNX Runtime; --device is for checkpoints")
             if input_format == InputFormat.text:
                 raise UserError("--input-format text needs a checkpoint (--model): an ONNX file has no segmenter")
-            exported = load_onnx(onnx)
-            vocabs = exported.vocabs
-            tagger = lambda sentences: (  # noqa: E731
-                t for chunk in chunks(sentences, batch_size * 8) for t in tag_exported(exported, chunk, batch_size, scores)
-            )
+            tagger = Pipeline.from_onnx(onnx, batch_size, threads)
         else:
             path = find_checkpoint(model)
             if model is None:
                 print(f"lstm-tag: using {path}", file=sys.stderr)
-            checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell.value if cell else None)
-            vocabs = checkpoint.vocabs
-            on_cpu = next(checkpoint.model.parameters()).device.type == "cpu"
-            workers = set_tagging_threads(thread_count) if on_cpu else 1
-            tagger = partial(tag_stream, checkpoint, batch_size=batch_size, scores=scores, workers=workers)
-            if input_format == InputFormat.text or (
-                input_format is None and checkpoint.segmenter is not None and not (file or "").endswith(".conllu")
-            ):
-                if checkpoint.segmenter is None:
-                    print(FALLBACK_NOTE, file=sys.stderr)
-                raw = tag_text(checkpoint, file_chunks(file) if file is not None else [text], batch_size, scores, workers)
-        if raw is not None:
-            with closing(raw):  # a closed output (| head) stops the segmenting child at once
-                write_text_tagged(raw, vocabs, format.value, sys.stdout)
-        else:
-            kind = input_format_for(file, input_format.value if input_format else None)
-            with _input_bytes(text, file) as (lines, name):
-                write_predictions(tagger, read_input(lines, name, kind), vocabs, format.value, sys.stdout)
+            tagger = load(path, device, threads, cell.value if cell else None, batch_size)
+        source = io.StringIO(text or "") if file is None else file
+        kind = tagger.input_format_of(source, input_format.value if input_format else None)
+        if kind == "text" and not tagger.has_segmenter:
+            print(FALLBACK_NOTE, file=sys.stderr)
+        tagger.write(source, sys.stdout, format.value, kind, scores)
         sys.stdout.flush()
 
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import io
 import os
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from itertools import tee
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping, Sequence, TextIO, Union
@@ -145,7 +145,8 @@ class Pipeline:
         if format not in OUTPUT_FORMATS:
             raise UserError(f"format={format!r}: expected {', '.join(OUTPUT_FORMATS)}", {f"format={format!r}": f"--format {format}"})
         kind = self.input_format_of(source, input_format)
-        return write_records(kind, self._records(source, kind, scores), self.vocabs, format, out)
+        with closing(self._records(source, kind, scores)) as records:  # a closed output (| head) stops the segmenter at once
+            return write_records(kind, records, self.vocabs, format, out)
 
     def input_format_of(self, source: Source, chosen: str | None = None) -> str:
         """``chosen``, else ``predict``'s default: ``conllu`` for a ``.conllu`` file, else ``text``
