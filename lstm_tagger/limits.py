@@ -60,6 +60,17 @@ MAX_MULTIWORD_CHARS = 1000
 (the segmenter cuts longer tokens, ``segment.MAX_TOKEN_CHARS``)."""
 MAX_SEGMENTER_SCORES = 16
 """A segmenter's dev scores stored in a checkpoint are at most 16 numbers."""
+TAGGING_POSITIONS_PER_SENTENCE = 16
+"""A tagging batch of ``--batch-size`` B sentences holds at most 16 * B padded word positions
+(4,096 at the default 256): longer sentences go in smaller batches, so one batch's memory does
+not depend on how long the input's longest sentences are (a sentence longer than that is a
+batch of its own)."""
+FORM_CACHE_FORMS = 65_536
+"""Tagging keeps the character vectors of at most 65,536 word forms (``chars.FormCache``; 32 MiB
+for the fast recipe's 128-wide vectors): past that it starts afresh."""
+ENCODE_FORMS = 1_024
+"""Tagging runs the character encoder on at most 1,024 new word forms at a time, so a chunk of
+text full of new forms (the first one of a file) costs no more memory than a batch."""
 
 
 def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:

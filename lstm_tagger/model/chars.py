@@ -26,6 +26,7 @@ from torch import nn
 from lstm_tagger.model.cells import fused_direction, length_mask, run_layers
 from lstm_tagger.corpus.reader import padded_rows
 from lstm_tagger.corpus.vocab import PAD, PAD_ID, UNK, UNK_ID, Vocab
+from lstm_tagger.limits import ENCODE_FORMS, FORM_CACHE_FORMS
 
 MAX_WORD_CHARS = 30
 
@@ -184,11 +185,12 @@ class FormCache:
     its forms (Zipf), so across the chunks of a file the encoder runs on forms it has not seen
     yet, not on every batch's distinct forms. At most ``capacity`` forms are kept (a chunk's
     own forms always fit, so one chunk with more grows the table to them): past that the
-    cache starts afresh, so memory stays flat in the input's size. For an encoder in eval
+    cache starts afresh, so memory stays flat in the input's size. New forms are encoded
+    ``ENCODE_FORMS`` at a time (``limits.py``). For an encoder in eval
     mode, under ``torch.inference_mode``; one lock makes it safe for several tagging threads.
     """
 
-    def __init__(self, encoder: CharEncoder, capacity: int = 65_536):
+    def __init__(self, encoder: CharEncoder, capacity: int = FORM_CACHE_FORMS):
         self.encoder, self.capacity = encoder, capacity
         self._rows: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -203,11 +205,11 @@ class FormCache:
                 self._rows.clear()
                 missing = table.strings
             first = 1 + len(self._rows)  # the row of the first missing form
-            if not self._rows:  # a fresh start: the padding form too
-                self._store(0, self._encode(*char_ids(table.chars, missing)))
-            elif missing:
-                ids, lengths = char_ids(table.chars, missing)
-                self._store(first, self._encode(ids[1:], lengths[1:]))  # row 0 of char_ids is the padding form
+            if not self._rows:  # a fresh start: the padding form first
+                self._store(0, self._encode(*char_ids(table.chars, [])))
+            for start in range(0, len(missing), ENCODE_FORMS):  # the encoder's memory bounded by a slice's
+                ids, lengths = char_ids(table.chars, missing[start : start + ENCODE_FORMS])
+                self._store(first + start, self._encode(ids[1:], lengths[1:]))  # row 0 of char_ids is the padding form
             self._rows.update(zip(missing, range(first, first + len(missing))))
             rows = torch.tensor([0, *map(self._rows.__getitem__, table.strings)], dtype=torch.long)
             return self._table[rows.to(self._table.device)]

@@ -22,7 +22,7 @@ from lstm_tagger.corpus.conllu import Block, decode_lines, fresh_block, read_blo
 from lstm_tagger.corpus.reader import bucket_order, padded_rows
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.corpus.vocab import PAD_ID, Vocab
-from lstm_tagger.limits import MAX_CHUNK_WORDS
+from lstm_tagger.limits import MAX_CHUNK_WORDS, TAGGING_POSITIONS_PER_SENTENCE
 
 DEFAULT_BATCH_SIZE = 256
 
@@ -62,7 +62,9 @@ def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_
     or an exported model) and batch them by length.
 
     The words of all the sentences are looked up in one call, and each batch is cut from
-    that one tensor: a tensor per sentence would cost more than the lookups.
+    that one tensor: a tensor per sentence would cost more than the lookups. A batch holds at
+    most ``batch_size`` sentences and ``batch_size * TAGGING_POSITIONS_PER_SENTENCE`` padded
+    word positions (``capped``).
     """
     lengths = [len(words) for words in sentences]
     nonempty = [i for i, n in enumerate(lengths) if n > 0]
@@ -70,12 +72,29 @@ def prepare(source: Checkpoint | Any, sentences: Sequence[Sequence[str]], batch_
     starts = torch.tensor(list(accumulate(lengths, initial=0))[:-1], dtype=torch.long)
     forms = FormTable(source.chars, sentences) if source.chars is not None else None
     batches = []
-    for group in bucket_order([lengths[i] for i in nonempty], batch_size, rng=None):
-        index = [nonempty[j] for j in group]
+    positions = batch_size * TAGGING_POSITIONS_PER_SENTENCE
+    groups = bucket_order([lengths[i] for i in nonempty], batch_size, rng=None)
+    for index in (part for group in groups for part in capped([nonempty[j] for j in group], lengths, positions)):
         batch_lengths = torch.tensor([lengths[i] for i in index], dtype=torch.long)
         words = padded_rows(flat, starts[index], batch_lengths, PAD_ID)
         batches.append((index, words, batch_lengths, forms.rows(index) if forms is not None else None))
     return _Prepared(lengths, batches, forms)
+
+
+def capped(index: list[int], lengths: Sequence[int], positions: int) -> Iterator[list[int]]:
+    """``index`` (sentence positions in ascending order of length) cut into consecutive
+    batches of at most ``positions`` padded word positions each (a longer sentence alone).
+
+    A batch costs memory in proportion to its sentences times its longest one: without a
+    cap, the batch of a chunk's longest sentences (EWT: 256 sentences padded to 159 words)
+    held several times what a typical batch does, in each worker at once."""
+    start = 0
+    for end, i in enumerate(index):
+        if end > start and (end + 1 - start) * lengths[i] > positions:
+            yield index[start:end]
+            start = end
+    if index:
+        yield index[start:]
 
 
 Results = dict[str, tuple[torch.Tensor, torch.Tensor | None]]
