@@ -518,6 +518,8 @@ def init_cli(
         starter = write_starter_config(
             output, train_file, dev_file, test_file, format.value if format else None, tag_column.value if tag_column else None, force
         )
+    for warning in starter.warnings:
+        print(f"lstm-tag: warning: {warning}", file=sys.stderr)
     read = ", ".join(f"{split} {count:,}" for split, count in starter.sentences.items())
     learnt = ", ".join(column.upper() for column in starter.config.data.columns)
     found = f"{starter.format}, tags from {learnt}" if starter.format == "conllu" else "tsv"
