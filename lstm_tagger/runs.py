@@ -116,7 +116,10 @@ def _record(run: Path) -> dict[str, Any]:
 
 def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
     """What ``lstm-tag info`` shows: the recipe (see ``recipe``), hyper-parameters, vocabulary and
-    tag-set sizes, the data section of the config (files, format, columns, ...), metrics."""
+    tag-set sizes, the data section of the config (files, format, columns, ...), metrics, and
+    ``tokenizer``: None without a raw-text segmenter, else ``{"settings": the config's tokenizer
+    section, "scores": what its training recorded (dev_tokens_f1, dev_sentences_f1, dev_words_f1
+    in percent, best_epoch, ...)}``."""
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path)
     config = checkpoint.config.to_dict()
@@ -131,6 +134,9 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
         "data": config["data"],
         "train": config["train"],
         "metrics": checkpoint.metrics,
+        "tokenizer": None if checkpoint.segmenter is None else {
+            "settings": config["tokenizer"], "scores": dict(checkpoint.segmenter.scores),
+        },
     }
 
 
@@ -217,6 +223,21 @@ def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
     return table
 
 
+SEGMENTER_SCORES = {"dev_tokens_f1": "Tokens", "dev_sentences_f1": "Sentences", "dev_words_f1": "Words"}
+"""The segmenter's dev F1 scores (CoNLL 2018, in percent) that ``info`` names first."""
+
+
+def segmenter_text(tokenizer: dict[str, Any] | None) -> str:
+    """``info``'s line on the raw-text segmenter: ``none (...)``, or its dev F1 scores and the
+    rest of what its training recorded (``best epoch 29``)."""
+    if tokenizer is None:
+        return "none: the model tags tokens (predict --input-format tokens or conllu), not raw text"
+    scores = tokenizer["scores"]
+    named = [f"{name} {scores[key]}" for key, name in SEGMENTER_SCORES.items() if key in scores]
+    rest = [f"{key.replace('_', ' ')} {value}" for key, value in scores.items() if key not in SEGMENTER_SCORES]
+    return ", ".join([*(["dev F1 " + ", ".join(named)] if named else []), *rest]) or "trained (no scores recorded)"
+
+
 def info_table(info: dict[str, Any]) -> Table:
     """``checkpoint_info``'s record as the terminal table of ``lstm-tag info``."""
     table = Table(title=_whole(info["path"]), title_justify="left", show_header=False)
@@ -226,6 +247,9 @@ def info_table(info: dict[str, Any]) -> Table:
     for section in ("data", "model", "train"):
         for key, value in info[section].items():
             table.add_row(f"{section}.{key}", _whole(str(value)))
+    table.add_row("segmenter", _whole(segmenter_text(info.get("tokenizer"))))
+    for key, value in (info.get("tokenizer") or {}).get("settings", {}).items():
+        table.add_row(f"tokenizer.{key}", _whole(str(value)))
     table.add_row("parameters", f"{info['parameters']:,}")
     table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
     for column, tags in info["columns"].items():

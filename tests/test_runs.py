@@ -101,6 +101,14 @@ def test_info_shows_the_data_format_and_columns(trained_run):
     assert rows["data.unk_shapes"] == "True" and rows["data.dev"] == str(ROOT / "data" / "demo" / "dev.conllu")
 
 
+def test_info_says_when_a_model_has_no_segmenter(tiny_run):
+    info = json.loads(runner.invoke(app, ["info", str(tiny_run), "--json"]).stdout)
+    assert "tokenizer" in info and info["tokenizer"] is None
+    rows = _info_rows(runner.invoke(app, ["info", str(tiny_run)], env={"COLUMNS": "200"}).stdout)
+    assert rows["segmenter"] == "none: the model tags tokens (predict --input-format tokens or conllu), not raw text"
+    assert not any(key.startswith("tokenizer.") for key in rows)
+
+
 def _info_rows(table: str) -> dict[str, str]:
     """``lstm-tag info``'s table as {key: value}, a value folded over several lines joined again
     (a path has no spaces: the fold is the only break)."""
