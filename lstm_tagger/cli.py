@@ -537,7 +537,7 @@ def runs_cli(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run directories."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List the runs under runs/: name, date, training corpus, recipe (tag columns, characters, output layer, cell), epochs, best dev and test accuracy."""
+    """List the runs under runs/, one line each: name, training corpus, recipe (tag columns, characters, the columns with a CRF, cell), epochs, best dev and test accuracy; --json adds the date, the corpus's full path and every column's test accuracy."""
     records = list_runs(runs_dir)
     if as_json:
         print(json.dumps(records))
