@@ -200,7 +200,7 @@ def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
     CRF (``crf_cell``) and cell, and the first tag column's dev and test accuracy (``--json``
     has the date, the full path and every column's test accuracy)."""
     table = Table(title=f"runs in {runs_dir}/", title_justify="left", box=None,
-                  caption="ep: epochs done; dev (best), test: the first tag column's accuracy %", caption_justify="left",
+                  caption="ep: epochs; dev (best), test: accuracy % of the first tag column", caption_justify="left",
                   padding=(0, 1, 0, 0), pad_edge=False)  # one space between columns
     numbers = ("ep", "dev", "test")
     for column in ("name", "corpus", "tags", "chars", "crf", "cell", *numbers):

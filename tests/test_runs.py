@@ -233,7 +233,7 @@ def test_runs_fit_100_columns_one_line_a_run():
     lines = console.file.getvalue().splitlines()
     assert max(len(line.rstrip()) for line in lines) <= 100
     assert len(lines) == 3 + len(TYPICAL)  # the title, the header, one line per run and the caption: nothing folds
-    assert lines[-1].rstrip() == "ep: epochs done; dev (best), test: the first tag column's accuracy %"
+    assert lines[-1].rstrip() == "ep: epochs; dev (best), test: accuracy % of the first tag column"
     assert _rows(console.file.getvalue())["ud_ewt-20261122-101500"] == {
         "name": "ud_ewt-20261122-101500", "corpus": "en_ewt-ud-train", "tags": "upos+xpos+feats", "chars": "lstm",
         "crf": "upos+xpos", "cell": "lstm", "ep": "30", "dev": "97.12", "test": "96.55"}
