@@ -371,7 +371,7 @@ def predict_cli(
 )
 def export_cli(
     model: Path = typer.Argument(..., help="Checkpoint file or run directory (its best checkpoint)."),
-    format: str = typer.Option(..., "--format", help=f"{' or '.join(FORMATS)}."),
+    format: str = typer.Option(..., "--format", metavar="|".join(FORMATS), help=f"What to write: {' or '.join(FORMATS)}."),
     output: Path = typer.Option(..., "--output", "-o", help="File to write; its directory must exist."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --output file."),
 ) -> None:
@@ -498,12 +498,13 @@ def init_cli(
     test_file: Optional[Path] = typer.Option(None, "--test", help="Test corpus (optional)."),
     format: Optional[CorpusFormat] = typer.Option(None, "--format", help="Corpus format \\[default: found in the training file]."),
     tag_column: Optional[TagColumn] = typer.Option(
-        None, "--tag-column", help="Learn only this CoNLL-U tag column \\[default: every one of upos, xpos, feats with a value on every word]."
+        None, "--tag-column",
+        help="Learn only this CoNLL-U tag column \\[default: upos and xpos when every word has one, and feats when some word has features].",
     ),
     output: Path = typer.Option(Path("configs/my-tagger.yaml"), "--output", "-o", help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write the best recipe (configs/ud_ewt.yaml) for your own corpus files, after reading them as lstm-tag train would."""
+    """Write the best recipe (configs/ud_ewt.yaml) for your own corpus files, after reading them as lstm-tag train would; warn of what training would meet (tokens with spaces, dev/test tags training never has, no # text)."""
     with _user_errors():
         if train_file is None or dev_file is None:
             if not _interactive():
@@ -516,6 +517,8 @@ def init_cli(
         starter = write_starter_config(
             output, train_file, dev_file, test_file, format.value if format else None, tag_column.value if tag_column else None, force
         )
+    for warning in starter.warnings:
+        print(f"lstm-tag: warning: {warning}", file=sys.stderr)
     read = ", ".join(f"{split} {count:,}" for split, count in starter.sentences.items())
     learnt = ", ".join(column.upper() for column in starter.config.data.columns)
     found = f"{starter.format}, tags from {learnt}" if starter.format == "conllu" else "tsv"
@@ -533,7 +536,7 @@ def runs_cli(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder that holds the run directories."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
-    """List the runs under runs/: name, date, training corpus, recipe (tag columns, characters, output layer, cell), epochs, best dev and test accuracy."""
+    """List the runs under runs/, one line each: name, training corpus, recipe (tag columns, characters, the columns with a CRF, cell), epochs, best dev and test accuracy; --json adds the date, the corpus's full path and every column's test accuracy."""
     records = list_runs(runs_dir)
     if as_json:
         print(json.dumps(records))
@@ -549,10 +552,10 @@ def runs_cli(
     epilog="Examples:\n\n  lstm-tag info runs/demo-20261122-101500\n\n  lstm-tag info runs/ewt/model-best.safetensors --json",
 )
 def info_cli(
-    model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory [default: the newest run's best model]."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    model: Optional[Path] = typer.Argument(None, help="Checkpoint file or run directory \\[default: the newest run's best model]."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (tokenizer: null for a model without a segmenter)."),
 ) -> None:
-    """Show what a checkpoint holds: recipe, data (files, format, tag columns), hyper-parameters, vocabulary and tag sets, metrics."""
+    """Show what a checkpoint holds: recipe, data (files, format, tag columns), hyper-parameters, vocabulary and tag sets, metrics, and whether it has a raw-text segmenter (its settings and dev scores)."""
     with _user_errors():
         info = checkpoint_info(model)
     if as_json:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -116,7 +118,10 @@ def _record(run: Path) -> dict[str, Any]:
 
 def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
     """What ``lstm-tag info`` shows: the recipe (see ``recipe``), hyper-parameters, vocabulary and
-    tag-set sizes, the data section of the config (files, format, columns, ...), metrics."""
+    tag-set sizes, the data section of the config (files, format, columns, ...), metrics, and
+    ``tokenizer``: None without a raw-text segmenter, else ``{"settings": the config's tokenizer
+    section, "scores": what its training recorded (dev_tokens_f1, dev_sentences_f1, dev_words_f1
+    in percent, best_epoch, ...)}``."""
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path)
     config = checkpoint.config.to_dict()
@@ -131,44 +136,35 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
         "data": config["data"],
         "train": config["train"],
         "metrics": checkpoint.metrics,
+        "tokenizer": None if checkpoint.segmenter is None else {
+            "settings": config["tokenizer"], "scores": dict(checkpoint.segmenter.scores),
+        },
     }
 
 
-PATH_WIDTH = 40
-"""Characters a corpus path may take in ``lstm-tag runs``'s table before its middle folders give way to ``…``."""
+CORPUS_SUFFIXES = (".conllu", ".tsv")
+"""File name endings that ``runs`` leaves out of a corpus's name: they say only the format."""
 
 
-def _nearby(path: Path, cwd: Path, home: Path) -> str:
-    """``path`` relative to ``cwd`` when inside it, else with ``home`` as ``~``, else as it is."""
-    if path.is_relative_to(cwd):
-        return str(path.relative_to(cwd))
-    if home != Path(home.anchor) and path.is_relative_to(home):
-        return str(Path("~") / path.relative_to(home))
-    return str(path)
+def corpus_names(paths: list[str]) -> dict[str, str]:
+    """Each training file as ``lstm-tag runs`` names it: its file name without ``.conllu`` or
+    ``.tsv`` (a UD treebank's names the treebank: ``en_ewt-ud-train``), after as many of its
+    folders as it takes to tell it from every other path given (``demo/train``, ``other/train``),
+    so that two corpora never look the same however alike their names."""
+    stems = Counter(Path(p).with_suffix("") for p in set(paths) if Path(p).suffix in CORPUS_SUFFIXES)
 
+    def parts(path: Path) -> tuple[str, ...]:  # train.tsv beside train.conllu keeps its ending
+        short = path.suffix in CORPUS_SUFFIXES and stems[path.with_suffix("")] == 1
+        return (*path.parts[:-1], path.stem if short else path.name)
 
-def short_paths(paths: list[str], width: int = PATH_WIDTH, cwd: Path | None = None, home: Path | None = None) -> dict[str, str]:
-    """Each of ``paths`` (absolute) as ``lstm-tag runs`` shows it: relative to ``cwd`` when inside
-    it, else with ``home`` as ``~``; longer than ``width``, its middle folders become ``…``
-    (``/work/…/ud_english_ewt/en_ewt-ud-train.conllu``). The file name and its folder are always
-    kept, and as many more trailing folders as it takes to tell it from every other path given,
-    however long that makes it: two corpora named alike never look the same."""
-    cwd, home = cwd or Path.cwd(), home or Path.home()
-    distinct = sorted({Path(p) for p in paths})
+    distinct = {parts(Path(p)) for p in paths}
     shown = {}
     for path in distinct:
-        need = 2  # the file and its folder: a treebank's folder names it
-        while need < len(path.parts) and any(o.parts[-need:] == path.parts[-need:] for o in distinct if o != path):
+        need = 1
+        while need < len(path) and any(o[-need:] == path[-need:] for o in distinct if o != path):
             need += 1
-        near = _nearby(path, cwd, home)
-        parts = Path(near).parts
-        head = parts[:2] if Path(near).is_absolute() else parts[:1]  # "/work", "~" or the first folder
-        keep = min(need, len(parts))
-        while keep < len(parts) - len(head) and len(str(Path(*head, "…", *parts[-keep - 1 :]))) <= width:
-            keep += 1
-        whole = len(near) <= width or keep >= len(parts) - len(head)
-        shown[path] = near if whole else str(Path(*head, "…", *parts[-keep:]))
-    return {p: shown[Path(p)] for p in paths}
+        shown[path] = str(Path(*path[-need:]))
+    return {p: shown[parts(Path(p))] for p in paths}
 
 
 def output_cell(output: dict[str, str]) -> str:
@@ -177,6 +173,13 @@ def output_cell(output: dict[str, str]) -> str:
     most = max(layers, key=layers.count) if layers else "?"
     others = ", ".join(f"{column} {layer}" for column, layer in output.items() if layer != most)
     return most + (f" ({others})" if others else "")
+
+
+def crf_cell(output: dict[str, str]) -> str:
+    """Which tag columns of a recipe have a CRF (the others a softmax), for the ``runs`` table:
+    ``all``, ``none``, or the columns as the tags are written (``upos+xpos``)."""
+    crf = [column for column, layer in output.items() if layer == "crf"]
+    return "all" if crf and len(crf) == len(output) else "+".join(crf) or "none"
 
 
 def recipe_text(recipe_: dict[str, Any]) -> str:
@@ -191,30 +194,47 @@ def _whole(text: str) -> Text:
 
 
 def runs_table(records: list[dict[str, Any]], runs_dir: str | Path) -> Table:
-    """``list_runs``'s records as the terminal table of ``lstm-tag runs``: the corpus path shortened
-    by ``short_paths``, the recipe as tag columns (``upos+xpos``), characters, output layers and cell."""
-    # ten columns: one space between cells rather than two keeps a row within 140 characters
-    table = Table(title=f"runs in {runs_dir}/", title_justify="left", collapse_padding=True, pad_edge=False)
-    numbers = ("epochs", "best dev %", "test %")
-    for column in ("name", "date", "corpus", "tags", "chars", "output", "cell", *numbers):
-        # a narrow terminal wraps the other cells first (no_wrap: the name and the corpus keep their width
-        # while others can give way); their cells are ``_whole`` Text, which folds rather than cuts
+    """``list_runs``'s records as the terminal table of ``lstm-tag runs``: one line per run within
+    100 columns for the run names ``lstm-tag train`` gives (``ud_ewt_tutorial-20261123-091000``)
+    and UD corpora; the corpus by ``corpus_names``, the recipe as tag columns (``upos+xpos``), characters, the columns with a
+    CRF (``crf_cell``) and cell, and the first tag column's dev and test accuracy (``--json``
+    has the date, the full path and every column's test accuracy)."""
+    table = Table(title=f"runs in {runs_dir}/", title_justify="left", box=None,
+                  caption="ep: epochs; dev (best), test: accuracy % of the first tag column", caption_justify="left",
+                  padding=(0, 1, 0, 0), pad_edge=False)  # one space between columns
+    numbers = ("ep", "dev", "test")
+    for column in ("name", "corpus", "tags", "chars", "crf", "cell", *numbers):
+        # the name and the corpus keep their width while the others give way on a narrow terminal;
+        # their cells are ``_whole`` Text, which folds rather than cuts
         whole = column in ("name", "corpus")
         table.add_column(column, justify="right" if column in numbers else "left", no_wrap=whole, overflow="fold")
-    paths = short_paths([r["train"] for r in records if not r["damaged"]])
+    names = corpus_names([r["train"] for r in records if not r["damaged"]])
     for r in records:
         if r["damaged"]:
-            table.add_row(_whole(r["name"]), "?", _whole(f"damaged: {r['damaged']}"), *"????", "-", "-", "-")
+            table.add_row(_whole(r["name"]), _whole(f"damaged: {r['damaged']}"), *"????", "-", "-", "-")
             continue
-        others = list(r["test_columns"].items())[1:]  # with several columns: a line each, and all_tags
-        test = "\n".join([percent(r["test_accuracy"]), *(f"{c} {percent(a)}" for c, a in others)])
         recipe_ = r["recipe"]
         table.add_row(
-            _whole(r["name"]), r["date"], _whole(paths[r["train"]]), "+".join(recipe_["columns"]),
-            recipe_["chars"], output_cell(recipe_["output"]), recipe_["cell"], str(r["epochs"]),
-            percent(r["best_dev_accuracy"]), test,
+            _whole(r["name"]), _whole(names[r["train"]]), "+".join(recipe_["columns"]), recipe_["chars"],
+            crf_cell(recipe_["output"]), recipe_["cell"], str(r["epochs"]), percent(r["best_dev_accuracy"]),
+            percent(r["test_accuracy"]),
         )
     return table
+
+
+SEGMENTER_SCORES = {"dev_tokens_f1": "Tokens", "dev_sentences_f1": "Sentences", "dev_words_f1": "Words"}
+"""The segmenter's dev F1 scores (CoNLL 2018, in percent) that ``info`` names first."""
+
+
+def segmenter_text(tokenizer: dict[str, Any] | None) -> str:
+    """``info``'s line on the raw-text segmenter: ``none (...)``, or its dev F1 scores and the
+    rest of what its training recorded (``best epoch 29``)."""
+    if tokenizer is None:
+        return "none: the model tags tokens (predict --input-format tokens or conllu), not raw text"
+    scores = tokenizer["scores"]
+    named = [f"{name} {scores[key]}" for key, name in SEGMENTER_SCORES.items() if key in scores]
+    rest = [f"{key.replace('_', ' ')} {value}" for key, value in scores.items() if key not in SEGMENTER_SCORES]
+    return ", ".join([*(["dev F1 " + ", ".join(named)] if named else []), *rest]) or "trained (no scores recorded)"
 
 
 def info_table(info: dict[str, Any]) -> Table:
@@ -226,6 +246,9 @@ def info_table(info: dict[str, Any]) -> Table:
     for section in ("data", "model", "train"):
         for key, value in info[section].items():
             table.add_row(f"{section}.{key}", _whole(str(value)))
+    table.add_row("segmenter", _whole(segmenter_text(info.get("tokenizer"))))
+    for key, value in (info.get("tokenizer") or {}).get("settings", {}).items():
+        table.add_row(f"tokenizer.{key}", _whole(str(value)))
     table.add_row("parameters", f"{info['parameters']:,}")
     table.add_row("vocabulary", f"{info['words']:,} words (with <pad>, <unk>)")
     for column, tags in info["columns"].items():

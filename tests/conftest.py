@@ -4,6 +4,7 @@ whole session, and the check of a one-line command-line error."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -15,6 +16,16 @@ from lstm_tagger import load_config, train
 from lstm_tagger.segmenter import forked
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_path(*parts: str) -> Path:
+    """A path in the shared folder of data and tools: ``$LSTM_TAG_SHARED`` when set, else the
+    ``shared`` folder beside the checkout or beside the folder of worktrees that holds it
+    (whichever exists); the tests that need it skip when it is absent."""
+    if "LSTM_TAG_SHARED" in os.environ:
+        return Path(os.environ["LSTM_TAG_SHARED"], *parts)
+    found = [folder / "shared" for folder in ROOT.parents[:2] if (folder / "shared").is_dir()]
+    return Path(found[0] if found else ROOT.parent / "shared", *parts)
 
 CLASSIC = [
     ("The dog ate the apple".split(), "DET NOUN VERB DET NOUN".split()),

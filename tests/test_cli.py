@@ -1,6 +1,7 @@
 """The command line end to end, in-process: train the demo config, predict, eval."""
 
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -174,3 +175,12 @@ def test_every_cell_end_to_end(cell, tmp_path):
     from lstm_tagger import load_checkpoint
 
     assert load_checkpoint(tmp_path / "run" / BEST).config.model.cell == cell
+
+
+def test_info_and_export_help_show_their_choices_and_defaults():
+    info = runner.invoke(app, ["info", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[default: the newest run's best model]" in info  # not eaten as rich markup
+    export = runner.invoke(app, ["export", "--help"], env={"COLUMNS": "200"}).stdout
+    assert re.search(r"--format\s+torchscript\|onnx\s+What to write: torchscript or onnx\.", export), export
+    init = runner.invoke(app, ["init", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[default: upos and xpos when every word has one, and feats when some word has features]" in init

@@ -12,9 +12,9 @@ from lstm_tagger.evaluation.conll18 import METRICS, evaluate
 from lstm_tagger.errors import DataError
 from lstm_tagger.corpus.rawtext import read_treebank
 
-from conftest import ROOT
+from conftest import shared_path
 
-SCRIPT = ROOT.parent / "shared" / "tools" / "conll18_ud_eval.py"
+SCRIPT = shared_path("tools", "conll18_ud_eval.py")
 needs_script = pytest.mark.skipif(not SCRIPT.is_file(), reason=f"the official CoNLL 2018 script is not at {SCRIPT}")
 
 
@@ -112,3 +112,42 @@ def test_different_text_is_an_error(tmp_path):
     system.write_text(block("1 The DET", "2 cat NOUN"), encoding="utf-8")
     with pytest.raises(DataError, match="gold and system text differ at character 3: 'dog' vs 'cat'"):
         evaluate(read_treebank(gold), read_treebank(system))
+
+
+FEATS_GOLD = block(
+    "1 I PRON PRP Case=Nom|Number=Sing|Person=1|PronType=Prs", "2 saw VERB VBD Mood=Ind|Tense=Past|VerbForm=Fin",
+    "3 2 NUM CD NumForm=Digit|NumType=Card", "4 u PRON PRP Case=Acc|Person=2|PronType=Prs|Typo=Yes",
+    "5 at ADP IN ExtPos=ADP", "6 home NOUN NN Number=Sing",
+)
+FEATS_SYSTEM = block(  # wrong in a language-specific feature only (words 3, 4, 5), in a universal one (2), or right
+    "1 I PRON PRP Case=Nom|Number=Sing|Person=1|PronType=Prs", "2 saw VERB VBD Mood=Ind|Tense=Pres|VerbForm=Fin",
+    "3 2 NUM CD NumType=Card", "4 u PRON PRP Case=Acc|Person=2|PronType=Prs",
+    "5 at ADP IN _", "6 home NOUN NN Number=Sing",
+)
+
+
+@needs_script
+def test_ufeats_on_gold_tokens_is_the_official_figure(tmp_path, monkeypatch):
+    """``evaluate.evaluate``'s ``ufeats`` is the official script's UFeats on the same predictions;
+    the ``feats`` column's own accuracy compares whole strings and is lower here."""
+    from types import SimpleNamespace
+
+    from lstm_tagger.corpus.reader import read_conllu
+    from lstm_tagger.evaluation import evaluate as evaluation
+    from lstm_tagger.tagging.predict import Tagged
+
+    gold_path, system_path = tmp_path / "gold.conllu", tmp_path / "system.conllu"
+    gold_path.write_text(FEATS_GOLD * 2, encoding="utf-8")
+    system_path.write_text(FEATS_SYSTEM + FEATS_GOLD, encoding="utf-8")
+    columns = ["upos", "feats"]
+    gold, system = read_conllu(gold_path, columns), read_conllu(system_path, columns)
+    monkeypatch.setattr(evaluation, "tag", lambda checkpoint, words, batch_size: [
+        Tagged(list(s.words), {c: list(s.columns[c]) for c in columns}) for s in system
+    ])
+    checkpoint = SimpleNamespace(words=SimpleNamespace(seen_in_training=lambda word: True), model=SimpleNamespace(columns=columns))
+    scores = evaluation.evaluate(checkpoint, gold)
+    correct, gold_words, system_words, aligned = official(gold_path, system_path, True)["UFeats"]
+    assert scores["ufeats"] == {"accuracy": int(correct) / int(gold_words), "tokens": 12, "correct": 11}
+    assert (int(correct), int(gold_words), int(system_words), int(aligned)) == (11, 12, 12, 12)
+    assert f"{100 * scores['ufeats']['accuracy']:.2f}" == official(gold_path, system_path, False)["UFeats"][2] == "91.67"
+    assert scores["columns"]["feats"]["accuracy"] == 8 / 12  # whole strings: words 2 to 5 of the first copy

@@ -116,8 +116,10 @@ def test_eval_json_has_every_column_and_all_tags(three_columns):
     assert scores["accuracy"] == scores["columns"]["upos"]["accuracy"] == 1.0  # the first column's
     assert scores["all_tags"] == {"accuracy": 1.0, "tokens": 9, "correct": 9}
     assert scores["columns"]["feats"]["per_tag"]["_"]["support"] == 1  # "_" is a FEATS value
-    table = runner.invoke(app, ["eval", "--model", str(three_columns)])
-    assert "UPOS %" in table.stdout and "FEATS %" in table.stdout and "all tags right" in table.stdout
+    assert scores["ufeats"] == {"accuracy": 1.0, "tokens": 9, "correct": 9}  # CoNLL 2018's, beside FEATS whole strings
+    table = runner.invoke(app, ["eval", "--model", str(three_columns)], env={"COLUMNS": "120"})
+    assert "UPOS %" in table.stdout and "FEATS (whole string) %" in table.stdout and "all tags right" in table.stdout
+    assert "UFeats (CoNLL 2018)" in table.stdout and "FEATS %" not in table.stdout
     assert "per tag (XPOS)" in table.stdout
 
 
@@ -126,11 +128,14 @@ def test_report_plots_and_runs_cover_every_column(three_columns):
     assert set(report["plots"].values()) >= {f"confusion-test-{c}.png" for c in COLUMNS}
     assert all((three_columns / f"confusion-test-{c}.png").is_file() for c in COLUMNS)
     markdown = (three_columns / "report.md").read_text()
-    assert "| measure | UPOS % | XPOS % | FEATS % | tokens |" in markdown and "### Per tag (FEATS)" in markdown
+    assert "| measure | UPOS % | XPOS % | FEATS (whole string) % | tokens |" in markdown and "### Per tag (FEATS)" in markdown
+    assert "| UFeats (CoNLL 2018) |  |  | 100.00 | 9 |" in markdown
+    log = (three_columns / "train.log").read_text(encoding="utf-8")
+    assert "UPOS 100.00, XPOS 100.00, FEATS (whole string) 100.00, UFeats 100.00, all tags 100.00\n" in log
     history = [json.loads(line) for line in (three_columns / "metrics.jsonl").read_text().splitlines()]
-    assert history[-1]["dev_all_tags"] == 1.0 and history[-1]["dev_xpos"] == 1.0
+    assert history[-1]["dev_all_tags"] == 1.0 and history[-1]["dev_xpos"] == 1.0 and history[-1]["dev_ufeats"] == 1.0
     records = json.loads(runner.invoke(app, ["runs", "--runs-dir", str(three_columns.parent), "--json"]).stdout)
-    assert records[0]["test_columns"] == {"upos": 1.0, "xpos": 1.0, "feats": 1.0, "all_tags": 1.0}
+    assert records[0]["test_columns"] == {"upos": 1.0, "xpos": 1.0, "feats": 1.0, "ufeats": 1.0, "all_tags": 1.0}
     info = json.loads(runner.invoke(app, ["info", str(three_columns), "--json"]).stdout)
     assert list(info["columns"]) == COLUMNS and "_" in info["columns"]["feats"]
 

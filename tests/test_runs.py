@@ -11,7 +11,7 @@ from lstm_tagger.cli import app
 from rich.console import Console
 
 from lstm_tagger.checkpoint import BEST
-from lstm_tagger.runs import info_table, list_runs, output_cell, recipe, runs_table, short_paths
+from lstm_tagger.runs import corpus_names, info_table, crf_cell, list_runs, output_cell, recipe, runs_table
 
 from conftest import ROOT, assert_one_line_error, rewrite_header, tiny_config
 
@@ -36,7 +36,9 @@ def test_runs_lists_each_run_and_info_shows_a_checkpoint(tmp_path, monkeypatch):
     assert by_name["b"]["recipe"]["cell"] == "gru" and by_name["b"]["test_accuracy"] is None
     assert by_name["starting"]["epochs"] == 0 and by_name["starting"]["best_dev_accuracy"] is None
     table = runner.invoke(app, ["runs", "--runs-dir", str(runs)])
-    assert table.exit_code == 0 and "best dev %" in table.stdout and "starting" in table.stdout
+    assert table.exit_code == 0 and _rows(table.stdout)["starting"] == {
+        "name": "starting", "corpus": "x", "tags": "upos", "chars": "none", "crf": "none", "cell": "lstm",
+        "ep": "0", "dev": "-", "test": "-"}
 
     info = json.loads(runner.invoke(app, ["info", str(runs / "b"), "--json"]).stdout)
     assert info["model"]["cell"] == "gru" and info["tags"] == ["DET", "NOUN", "VERB", "PRON"]  # most frequent first
@@ -57,11 +59,13 @@ RECIPES = {  # each differs from the demo recipe in one thing
 
 
 def _rows(table: str) -> dict[str, dict[str, str]]:
-    """A rich table's first line of each row, as {first cell: {header: cell}}."""
+    """``lstm-tag runs``'s table (no cell with a space in it) as {name: {header: cell}}."""
     lines = table.splitlines()
-    header = [cell.strip() for cell in next(line for line in lines if line.startswith("┃")).split("┃")[1:-1]]
-    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
-    return {row[0]: dict(zip(header, row)) for row in cells if row[0]}
+    at = next(i for i, line in enumerate(lines) if line.startswith("name "))
+    header = lines[at].split()
+    end = next(i for i, line in enumerate(lines) if line.startswith("ep: "))  # the caption, perhaps over several lines
+    rows = (line.split() for line in lines[at + 1 : end])
+    return {cells[0]: dict(zip(header, cells)) for cells in rows if cells}
 
 
 def test_runs_show_the_recipe_of_each_run(trained_run, tmp_path, monkeypatch):
@@ -79,14 +83,14 @@ def test_runs_show_the_recipe_of_each_run(trained_run, tmp_path, monkeypatch):
 
     monkeypatch.chdir(ROOT)
     rows = _rows(runner.invoke(app, ["runs", "--runs-dir", str(runs)]).stdout)
-    recipes = {name: (row["tags"], row["chars"], row["output"], row["cell"]) for name, row in rows.items()}
+    recipes = {name: (row["tags"], row["chars"], row["crf"], row["cell"]) for name, row in rows.items()}
     assert recipes == {
-        "base": ("upos", "none", "softmax", "lstm"),
-        "chars": ("upos", "cnn", "softmax", "lstm"),
-        "crf": ("upos", "none", "crf", "lstm"),
-        "xpos": ("upos+xpos", "none", "softmax", "lstm"),
+        "base": ("upos", "none", "none", "lstm"),
+        "chars": ("upos", "cnn", "none", "lstm"),
+        "crf": ("upos", "none", "all", "lstm"),
+        "xpos": ("upos+xpos", "none", "none", "lstm"),
     }
-    assert {row["corpus"] for row in rows.values()} == {"data/demo/train.conllu"}  # relative to the current folder
+    assert {row["corpus"] for row in rows.values()} == {"train"}  # the file, the only one of its name
 
 
 def test_info_shows_the_data_format_and_columns(trained_run):
@@ -99,6 +103,14 @@ def test_info_shows_the_data_format_and_columns(trained_run):
     assert rows["data.format"] == "conllu" and rows["data.columns"] == "['upos', 'xpos']"
     assert rows["recipe"] == "upos+xpos, chars none, output softmax, cell lstm"
     assert rows["data.unk_shapes"] == "True" and rows["data.dev"] == str(ROOT / "data" / "demo" / "dev.conllu")
+
+
+def test_info_says_when_a_model_has_no_segmenter(tiny_run):
+    info = json.loads(runner.invoke(app, ["info", str(tiny_run), "--json"]).stdout)
+    assert "tokenizer" in info and info["tokenizer"] is None
+    rows = _info_rows(runner.invoke(app, ["info", str(tiny_run)], env={"COLUMNS": "200"}).stdout)
+    assert rows["segmenter"] == "none: the model tags tokens (predict --input-format tokens or conllu), not raw text"
+    assert not any(key.startswith("tokenizer.") for key in rows)
 
 
 def _info_rows(table: str) -> dict[str, str]:
@@ -148,10 +160,12 @@ def test_runs_fold_a_long_name_rather_than_cut_it(tiny_run, tmp_path):
     shutil.copytree(tiny_run, runs / name)
     narrow = Console(width=60, file=io.StringIO())
     narrow.print(runs_table(list_runs(runs), runs))
-    text = narrow.file.getvalue()  # (the corpus column shortens paths by design: short_paths)
+    text = narrow.file.getvalue()  # (the corpus column names the file by design: corpus_names)
     assert max(len(line) for line in text.splitlines()) <= 60
-    names = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
-    assert names == name
+    lines = text.splitlines()
+    rows = lines[next(i for i, line in enumerate(lines) if line.startswith("name ")) + 1 :]
+    rows = rows[: next(i for i, line in enumerate(rows) if line.startswith("ep: "))]  # the caption
+    assert "".join(line.split()[0] for line in rows if line.strip() and not line.startswith(" ")) == name
 
 
 def test_recipe_names_each_columns_output_layer():
@@ -161,6 +175,8 @@ def test_recipe_names_each_columns_output_layer():
     }
     assert output_cell(recipe(config)["output"]) == "crf (feats softmax)"
     assert output_cell({"upos": "softmax", "xpos": "crf"}) == "softmax (xpos crf)"  # a tie: the first column's
+    assert crf_cell(recipe(config)["output"]) == "upos+xpos" and crf_cell({"upos": "crf", "xpos": "crf"}) == "all"
+    assert crf_cell({"upos": "softmax"}) == "none"
     assert recipe({"data": {"train": "x.conllu"}}) == {"columns": ["upos"], "chars": "none", "output": {"upos": "softmax"}, "cell": "lstm"}
 
 
@@ -172,29 +188,56 @@ def test_runs_tell_corpora_with_the_same_file_name_apart(tmp_path, monkeypatch):
         assert runner.invoke(app, ["train", str(config), "--output", str(runs / folder), "--set", "train.epochs=1", "--quiet"]).exit_code == 0
     monkeypatch.chdir(tmp_path)
     rows = _rows(runner.invoke(app, ["runs", "--runs-dir", "runs"]).stdout)
-    assert {name: row["corpus"] for name, row in rows.items()} == {"en": "en/tiny.conllu", "fr": "fr/tiny.conllu"}
+    assert {name: row["corpus"] for name, row in rows.items()} == {"en": "en/tiny", "fr": "fr/tiny"}
     records = json.loads(runner.invoke(app, ["runs", "--runs-dir", "runs", "--json"]).stdout)
     assert [r["train"] for r in records] == [str(tmp_path / "en" / "tiny.conllu"), str(tmp_path / "fr" / "tiny.conllu")]
 
 
-def test_short_paths_keep_what_tells_them_apart():
-    cwd, home = Path("/work/project"), Path("/home/ana")
+def test_corpus_names_keep_what_tells_them_apart():
     paths = [
-        "/work/project/data/demo/train.conllu",  # inside the current folder
-        "/home/ana/corpora/ud/UD_Welsh-CCG/cy_ccg-ud-train.conllu",  # under the home folder, too long
+        "/work/project/data/demo/train.conllu",  # the only one named demo/train
         "/srv/corpora/2024/french/ud/data/train.conllu",  # these two differ far from the end
         "/srv/corpora/2025/french/ud/data/train.conllu",
         "/srv/corpora/treebanks/ud_english_ewt/en_ewt-ud-train.conllu",  # the only one of its name
+        "corpora/welsh/train.tsv",
     ]
-    assert short_paths(paths, width=40, cwd=cwd, home=home) == {
-        paths[0]: "data/demo/train.conllu",
-        paths[1]: "~/…/UD_Welsh-CCG/cy_ccg-ud-train.conllu",
-        paths[2]: "/srv/…/2024/french/ud/data/train.conllu",
-        paths[3]: "/srv/…/2025/french/ud/data/train.conllu",
-        paths[4]: "/srv/…/ud_english_ewt/en_ewt-ud-train.conllu",
+    assert corpus_names(paths) == {
+        paths[0]: "demo/train", paths[1]: "2024/french/ud/data/train", paths[2]: "2025/french/ud/data/train",
+        paths[3]: "en_ewt-ud-train", paths[4]: "welsh/train",
     }
-    assert short_paths(["/home/ana/ud/af/train.conllu"], cwd=cwd, home=home) == {"/home/ana/ud/af/train.conllu": "~/ud/af/train.conllu"}
-    assert short_paths(paths[2:4], width=100, cwd=cwd, home=home) == {p: p for p in paths[2:4]}  # short enough: whole
+    assert corpus_names(["/home/ana/ud/af/train.conllu", "/home/ana/ud/af/train.conllu"]) == {"/home/ana/ud/af/train.conllu": "train"}
+    assert corpus_names(["/data/notes.txt"]) == {"/data/notes.txt": "notes.txt"}  # only a corpus format's ending goes
+    assert corpus_names(["/c/train.conllu", "/c/train.tsv"]) == {"/c/train.conllu": "train.conllu", "/c/train.tsv": "train.tsv"}
+
+
+TYPICAL = [  # what runs of the shipped recipes and of init's configs look like
+    ("ud_ewt-20261122-101500", "/work/shared/data/ud_english_ewt/en_ewt-ud-train.conllu", ["upos", "xpos", "feats"],
+     {"upos": "crf", "xpos": "crf", "feats": "softmax"}, "lstm", "lstm"),
+    ("my-tagger-20261123-091000", "/home/ana/corpora/ud_vietnamese_vtb/vi_vtb-ud-train.conllu", ["upos", "xpos"],
+     {"upos": "crf", "xpos": "crf"}, "lstm", "lstm"),
+    ("ud_ewt_tutorial-20261124-170000", "/work/shared/data/ud_english_ewt/en_ewt-ud-train.conllu", ["upos"],
+     {"upos": "softmax"}, "cnn", "gru"),
+    ("demo-20261122-101500", "/work/project/data/demo/train.conllu", ["upos"], {"upos": "softmax"}, "none", "lstm"),
+]
+
+
+def test_runs_fit_100_columns_one_line_a_run():
+    records = [
+        {"name": name, "path": f"runs/{name}", "date": "2026-11-22 10:15", "train": train, "format": "conllu",
+         "recipe": {"columns": columns, "chars": chars, "output": output, "cell": cell}, "epochs": 30,
+         "best_dev_accuracy": 0.9712, "test_accuracy": 0.9655, "test_columns": {}, "has_model": True, "damaged": None}
+        for name, train, columns, output, chars, cell in TYPICAL
+    ]
+    console = Console(width=100, file=io.StringIO())
+    console.print(runs_table(records, "runs"))
+    lines = console.file.getvalue().splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 100
+    assert len(lines) == 3 + len(TYPICAL)  # the title, the header, one line per run and the caption: nothing folds
+    assert lines[-1].rstrip() == "ep: epochs; dev (best), test: accuracy % of the first tag column"
+    assert _rows(console.file.getvalue())["ud_ewt-20261122-101500"] == {
+        "name": "ud_ewt-20261122-101500", "corpus": "en_ewt-ud-train", "tags": "upos+xpos+feats", "chars": "lstm",
+        "crf": "upos+xpos", "cell": "lstm", "ep": "30", "dev": "97.12", "test": "96.55"}
+    assert _rows(console.file.getvalue())["demo-20261122-101500"]["corpus"] == "train"
 
 
 def test_info_and_runs_on_nothing(tmp_path, monkeypatch):

@@ -378,3 +378,18 @@ def test_tokenizer_lr_decay_lowers_the_rate_from_the_second_epoch(tmp_path):
 
     assert same_tensors(weights(1, 0.0), weights(1, 5.0))  # epoch 1 runs at tokenizer.lr either way
     assert not same_tensors(weights(2, 0.0), weights(2, 5.0))  # epoch 2 at lr / 6
+
+
+def test_info_shows_the_segmenter_its_settings_and_dev_scores(tiny_run):
+    info = json.loads(runner.invoke(app, ["info", str(tiny_run), "--json"]).stdout)
+    scores = load_checkpoint(tiny_run / BEST).segmenter.scores
+    assert info["tokenizer"] == {"settings": info["tokenizer"]["settings"], "scores": scores}
+    assert scores["dev_tokens_f1"] == 100.0 and {"dev_sentences_f1", "dev_words_f1", "best_epoch"} <= scores.keys()
+    assert info["tokenizer"]["settings"]["window"] == 24 and info["tokenizer"]["settings"]["mode"] == "auto"
+    table = runner.invoke(app, ["info", str(tiny_run)], env={"COLUMNS": "200"}).stdout
+    line = next(line for line in table.splitlines() if line.startswith("│ segmenter "))
+    assert line.split("│")[2].strip() == (
+        f"dev F1 Tokens 100.0, Sentences {scores['dev_sentences_f1']}, Words {scores['dev_words_f1']}, "
+        f"best epoch {scores['best_epoch']}"
+    )
+    assert any(line.startswith("│ tokenizer.window ") for line in table.splitlines())

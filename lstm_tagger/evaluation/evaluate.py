@@ -8,7 +8,9 @@ from typing import Any, Sequence
 
 from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
 from lstm_tagger.config import DataConfig
+from lstm_tagger.corpus.rawtext import Token, TreebankSentence, Word
 from lstm_tagger.corpus.reader import Sentence, read_corpus
+from lstm_tagger.evaluation import conll18
 from lstm_tagger.errors import DataError
 from lstm_tagger.files import check_output
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, run_model, tag
@@ -20,7 +22,9 @@ def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: 
     """Tag ``sentences`` and score each tag column against its gold tags (see ``metrics.score``).
 
     Returns the first column's scores, and ``columns``: every column's scores by name; with
-    more than one column also ``all_tags`` (every column right at once). A word counts as
+    more than one column also ``all_tags`` (every column right at once, FEATS as a whole
+    string); with ``feats``, also ``ufeats``, the CoNLL 2018 UFeats (``universal_features``).
+    The ``feats`` column's own accuracy compares whole FEATS strings. A word counts as
     known when it has its own id in the model's vocabulary learned from the training data
     (seen there at least ``data.min_word_freq`` times); the rest, words that only a
     pretrained vectors file brought in among them, are OOV.
@@ -34,7 +38,26 @@ def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: 
     result = {**per_column[columns[0]], "columns": per_column}
     if len(columns) > 1:
         result["all_tags"] = all_tags([gold[c] for c in columns], [pred[c] for c in columns])
+    if "feats" in columns:
+        result["ufeats"] = universal_features(sentences, gold["feats"], pred["feats"])
     return result
+
+
+def universal_features(
+    sentences: Sequence[Sentence], gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]
+) -> dict[str, Any]:
+    """The official CoNLL 2018 UFeats on gold tokens, by ``conll18.evaluate``: a word counts when
+    its universal features agree (language-specific ones, such as ``Style`` or ``ExtPos``, and
+    their order are ignored), so it is at least the whole-string FEATS accuracy. Returns
+    ``accuracy``, ``tokens`` and ``correct``, as ``metrics.all_tags``."""
+    def treebank(feats: Sequence[Sequence[str]]) -> list[TreebankSentence]:
+        return [
+            TreebankSentence([Token(form, (Word(form, feats=tag),)) for form, tag in zip(s.words, tags)])
+            for s, tags in zip(sentences, feats)
+        ]
+
+    score = conll18.evaluate(treebank(gold), treebank(pred))["UFeats"]
+    return {"accuracy": score.aligned_accuracy or 0.0, "tokens": score.gold, "correct": score.correct}
 
 
 def tag_score_matrix(checkpoint: Checkpoint, words: Sequence[str], stage: str) -> dict[str, Any]:

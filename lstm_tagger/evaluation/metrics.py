@@ -87,7 +87,8 @@ def score(
 
 
 def all_tags(gold: Sequence[Sequence[Sequence[str]]], pred: Sequence[Sequence[Sequence[str]]]) -> dict[str, Any]:
-    """CoNLL 2018's AllTags on gold tokens: the share of tokens whose every column is right.
+    """The share of tokens whose every column is right, on gold tokens. Each tag is compared
+    whole, a FEATS string too: CoNLL 2018's AllTags compares only the universal features.
 
     ``gold[c][s][i]``: column c's tag of word i of sentence s (``pred`` the same); returns
     ``accuracy``, ``tokens`` and ``correct``.

@@ -42,7 +42,7 @@ from lstm_tagger.training.memory import fix_mmap_threshold
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.model.optim import WeightAverage, build_optimizer, restore_training, set_epoch_lr, training_tensors
 from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
-from lstm_tagger.evaluation.report import column_accuracies, print_scores, write_report
+from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
 from lstm_tagger.segmenter.segment import Segmenter
 from lstm_tagger.segmenter.segment import training_phase as segmenter_phase
 from lstm_tagger.corpus.vectors import Vectors, align, matches, read_vectors
@@ -514,7 +514,7 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
         print_scores(console, name, scores)
         session.say(
             f"{name} accuracy {100 * scores['accuracy']:.2f} (OOV {100 * scores['oov_accuracy']:.2f})"
-            + "".join(f", {c} {100 * a:.2f}" for c, a in column_accuracies(scores).items())
+            + (f", {accuracies_text(scores)}" if column_accuracies(scores) else "")
         )
     session.say(f"run written to {session.output_dir}")
     return TrainResult(session.output_dir, loop.best_epoch, loop.best_accuracy, len(loop.history), interrupted, report)

@@ -4,6 +4,10 @@ The recipe is ``configs/ud_ewt.yaml`` itself (word embeddings + a character BiLS
 BiLSTM -> CRF), comments included: only its data paths, format and tag column are replaced.
 The format and the tag column are found in the files, and the files are read with the
 readers ``train`` uses, so a config that ``init`` writes is one that ``train`` accepts.
+
+What a user of a new language would otherwise find out only after training is returned as
+warnings (the caller prints them): tokens that contain a space, dev or test tags that the
+training file never has (another spelling of the tag set), and sentences without ``# text``.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstm_tagger.config import Config, config_from_text
 from lstm_tagger.corpus.conllu import decode_lines
-from lstm_tagger.corpus.reader import read_conllu
+from lstm_tagger.corpus.rawtext import TreebankSentence, read_treebank
+from lstm_tagger.corpus.reader import Sentence, read_conllu
 from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary, same_file
 from lstm_tagger.training.loop import Splits
@@ -53,6 +59,89 @@ class Starter:
     """The CoNLL-U tag columns with a value on every training word (empty for TSV)."""
     sentences: dict[str, int]
     """Sentences read per split: train, dev and (if given) test."""
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know before training (see ``corpus_warnings``), one line each."""
+
+
+UNSEEN_SHARE = 0.01
+"""Dev or test tags that training never has are reported when they are on at least this share
+of the file's words: below it, a few rare tags are expected (11 FEATS strings of EWT's dev, on
+18 of its 25,147 words, are not in its training file), above it the tag sets differ (VTB's dev
+spells its XPOS tags otherwise: 44% of its words have a tag its training file never has)."""
+EXAMPLES = 3
+"""Examples a warning names."""
+
+
+def _share(count: int, total: int) -> str:
+    return f"{count:,} of {total:,} {{}} ({100 * count / total:.1f}%)" if total else f"{count:,} {{}}"
+
+
+def unseen_tags(train: list[Sentence], other: list[Sentence], path: Path, columns: list[str]) -> list[str]:
+    """For each tag column: a warning when ``other``'s words with a tag that ``train`` never has
+    are at least ``UNSEEN_SHARE`` of its words (the tagger can never predict those tags)."""
+    warnings = []
+    for column in columns:
+        known = {tag for s in train for tag in s.columns[column]}
+        tags = Counter(tag for s in other for tag in s.columns[column])
+        unseen = Counter({tag: n for tag, n in tags.items() if tag not in known})
+        words, total = sum(unseen.values()), sum(tags.values())
+        if total and words / total >= UNSEEN_SHARE:
+            examples = ", ".join(tag for tag, _ in unseen.most_common(EXAMPLES))
+            warnings.append(
+                f"{path}: the {column.upper()} tags of {_share(words, total).format('words')} never occur in the "
+                f"training file ({len(unseen):,} tags, e.g. {examples}): the tagger cannot predict them; "
+                "check that both files spell the tags alike"
+            )
+    return warnings
+
+
+def spaced_tokens(train: list[TreebankSentence], segmenter: bool) -> list[str]:
+    """A warning when training tokens contain a space (Vietnamese ``danh sách``), saying what
+    the segmenter (when one is trained) and ``predict`` make of them."""
+    forms = Counter(t.form for s in train for t in s.tokens if any(c.isspace() for c in t.form))
+    if not forms:
+        return []
+    tokens = sum(len(s.tokens) for s in train)
+    example = forms.most_common(1)[0][0]
+    learns = "; the segmenter learns where a space is inside a token" if segmenter else ""
+    return [
+        f"{_share(sum(forms.values()), tokens).format('training tokens')} contain a space (e.g. {example!r}){learns}; "
+        "predict --input-format tokens splits at every space: give such tokens as CoNLL-U"
+    ]
+
+
+def missing_text(treebanks: dict[str, list[TreebankSentence]], paths: dict[str, Path]) -> list[str]:
+    """A warning for each file with sentences without ``# text``: from the training file no
+    segmenter is trained then (``tokenizer.mode: auto``), and raw-text scores on dev or test
+    are taken on text rebuilt from the tokens."""
+    warnings = []
+    for role, sentences in treebanks.items():
+        lacking = sum(s.text is None for s in sentences)
+        if not lacking:
+            continue
+        what = _share(lacking, len(sentences)).format("sentences")
+        if role == "train":
+            then = ("no segmenter is trained (tokenizer.mode auto needs it on every training sentence): "
+                    "the model tags tokens, not raw text")
+        else:
+            then = ("raw-text scores on it (eval --raw, the segmenter's dev scores) are taken on text rebuilt "
+                    "from its tokens")
+        warnings.append(f"{paths[role]}: {what} have no # text: {then}")
+    return warnings
+
+
+def corpus_warnings(config: Config, splits: Splits, paths: dict[str, Path]) -> list[str]:
+    """What ``init`` tells the user about the corpus files ``paths`` (``train``, ``dev`` and
+    perhaps ``test``, as the user named them) before training: see the module docstring."""
+    warnings = []
+    if config.data.format == "conllu":
+        treebanks = {role: read_treebank(path) for role, path in paths.items()}
+        segmenter = all(s.text is not None for s in treebanks["train"])
+        warnings += spaced_tokens(treebanks["train"], segmenter) + missing_text(treebanks, paths)
+    for role, sentences in (("dev", splits.dev), ("test", splits.test)):
+        if sentences is not None:
+            warnings += unseen_tags(splits.train, sentences, paths[role], config.data.columns)
+    return warnings
 
 
 def detect_format(path: Path) -> str:
@@ -192,6 +281,8 @@ def write_starter_config(
     sentences = {"train": len(splits.train), "dev": len(splits.dev)}
     if splits.test is not None:
         sentences["test"] = len(splits.test)
+    paths = {"train": train, "dev": dev, **({"test": test} if test is not None else {})}
+    warnings = corpus_warnings(config, splits, paths)
     make_dir(output.parent)
     atomic_write_text(output, text)
-    return Starter(config, format, columns, sentences)
+    return Starter(config, format, columns, sentences, warnings)
