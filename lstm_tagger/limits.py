@@ -56,6 +56,13 @@ MAX_MULTIWORD_CHARS = 1000
 (the segmenter cuts longer tokens, ``segment.MAX_TOKEN_CHARS``)."""
 MAX_SEGMENTER_SCORES = 16
 """A segmenter's dev scores stored in a checkpoint are at most 16 numbers."""
+MAX_PRETRAINED_ROWS = 10_000_000
+"""A pretrained resource (``model.vectors``) holds at most 10,000,000 vectors: fastText's largest
+published English table has 2,000,000."""
+MAX_PRETRAINED_DIM = 4096
+"""... of at most 4,096 dimensions (published word vectors have 25 to 300)."""
+MAX_RESOURCE_TEXT = 200
+"""The name and version of a pretrained resource in a checkpoint's header are at most 200 characters."""
 
 
 def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:

@@ -130,6 +130,12 @@ class WordVocab(Vocab):
                 return found
         return self.unknown_id(item)
 
+    def trainable_rows(self) -> torch.Tensor:
+        """(V,) int64: each entry's row of a trainable embedding of the ``trained`` entries: its own
+        id below ``trained``, and for a word only a pretrained resource brought in, the id of its
+        unknown-word class (``model.tagger.PretrainedLayout``)."""
+        return torch.tensor([i if i < self.trained else self.unknown_id(w) for i, w in enumerate(self.itos)], dtype=torch.long)
+
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "shapes": self.shapes, "lowercase_fallback": self.lowercase_fallback, "trained": self.trained}
 
