@@ -243,9 +243,10 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
-def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> None:
+def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> PretrainedLayout | None:
     """The header's weights against the model its metadata describes, built on the meta device
-    (no memory): within ``model.max_parameters``, and every tensor of the right shape."""
+    (no memory): within ``model.max_parameters``, and every tensor of the right shape. Returns the
+    pretrained table's layout, if any (computed once: a row per word of a large vocabulary)."""
     try:
         stored = {
             name: tuple(TensorEntry.model_validate(entry).shape)
@@ -270,6 +271,7 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> No
         raise CheckpointError(
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them ({wrong[0]})"
         )
+    return layout
 
 
 @dataclass
@@ -335,7 +337,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     header = _read_header(data, path)
     described = read_description(header["__metadata__"], path)
     config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
-    _checked_shapes(header, described, path)
+    layout = _checked_shapes(header, described, path)
     segmenter_header = _checked_segmenter(header, config, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
@@ -356,7 +358,6 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         sizes = {column: len(vocab) for column, vocab in vocabs.items()}
         if list(sizes) != config.data.columns:
             raise ValueError("the tag vocabularies do not match data.columns")
-        layout = described.pretrained.layout(words) if described.pretrained is not None else None
         model = Tagger(config.model, len(words), sizes, len(chars) if chars is not None else 0, pretrained=layout)
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError):

@@ -204,3 +204,12 @@ def test_the_layout_sizes_are_derived():
     assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained.shape == (6, 5)
     assert model.encoder.rnn.input_size == 12
     assert model.inputs(torch.tensor([[2, 5]])).shape == (1, 2, 12)
+
+
+def test_a_word_only_the_resource_has_takes_its_unknown_class_trainable_row():
+    words, _ = build_word_vocab([["Dog", "ran"]], shapes=True, extra=["zebra", "1984", "Paris", "ran"])
+    assert words.itos[words.trained :] == ["zebra", "1984", "Paris"]
+    expected = [*range(words.trained), *(words.stoi[c] for c in ("<unk:a>", "<unk:9>", "<unk:Aa>"))]
+    assert words.trainable_rows().tolist() == expected
+    plain, _ = build_word_vocab([["Dog", "ran"]], extra=["zebra", "1984"])
+    assert plain.trainable_rows().tolist() == [0, 1, 2, 3, 1, 1]
