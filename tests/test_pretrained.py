@@ -213,3 +213,13 @@ def test_a_word_only_the_resource_has_takes_its_unknown_class_trainable_row():
     assert words.trainable_rows().tolist() == expected
     plain, _ = build_word_vocab([["Dog", "ran"]], extra=["zebra", "1984"])
     assert plain.trainable_rows().tolist() == [0, 1, 2, 3, 1, 1]
+
+
+def test_an_onnx_export_carries_the_table(tmp_path, frozen_run):
+    pytest.importorskip("onnxruntime", reason="the onnx extra")
+    exported = tmp_path / "model.onnx"
+    result = runner.invoke(app, ["export", str(frozen_run), "--format", "onnx", "--output", str(exported)])
+    assert result.exit_code == 0, result.output
+    for word, wanted in (("zebra", "NOUN"), ("sprint", "VERB")):
+        result = runner.invoke(app, ["predict", "--onnx", str(exported), word])
+        assert (result.exit_code, result.stdout) == (0, f"{word}/{wanted}\n"), result.output
