@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import torch
-from pydantic import BaseModel, ConfigDict, Json, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from lstm_tagger.config import Config
 from lstm_tagger.errors import CheckpointError, UserError, one_line
 from lstm_tagger.files import atomic_write_bytes, read_bytes
+from lstm_tagger import limits
 from lstm_tagger.limits import check_parameters, planned_parameters
-from lstm_tagger.model.tagger import FAMILY, Tagger
+from lstm_tagger.model.tagger import FAMILY, PretrainedLayout, Tagger
 from lstm_tagger.segmenter.segment import PREFIX as SEGMENTER_PREFIX
 from lstm_tagger.segmenter.header import SegmenterHeader
 from lstm_tagger.segmenter.segment import Segmenter, checked_header
@@ -60,6 +61,8 @@ class Checkpoint:
     """Tensors of the training state: RNG state, the optimiser's state and the weight average's (``optim.training_tensors``)."""
     segmenter: Segmenter | None = None
     """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
+    pretrained: "PretrainedMeta | None" = None
+    """The pretrained table's source, when the model has one (tensor ``embed.pretrained``, header key ``pretrained``)."""
 
     @property
     def tags(self) -> Vocab:
@@ -80,6 +83,8 @@ def describe(checkpoint: Checkpoint) -> dict[str, str]:
     }
     if checkpoint.chars is not None:
         described["chars"] = json.dumps(checkpoint.chars.to_dict())
+    if checkpoint.pretrained is not None:
+        described["pretrained"] = checkpoint.pretrained.model_dump_json()
     return described
 
 
@@ -143,6 +148,27 @@ class TagVocabMeta(VocabMeta):
         return self
 
 
+class PretrainedMeta(_Strict):
+    """Where a model's pretrained table came from (``corpus.pretrained.Source``) and its shape: the
+    rows themselves are the tensor ``embed.pretrained``, one per vocabulary word."""
+
+    name: str = Field(min_length=1, max_length=limits.MAX_RESOURCE_TEXT)
+    """a resource's name (``glove-6b-50d``) or the vectors file's name"""
+    version: Optional[str] = Field(None, min_length=1, max_length=limits.MAX_RESOURCE_TEXT)
+    """the resource package's version (None for a file)"""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """of the resource's data files (or the file), as read for training"""
+    vectors: int = Field(ge=1, le=limits.MAX_PRETRAINED_ROWS)
+    """how many vectors were read from it"""
+    dim: int = Field(ge=1, le=limits.MAX_PRETRAINED_DIM)
+    frozen: bool
+    """a float16 buffer (``model.freeze_vectors``), else a fine-tuned float32 parameter"""
+
+    def layout(self, words: WordVocab) -> PretrainedLayout:
+        """The table's layout in a model over ``words``."""
+        return PretrainedLayout(self.dim, self.frozen, words.trainable_rows())
+
+
 class Described(_Strict):
     """What ``describe`` writes: shared by checkpoints and exported files (each adds its own fields)."""
 
@@ -155,6 +181,8 @@ class Described(_Strict):
     """each tag column's vocabulary, in ``data.columns`` order (format 2; format 1 is upgraded before the check)"""
     chars: Optional[Json[VocabMeta]] = None
     metrics: Json[dict[str, Any]] = {}
+    pretrained: Optional[Json[PretrainedMeta]] = None
+    """the pretrained table's source (absent: none, or an older checkpoint's vectors in the embedding)"""
 
     @model_validator(mode="after")
     def _chars_match_config(self) -> "Described":
@@ -164,6 +192,10 @@ class Described(_Strict):
             raise ValueError("a character vocabulary goes with a character encoder, and only with one")
         if self.chars is not None and self.chars.unk is None:
             raise ValueError("the character vocabulary has no unk")
+        if self.pretrained is not None and self.config.model.vectors is None:
+            raise ValueError("a pretrained table goes with model.vectors")
+        if self.pretrained is not None and self.pretrained.frozen != self.config.model.freeze_vectors:
+            raise ValueError("the pretrained table's frozen does not match model.freeze_vectors")
         return self
 
 
@@ -211,9 +243,10 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
-def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> None:
+def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> PretrainedLayout | None:
     """The header's weights against the model its metadata describes, built on the meta device
-    (no memory): within ``model.max_parameters``, and every tensor of the right shape."""
+    (no memory): within ``model.max_parameters``, and every tensor of the right shape. Returns the
+    pretrained table's layout, if any (computed once: a row per word of a large vocabulary)."""
     try:
         stored = {
             name: tuple(TensorEntry.model_validate(entry).shape)
@@ -227,7 +260,8 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> No
     chars = len(meta.chars) if meta.chars is not None else 0
     model = meta.config.model
     sizes = {column: len(vocab) for column, vocab in meta.vocabs.items()}
-    planned = planned_parameters(lambda: Tagger(model, len(meta.words), sizes, chars))
+    layout = meta.pretrained.layout(meta.words) if meta.pretrained is not None else None
+    planned = planned_parameters(lambda: Tagger(model, len(meta.words), sizes, chars, pretrained=layout))
     try:
         check_parameters(planned, model.max_parameters, str(path))
     except UserError as exc:
@@ -237,6 +271,7 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> No
         raise CheckpointError(
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them ({wrong[0]})"
         )
+    return layout
 
 
 @dataclass
@@ -253,6 +288,7 @@ class Description:
     """Written with one tag column (checkpoint format 1): its parameter names are format 1's."""
     fields: Described
     """Every validated field, those ``schema`` adds included (``train_state``, an export's ``inputs``)."""
+    pretrained: PretrainedMeta | None = None
 
     @property
     def tags(self) -> Vocab:
@@ -286,6 +322,7 @@ def read_description(
         metrics=fields.metrics,
         upgraded=upgraded,
         fields=fields,
+        pretrained=fields.pretrained,
     )
 
 
@@ -300,7 +337,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     header = _read_header(data, path)
     described = read_description(header["__metadata__"], path)
     config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
-    _checked_shapes(header, described, path)
+    layout = _checked_shapes(header, described, path)
     segmenter_header = _checked_segmenter(header, config, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
@@ -321,7 +358,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         sizes = {column: len(vocab) for column, vocab in vocabs.items()}
         if list(sizes) != config.data.columns:
             raise ValueError("the tag vocabularies do not match data.columns")
-        model = Tagger(config.model, len(words), sizes, len(chars) if chars is not None else 0)
+        model = Tagger(config.model, len(words), sizes, len(chars) if chars is not None else 0, pretrained=layout)
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError):
         raise CheckpointError(
@@ -331,6 +368,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     return Checkpoint(
         model=model, config=config, words=words, vocabs=vocabs, metrics=described.metrics, path=path, chars=chars,
         train_state=described.fields.train_state, train_tensors=train_tensors, segmenter=segmenter,
+        pretrained=described.pretrained,
     )
 
 

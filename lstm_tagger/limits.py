@@ -71,6 +71,13 @@ for the fast recipe's 128-wide vectors): past that it starts afresh."""
 ENCODE_FORMS = 1_024
 """Tagging runs the character encoder on at most 1,024 new word forms at a time, so a chunk of
 text full of new forms (the first one of a file) costs no more memory than a batch."""
+MAX_PRETRAINED_ROWS = 10_000_000
+"""A pretrained resource (``model.vectors``) holds at most 10,000,000 vectors: fastText's largest
+published English table has 2,000,000."""
+MAX_PRETRAINED_DIM = 4096
+"""... of at most 4,096 dimensions (published word vectors have 25 to 300)."""
+MAX_RESOURCE_TEXT = 200
+"""The name and version of a pretrained resource in a checkpoint's header are at most 200 characters."""
 
 
 def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:

@@ -130,6 +130,17 @@ class WordVocab(Vocab):
                 return found
         return self.unknown_id(item)
 
+    def trainable_rows(self) -> torch.Tensor:
+        """(V,) int64: each entry's row of a trainable embedding of the ``trained`` entries: its own
+        id below ``trained``, and for a word only a pretrained resource brought in, the id of its
+        unknown-word class (``model.tagger.PretrainedLayout``)."""
+        rows = torch.arange(len(self.itos))
+        if self.shapes:  # else every such word is <unk>
+            rows[self.trained :] = torch.tensor([self.unknown_id(w) for w in self.itos[self.trained :]], dtype=torch.long)
+        else:
+            rows[self.trained :] = UNK_ID
+        return rows
+
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "shapes": self.shapes, "lowercase_fallback": self.lowercase_fallback, "trained": self.trained}
 

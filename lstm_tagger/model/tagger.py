@@ -7,6 +7,7 @@ cell or another output layer replaces one piece without touching the others.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 from typing import Mapping, Sequence
 
@@ -21,27 +22,68 @@ from lstm_tagger.corpus.reader import TAG_PAD
 from lstm_tagger.corpus.vocab import PAD_ID
 
 
+@dataclass(frozen=True)
+class PretrainedLayout:
+    """A pretrained table beside the trainable embedding (``model.vectors``).
+
+    ``dim``: the pretrained vectors' size (any: it is concatenated, not projected);
+    ``frozen``: a float16 buffer that never learns, else a float32 parameter that is fine-tuned;
+    ``own`` (V,) int64: for each vocabulary row its row of the trainable embedding: its own for
+    the words of the training data (and the specials), the row of its unknown-word class for a
+    word that only the pretrained resource has (``WordVocab.trainable_rows``).
+    """
+
+    dim: int
+    frozen: bool
+    own: torch.Tensor
+
+    @property
+    def trained(self) -> int:
+        """Rows of the trainable embedding: the ids below the first word only the resource has."""
+        return int(self.own.max()) + 1 if len(self.own) else 0
+
+
 class WordEmbedding(nn.Module):
     """Word ids -> vectors, with ``<pad>`` as ``padding_idx``, then dropout.
 
     Vectors start uniform in +-sqrt(3/dim) (unit variance per vector, not per entry):
     PyTorch's default N(0, 1) saturates the LSTM gates, and SGD then learns far more
     slowly on EWT.
+
+    With a ``PretrainedLayout``, a word's vector is its trainable one (``dim``) concatenated
+    with its row of the pretrained table (``pretrained``, V x ``layout.dim``, aligned with the
+    vocabulary; zeros for a word the resource lacks): a word never seen in training still gets
+    its pretrained vector, beside its unknown-word class's trainable one.
     """
 
-    def __init__(self, num_words: int, dim: int, dropout: float):
+    def __init__(self, num_words: int, dim: int, dropout: float, pretrained: PretrainedLayout | None = None):
         super().__init__()
-        self.embedding = nn.Embedding(num_words, dim, padding_idx=PAD_ID)
+        rows = num_words if pretrained is None else pretrained.trained
+        self.embedding = nn.Embedding(rows, dim, padding_idx=PAD_ID)
         bound = math.sqrt(3.0 / dim)
         with torch.no_grad():
             self.embedding.weight.uniform_(-bound, bound)
             self.embedding.weight[PAD_ID].zero_()
         self.dropout = nn.Dropout(dropout)
         self.output_dim = dim
+        self.layout = pretrained
+        if pretrained is not None:
+            if len(pretrained.own) != num_words:
+                raise ValueError(f"the pretrained layout has {len(pretrained.own)} rows for {num_words} words")
+            self.register_buffer("own", pretrained.own.clone(), persistent=False)  # from the vocabulary, not stored
+            table = torch.zeros(num_words, pretrained.dim, dtype=torch.float16 if pretrained.frozen else torch.float32)
+            if pretrained.frozen:
+                self.register_buffer("pretrained", table)
+            else:
+                self.pretrained = nn.Parameter(table)
+            self.output_dim = dim + pretrained.dim
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         """words (B, T) int64 -> (B, T, output_dim) float."""
-        return self.dropout(self.embedding(words))
+        if self.layout is None:
+            return self.dropout(self.embedding(words))
+        own = self.embedding(self.own[words])
+        return self.dropout(torch.cat([own, self.pretrained[words].to(own.dtype)], dim=-1))
 
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "hand_lstm": HandLSTM, "hand_gru": HandGRU}
@@ -152,7 +194,9 @@ class Tagger(nn.Module):
     ``loss_weights`` weighs each head's loss (default 1); ``label_smoothing`` is the softmax
     heads' eps (``Head``; a CRF head is not smoothed); ``distill_weight`` the weight w of
     teacher probabilities in every head's loss, when ``loss`` is given them (``distill.py``);
-    ``adversarial`` the size of the perturbation adversarial training adds (``loss``).
+    ``adversarial`` the size of the perturbation adversarial training adds (``loss``);
+    ``pretrained`` a table of pretrained vectors concatenated with the word embedding
+    (``WordEmbedding``; None: none, or an older checkpoint's vectors copied into the embedding).
     """
 
     def __init__(
@@ -165,11 +209,12 @@ class Tagger(nn.Module):
         label_smoothing: float = 0.0,
         distill_weight: float = 0.0,
         adversarial: float = 0.0,
+        pretrained: PretrainedLayout | None = None,
     ):
         super().__init__()
         self.config = config
         columns = {"upos": num_tags} if isinstance(num_tags, int) else dict(num_tags)
-        self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout)
+        self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout, pretrained)
         input_dim = self.embed.output_dim
         self.chars: CharEncoder | None = None
         if config.char_encoder != "none":

@@ -101,7 +101,8 @@ def emission_net(checkpoint: Checkpoint) -> EmissionNet:
     config = checkpoint.config.model
     fused = config.model_copy(update={"cell": FAMILY[config.cell]})
     sizes = {column: len(vocab) for column, vocab in checkpoint.vocabs.items()}
-    model = Tagger(fused, len(checkpoint.words), sizes, len(checkpoint.chars) if checkpoint.chars is not None else 0)
+    chars = len(checkpoint.chars) if checkpoint.chars is not None else 0
+    model = Tagger(fused, len(checkpoint.words), sizes, chars, pretrained=checkpoint.model.embed.layout)
     model.load_state_dict(checkpoint.model.state_dict())
     return EmissionNet(model).eval()
 

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from lstm_tagger.segmenter import background
-from lstm_tagger.checkpoint import BEST, LAST, Checkpoint, load_checkpoint, save_checkpoint
+from lstm_tagger.checkpoint import BEST, LAST, Checkpoint, PretrainedMeta, load_checkpoint, save_checkpoint
 from lstm_tagger.config import Config, config_to_yaml
 from lstm_tagger.model.chars import FormTable, build_char_vocab
 from lstm_tagger.corpus.reader import Sentence, bucket_order, collate, read_corpus
@@ -45,7 +45,8 @@ from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, se
 from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
 from lstm_tagger.segmenter.segment import Segmenter
 from lstm_tagger.segmenter.segment import training_phase as segmenter_phase
-from lstm_tagger.corpus.vectors import Vectors, align, matches, read_vectors
+from lstm_tagger.corpus.pretrained import Source, read_source
+from lstm_tagger.corpus.vectors import align
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
 
 DIVERGED_LOSS = 1e4
@@ -381,7 +382,6 @@ class Session:
     lengths: list[int]
     forms: FormTable | None
     word_dropout: WordDropout | None
-    frozen: FrozenRows | None
     soft: SoftTargets | None
     """The teachers' tag probabilities of the training tokens (``train.teacher``), or None."""
     segmenter_job: background.SegmenterJob | None = None
@@ -389,7 +389,7 @@ class Session:
 
 
 def _build(
-    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Vectors | None, world: World, say: RunLog,
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Source | None, world: World, say: RunLog,
     segmenter: Segmenter | None,
 ) -> Session:
     """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser;
@@ -399,20 +399,23 @@ def _build(
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
         (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback,
-        extra=vectors.words if vectors is not None else (),
+        extra=vectors.vectors.words if vectors is not None else (),
     )
     word_dropout = WordDropout(words, counts, config.train.word_dropout) if config.train.word_dropout > 0 else None
     vocabs = build_tag_vocabs(config.data.columns, (s.columns for s in train_set))
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
+    pretrained = _pretrained_meta(vectors, config) if vectors is not None else None
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
         distill_weight=config.train.distill_weight, adversarial=config.train.adversarial,  # w counts only with teachers' targets
+        pretrained=pretrained.layout(words) if pretrained is not None else None,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
-    frozen = _load_vectors(model, words, vectors, config, say) if vectors is not None else None
+    if vectors is not None:
+        _load_vectors(model, words, vectors, say)
     average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay > 0 else None
     tag_ids = [encode_tags(vocabs, s.columns) for s in train_set]
     soft = _teach(config, train_set, vocabs, tag_ids, say) if config.train.teacher else None
@@ -420,10 +423,11 @@ def _build(
         config=config, output_dir=output_dir, device=device, splits=splits, world=world, say=say, model=model,
         optimizer=build_optimizer(model, config.train), average=average, rng=rng,
         current=Checkpoint(
-            model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter
+            model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter,
+            pretrained=pretrained,
         ),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=tag_ids,
-        lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, frozen=frozen, soft=soft,
+        lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, soft=soft,
     )
 
 
@@ -579,8 +583,6 @@ def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], sha
     if config.train.grad_clip > 0:
         nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
     session.optimizer.step()
-    if session.frozen is not None:
-        session.frozen.restore()
     if session.average is not None:
         session.average.update(model)
     return batch_loss
@@ -673,40 +675,32 @@ def _threads_setting(config: Config) -> int | None:
     return None if config.train.threads == "auto" else config.train.threads
 
 
-class FrozenRows:
-    """Keeps some rows of a weight matrix as they are: put back after every optimiser step.
-
-    Used for ``model.freeze_vectors``: the rows of words found in the vectors file stay
-    fixed while every other word's embedding (and the rest of the model) learns.
-    """
-
-    def __init__(self, weight: torch.Tensor, rows: torch.Tensor):
-        self.weight = weight
-        self.rows = rows
-        self.values = weight.detach()[rows].clone()
-
-    def restore(self) -> None:
-        with torch.no_grad():
-            self.weight[self.rows] = self.values
-
-
-def _read_vectors(config: Config) -> Vectors | None:
-    """``model.vectors`` read and checked against ``model.embedding_dim`` (before anything is written)."""
+def _read_vectors(config: Config) -> Source | None:
+    """``model.vectors`` read (a named resource or a file), before anything is written."""
     if config.model.vectors is None:
         return None
-    return read_vectors(config.model.vectors, config.model.embedding_dim, config.model.vectors_max_words)
+    return read_source(config.model.vectors, config.model.vectors_max_words)
 
 
-def _load_vectors(model: Tagger, words: WordVocab, vectors: Vectors, config: Config, say: RunLog) -> FrozenRows | None:
-    """Copy the pretrained vectors into the word embedding; returns the rows to keep fixed, if frozen."""
-    weight = model.embed.embedding.weight
-    filled = align(vectors, words.itos, weight)
-    rows = torch.tensor(matches(vectors, words.itos)[0], dtype=torch.long)
-    say(
-        f"vectors: {len(vectors.words):,} from {config.model.vectors}, {filled:,} of {len(words):,} vocabulary rows "
-        f"set from them" + (" and frozen" if config.model.freeze_vectors else "")
+def _pretrained_meta(source: Source, config: Config) -> PretrainedMeta:
+    """What the checkpoint's header says of the pretrained table: its source, size and whether it learns."""
+    return PretrainedMeta(
+        name=source.name, version=source.version, sha256=source.sha256, vectors=len(source.vectors.words),
+        dim=source.vectors.dim, frozen=config.model.freeze_vectors,
     )
-    return FrozenRows(weight, rows.to(weight.device)) if config.model.freeze_vectors else None
+
+
+def _load_vectors(model: Tagger, words: WordVocab, source: Source, say: RunLog) -> None:
+    """Copy the pretrained vectors into the model's pretrained table, a row per vocabulary word
+    (the exact word, else its lower-cased form; zeros for a word the source lacks)."""
+    table = model.embed.pretrained
+    filled = align(source.vectors, words.itos, table.data)
+    frozen = "frozen, float16" if not table.requires_grad else "fine-tuned"
+    say(
+        f"vectors: {len(source.vectors.words):,} of {source.vectors.dim} dimensions from {source.name}"
+        f"{' ' + source.version if source.version else ''}, {filled:,} of {len(words):,} vocabulary rows set from them "
+        f"({len(words) - words.trained:,} words that training lacks), {frozen}"
+    )
 
 
 def _diverged(config: Config, output_dir: Path, epoch: int, what: str) -> UserError:
