@@ -36,7 +36,8 @@ from lstm_tagger.segmenter.segment import Segmenter, checked_header
 from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 
 FORMAT = "lstm-tag"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""3: a pretrained table (``pretrained``) and the segmenter's learnt settings may be in the header; 2 and 1 still load."""
 BEST = "model-best.safetensors"
 LAST = "model-last.safetensors"
 TRAIN_PREFIX = "train_state."

@@ -198,7 +198,7 @@ def _rewrite(source: Path, target: Path, **metadata_changes) -> Path:
 def test_newer_format_and_mismatched_shapes(small_checkpoint, tmp_path):
     newer = _rewrite(small_checkpoint, tmp_path / "newer.safetensors", format_version=lambda v: "99")
     result = runner.invoke(app, ["predict", "--model", str(newer), "hi"])
-    assert result.exit_code == 2 and "checkpoint format 99 is newer than this lstm-tag reads (2)" in result.stderr
+    assert result.exit_code == 2 and "checkpoint format 99 is newer than this lstm-tag reads (3)" in result.stderr
 
     def bigger(config: str) -> str:
         data = json.loads(config)
