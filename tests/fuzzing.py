@@ -1,4 +1,4 @@
-"""Shared by the fuzz tests (``test_fuzz_corpus.py``, ``test_fuzz_config.py``, ``test_fuzz_predict.py``, ``test_fuzz_limits.py``).
+"""Shared by the fuzz tests (``tests/robustness/test_fuzz_corpus.py``, ``tests/robustness/test_fuzz_config.py``, ``tests/robustness/test_fuzz_predict.py``, ``tests/robustness/test_fuzz_limits.py``).
 
 The contract: an input is either parsed, or rejected with a one-line ``UserError``
 (``ConfigError``, ``DataError``, ``CheckpointError``) that names the file (and the line,

@@ -10,7 +10,7 @@ from lstm_tagger.cli import app
 from lstm_tagger.config import load_config
 from lstm_tagger.errors import ConfigError
 
-from conftest import assert_one_line_error, tiny_config
+from conftest import ROOT, assert_one_line_error, tiny_config
 
 runner = CliRunner()
 
@@ -132,7 +132,7 @@ def test_every_config_key_documents_itself():
 def test_the_config_reference_page_is_the_schema():
     from lstm_tagger.config import config_reference
 
-    page = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+    page = ROOT / "docs" / "config.md"
     assert page.read_text(encoding="utf-8") == config_reference(), (
         "docs/config.md differs from the schema: run `python -m lstm_tagger.config > docs/config.md`"
     )

@@ -1,6 +1,6 @@
 """Fuzz: on random Unicode text, in windows of random sizes, no token starts or ends inside an
 extended grapheme cluster (the ``regex`` package's ``\\X`` over the whole text), and the tokens'
-characters are the text's without its whitespace (see ``test_graphemes.py``)."""
+characters are the text's without its whitespace (see ``tests/segmenter/test_graphemes.py``)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ texts = st.text(alphabet=st.one_of(st.sampled_from(SPECIAL), st.characters()), m
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
-    """Torch single-threaded, as in ``test_graphemes.py``."""
+    """Torch single-threaded, as in ``tests/segmenter/test_graphemes.py``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -17,7 +17,7 @@ from lstm_tagger.model.tagger import Head
 from lstm_tagger.corpus.vocab import Vocab
 
 from conftest import CLASSIC, assert_one_line_error, tiny_config
-from test_levers import QUIET, SMALL, assert_same_run, straight_and_resumed
+from test_optimisation import QUIET, SMALL, assert_same_run, straight_and_resumed
 
 runner = CliRunner()
 SWAPPED = [(words, ["VERB" if w == "dog" else t for w, t in zip(words, tags)]) for words, tags in CLASSIC]

@@ -21,7 +21,7 @@ from lstm_tagger.errors import UserError
 
 from conftest import assert_one_line_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EWT_SUMS = Path(os.environ.get("LSTM_TAG_EWT", ROOT.parent / "shared" / "data" / "ud_english_ewt")) / "SHA256SUMS"
 REPO = "UD_Test-Tiny"
 # Names that cannot be derived from the repository's name: they must come from its file list.
