@@ -26,6 +26,15 @@ MAX_FILE_LIST_BYTES = 1 << 20
 """A treebank repository's file list that ``lstm-tag download`` reads is at most 1 MiB (GitHub's is a few KiB)."""
 MAX_LINE_BYTES = 1 << 20
 """A line read from a stream (``predict --file``, stdin) is at most 1 MiB."""
+MAX_REQUEST_BYTES = 10 << 20
+"""The default of ``lstm-tag serve --max-body``: a request's body is at most 10 MiB (about 1.5M words of raw text)."""
+REQUEST_READ_SECONDS = 30.0
+"""``lstm-tag serve`` reads a request's whole body within 30 s, else answers 408: a client that sends
+slowly holds a connection, never a tagging thread, and not for ever."""
+MAX_SERVE_CONNECTIONS = 64
+"""``lstm-tag serve`` handles at most 64 connections at once (each holds at most one body); more get 503."""
+DRAIN_SECONDS = 60.0
+"""On Ctrl-C or SIGTERM, ``lstm-tag serve`` finishes the requests in flight for at most 60 s, then stops."""
 MAX_SEED = 2**64 - 1
 """``train.seed`` is in [0, 2^64 - 1], the range of torch's generator."""
 MAX_LAYERS = 64
