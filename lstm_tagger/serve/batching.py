@@ -45,10 +45,10 @@ class Batcher:
     def __init__(self, pipeline: Pipeline, wait: float = DEFAULT_WAIT, name: str = "model"):
         self.pipeline, self.wait = pipeline, wait
         self._queue: queue.Queue[Job | None] = queue.Queue()
+        self.batches = 0
+        """Batches tagged so far."""
         self._thread = threading.Thread(target=self._run, name=f"lstm-tag batcher ({name})", daemon=True)
         self._thread.start()
-        self.batches = 0
-        """Batches tagged so far (for tests and the benchmark)."""
 
     def submit(self, words: Sequence[Sequence[str]], scores: bool = False) -> Future:
         """Queue a request's sentences; the future gives their ``Tagged``, in order."""
