@@ -126,6 +126,7 @@ BAD_TAG = [
     (b'{"tokens": [["The", 3]]}', 400, "tokens.0.1: Input should be a valid string"),
     (b'{"text": "x", "scores": "yes"}', 400, "scores: Input should be a valid boolean"),
     (b'{"text": "x", "format": "xml"}', 400, "format: Input should be 'json', 'conllu' or 'text'"),
+    (b'{"text": "x", "txt": "x"}', 400, "txt: Extra inputs are not permitted"),
     (b'{"txt": "x", "tokens": 1}', 400, "tokens: Input should be a valid list (and 1 more)"),
     (b'{"text": "x", "tokens": [["x"]]}', 400, "give exactly one of text, tokens or conllu: got text and tokens"),
     (b'{}', 400, "give exactly one of text, tokens or conllu: got none"),
