@@ -87,11 +87,29 @@ def tag_request(body: bytes) -> TagRequest:
         request = TagRequest.model_validate(value)
     except ValidationError as exc:
         raise RequestError(400, _validation_message(exc)) from None
+    _check_characters(value)
     given = [name for name in ("text", "tokens", "conllu") if getattr(request, name) is not None]
     if len(given) != 1:
         which = f"got {' and '.join(given)}" if given else "got none"
         raise RequestError(400, f"give exactly one of text, tokens or conllu: {which}")
+    _check_words(request.tokens or [])
     return request
+
+
+def _check_characters(value: Any) -> None:
+    """JSON may escape a lone surrogate (``"\\ud800"``), which is no character and cannot be written back as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(400, f"the request body escapes a lone surrogate ({exc.object[exc.start]!r}), which is not a character") from None
+
+
+def _check_words(sentences: list[list[str]]) -> None:
+    """A word of ``tokens`` is what ``predict --input-format tokens`` reads: not empty, no whitespace."""
+    for i, words in enumerate(sentences):
+        for j, word in enumerate(words):
+            if not word or any(char.isspace() for char in word):
+                raise RequestError(400, f"tokens.{i}.{j}: a word is not empty and holds no whitespace, got {word[:60]!r}")
 
 
 def _validation_message(exc: ValidationError) -> str:

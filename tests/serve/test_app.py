@@ -130,6 +130,9 @@ BAD_TAG = [
     (b'{"txt": "x", "tokens": 1}', 400, "tokens: Input should be a valid list (and 1 more)"),
     (b'{"text": "x", "tokens": [["x"]]}', 400, "give exactly one of text, tokens or conllu: got text and tokens"),
     (b'{}', 400, "give exactly one of text, tokens or conllu: got none"),
+    (b'{"text": "x\\ud800"}', 400, "the request body escapes a lone surrogate ('\\ud800'), which is not a character"),
+    (b'{"tokens": [["New York"]]}', 400, "tokens.0.0: a word is not empty and holds no whitespace, got 'New York'"),
+    (b'{"tokens": [["a", ""]]}', 400, "tokens.0.1: a word is not empty and holds no whitespace, got ''"),
     (b'{"text": "x", "model": "fr"}', 400, "model 'fr' is not served here: the models are 'demo', 'tiny'"),
     (b'{"conllu": "1\\tThe\\n"}', 400, "conllu:1: expected 10 tab-separated columns, found 2"),
 ]
