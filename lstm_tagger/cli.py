@@ -38,6 +38,7 @@ from lstm_tagger.benchmark.frontier import frontier, frontier_table
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE
 from lstm_tagger.tagging.rawtag import FALLBACK_NOTE, evaluate_raw, raw_scores_table
 from lstm_tagger.evaluation.report import print_scores
+from lstm_tagger.limits import MAX_REQUEST_BYTES
 from lstm_tagger.runs import checkpoint_info, info_table, list_runs, runs_table
 from lstm_tagger.training.starter import write_starter_config
 from lstm_tagger.threads import parse_threads, set_threads
@@ -638,6 +639,37 @@ def frontier_cli(
         return
     _wide_console().print(frontier_table(result))
     print(f"frontier written to {output}")
+
+
+@app.command(
+    "serve",
+    epilog=(
+        "Examples:\n\n"
+        "  lstm-tag serve --model runs/demo   (then open http://127.0.0.1:8080/)\n\n"
+        "  lstm-tag serve --model en=runs/ewt --model vi=runs/vtb --port 8001\n\n"
+        "  curl -F data=\"Don't stop.\" -F tokenizer= -F tagger= http://127.0.0.1:8080/process   (UDPipe's API)\n\n"
+        "  curl -H 'Content-Type: application/json' -d '{\"text\": \"The dog barks.\", \"format\": \"conllu\"}' http://127.0.0.1:8080/tag"
+    ),
+)
+def serve_cli(
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", "-m", metavar="[NAME=]PATH",
+        help="A run directory or checkpoint to serve, as NAME (default: the run's name); repeatable, the first is the default "
+        "\\[default: best model of the newest run in runs/].",
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on: 0.0.0.0 lets other machines in (no authentication: your choice)."
+    ),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="TCP port (0: any free port, shown in the log)."),
+    threads: str = typer.Option("auto", "--threads", metavar="auto|N", help=PREDICT_THREADS_HELP),
+    max_body: int = typer.Option(MAX_REQUEST_BYTES, "--max-body", metavar="BYTES", min=1, help="Largest request body; larger gets 413."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+) -> None:
+    """Serve models over HTTP: a JSON API, UDPipe's REST API and a web page, until Ctrl-C or SIGTERM."""
+    with _user_errors():
+        from lstm_tagger.serve.server import serve  # FastAPI and uvicorn: the serve extra, imported when used
+
+        serve(model or [], host=host, port=port, threads=threads, max_body=max_body, device=device)
 
 
 if __name__ == "__main__":  # pragma: no cover

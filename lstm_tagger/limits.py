@@ -30,6 +30,15 @@ MAX_CHUNK_WORDS = 1 << 14
 """Tagging takes sentences ``8 * batch_size`` at a time, but at most 16,384 words at a time: the
 segmenter's sentences reach 1,000 tokens, and 2,048 of them (2M words) once took 1.1 GiB. With
 the demo model, 10M one-word lines peaked at 1.03x the RSS of 1M (32,768 words: 1.23x)."""
+MAX_REQUEST_BYTES = 10 << 20
+"""The default of ``lstm-tag serve --max-body``: a request's body is at most 10 MiB (about 1.5M words of raw text)."""
+REQUEST_READ_SECONDS = 30.0
+"""``lstm-tag serve`` reads a request's whole body within 30 s, else answers 408: a client that sends
+slowly holds a connection, never a tagging thread, and not for ever."""
+MAX_SERVE_CONNECTIONS = 64
+"""``lstm-tag serve`` handles at most 64 connections at once (each holds at most one body); more get 503."""
+DRAIN_SECONDS = 60.0
+"""On Ctrl-C or SIGTERM, ``lstm-tag serve`` finishes the requests in flight for at most 60 s, then stops."""
 MAX_SEED = 2**64 - 1
 """``train.seed`` is in [0, 2^64 - 1], the range of torch's generator."""
 MAX_LAYERS = 64

@@ -1,0 +1,109 @@
+"""Tagging the sentences of many requests together, in one thread per model.
+
+A one-sentence request alone keeps the model busy for a batch of one; a batch of many
+sentences costs little more than a batch of one (the network is run once per step for the
+whole batch). So each request's sentences go to its model's ``Batcher``, which tags the
+sentences of every request waiting at once in one call of ``Pipeline.tag_tokens`` (the
+Python API's own tagging path) and gives each request its own sentences back. A request
+that finds the tagger idle waits at most ``wait`` seconds for others to join it; requests
+that arrived while the tagger was busy go at once. A request whose client has gone (its
+future cancelled) before its batch starts is dropped without being tagged.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from lstm_tagger.tagging.pipeline import Pipeline
+from lstm_tagger.tagging.predict import Tagged
+
+DEFAULT_WAIT = 0.002
+"""Seconds an idle tagger waits for more requests to join the first one's batch."""
+BATCH_SENTENCES = 4096
+"""Stop gathering requests into a batch once it holds this many sentences (a larger request goes alone)."""
+_STOP = None
+
+
+@dataclass
+class Job:
+    """One request's sentences (lists of words) and the future that receives their ``Tagged``."""
+
+    words: Sequence[Sequence[str]]
+    scores: bool
+    future: Future = field(default_factory=Future)
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """A thread that tags the sentences of waiting requests together with ``pipeline``."""
+
+    def __init__(self, pipeline: Pipeline, wait: float = DEFAULT_WAIT, name: str = "model"):
+        self.pipeline, self.wait = pipeline, wait
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self.batches = 0
+        """Batches tagged so far."""
+        self._thread = threading.Thread(target=self._run, name=f"lstm-tag batcher ({name})", daemon=True)
+        self._thread.start()
+
+    def submit(self, words: Sequence[Sequence[str]], scores: bool = False) -> Future:
+        """Queue a request's sentences; the future gives their ``Tagged``, in order."""
+        job = Job(words, scores)
+        self._queue.put(job)
+        return job.future
+
+    def close(self) -> None:
+        """Tag what is queued, then stop the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            jobs, stop = self._gather()
+            for scores in (False, True):
+                self._tag([job for job in jobs if job.scores == scores], scores)
+            if stop:
+                return
+
+    def _gather(self) -> tuple[list[Job], bool]:
+        """The jobs of the next batch (the first one waited for), and whether to stop after it."""
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        jobs, sentences = [first], len(first.words)
+        deadline = first.arrived + self.wait
+        while sentences < BATCH_SENTENCES:
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if job is _STOP:
+                return jobs, True
+            jobs.append(job)
+            sentences += len(job.words)
+        return jobs, False
+
+    def _tag(self, jobs: list[Job], scores: bool) -> None:
+        """Tag the jobs still wanted in one call and hand each its sentences (or the error)."""
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            tagged = self.tagged([words for job in live for words in job.words], scores)
+        except BaseException as exc:  # noqa: BLE001 -- every waiting request gets the error, the thread goes on
+            for job in live:
+                job.future.set_exception(exc)
+            return
+        self.batches += 1
+        start = 0
+        for job in live:
+            job.future.set_result(tagged[start : start + len(job.words)])
+            start += len(job.words)
+
+    def tagged(self, sentences: list[Sequence[str]], scores: bool) -> list[Tagged]:
+        """Each sentence's ``Tagged`` (an empty sentence's too), through ``Pipeline.tag_tokens``."""
+        return [tagged for _, tagged in self.pipeline.tag_tokens(sentences, scores).records]

@@ -1,0 +1,90 @@
+"""The batcher: the sentences of requests that wait together are tagged in one call, each request
+gets its own back (the same tags as alone), a request whose client went away is not tagged, and
+an error reaches every request of its batch without stopping the thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import lstm_tagger
+from lstm_tagger.serve.batching import Batcher
+
+
+class HeldBatcher(Batcher):
+    """A batcher whose first batch waits for ``release``: the requests sent meanwhile queue up,
+    as they do while the model is busy. Records the sentences of every call."""
+
+    def __init__(self, pipeline, fail: bool = False):
+        self.release, self.calls, self.fail = threading.Event(), [], fail
+        super().__init__(pipeline, wait=0.0)
+
+    def tagged(self, sentences, scores):
+        self.calls.append([list(words) for words in sentences])
+        if len(self.calls) == 1:
+            self.release.wait()
+        if self.fail and len(self.calls) == 2:
+            raise RuntimeError("the model broke")
+        return super().tagged(sentences, scores)
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_run) -> lstm_tagger.Pipeline:
+    return lstm_tagger.load(tiny_run)
+
+
+REQUESTS = [[["The", "dog", "ate", "the", "apple"]], [["Everybody", "read", "that", "book"], ["The", "dog"]], [[]], [["book"]]]
+
+
+def alone(tagger, words):
+    return [(t.words, t.columns) for _, t in tagger.tag_tokens(words).records]
+
+
+def test_requests_that_wait_together_are_one_batch_and_get_their_own_tags(tagger):
+    batcher = HeldBatcher(tagger)
+    first = batcher.submit([["The", "dog"]])
+    while not batcher.calls:  # the first batch has started (and waits)
+        threading.Event().wait(0.001)
+    futures = [batcher.submit(words) for words in REQUESTS]
+    batcher.release.set()
+    assert [(t.words, t.columns) for t in first.result()] == alone(tagger, [["The", "dog"]])
+    for words, future in zip(REQUESTS, futures):
+        assert [(t.words, t.columns) for t in future.result()] == alone(tagger, words)
+    batcher.close()
+    assert batcher.calls == [[["The", "dog"]], [words for request in REQUESTS for words in request]]
+    assert batcher.batches == 2
+
+
+def test_a_request_whose_client_went_away_is_not_tagged(tagger):
+    batcher = HeldBatcher(tagger)
+    batcher.submit([["The"]])
+    while not batcher.calls:
+        threading.Event().wait(0.001)
+    gone, kept = batcher.submit([["gone"]]), batcher.submit([["kept"]])
+    assert gone.cancel()
+    batcher.release.set()
+    assert [t.words for t in kept.result()] == [["kept"]] and gone.cancelled()
+    batcher.close()
+    assert batcher.calls == [[["The"]], [["kept"]]]
+
+
+def test_scores_and_no_scores_are_tagged_apart(tagger):
+    batcher = Batcher(tagger)
+    plain, scored = batcher.submit([["The", "dog"]]), batcher.submit([["The", "dog"]], scores=True)
+    assert plain.result()[0].probs is None and set(scored.result()[0].probs) == {"upos"}
+    batcher.close()
+
+
+def test_an_error_reaches_its_batch_and_the_thread_goes_on(tagger):
+    batcher = HeldBatcher(tagger, fail=True)
+    batcher.submit([["The"]])
+    while not batcher.calls:
+        threading.Event().wait(0.001)
+    broken = [batcher.submit([["a"]]), batcher.submit([["b"]])]
+    batcher.release.set()
+    for future in broken:
+        with pytest.raises(RuntimeError, match="the model broke"):
+            future.result()
+    assert [t.words for t in batcher.submit([["after"]]).result()] == [["after"]]
+    batcher.close()
