@@ -88,7 +88,7 @@ def test_predict_reads_a_pipe_in_a_subprocess(tiny_run):
 
 
 def test_predict_on_a_terminal_without_text_prints_the_usage_hint(tiny_run, monkeypatch):
-    monkeypatch.setattr("lstm_tagger.cli._interactive", lambda: True)
+    monkeypatch.setattr("lstm_tagger.cli.predict.interactive", lambda: True)
     result = runner.invoke(app, ["predict", "-m", str(tiny_run)])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr == (

@@ -276,7 +276,7 @@ def test_init_writes_a_config_that_trains(tmp_path, monkeypatch):
     assert trained.exit_code == 0, trained.output
     missing = runner.invoke(app, ["init", "--output", str(tmp_path / "x.yaml")])
     assert_one_line_error(missing, "give --train FILE and --dev FILE")
-    monkeypatch.setattr("lstm_tagger.cli._interactive", lambda: True)
+    monkeypatch.setattr("lstm_tagger.cli.train.interactive", lambda: True)
     asked = runner.invoke(app, ["init", "--format", "tsv", "--output", str(tmp_path / "asked.yaml")],
                           input=f"{corpus / 'train.tsv'}\n{corpus / 'dev.tsv'}\n\n")
     assert asked.exit_code == 0, asked.output

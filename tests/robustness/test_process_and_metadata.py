@@ -126,7 +126,7 @@ def test_an_unexpected_exception_is_one_line_and_exit_1(monkeypatch, capsys, tmp
     def broken(runs_dir):
         raise RuntimeError("something nobody foresaw\nover two lines")
 
-    monkeypatch.setattr(cli, "list_runs", broken)
+    monkeypatch.setattr("lstm_tagger.cli.runs.list_runs", broken)
     with pytest.raises(SystemExit) as exit_:
         cli.run(["runs", "--runs-dir", str(tmp_path)])
     assert exit_.value.code == 1

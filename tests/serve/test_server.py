@@ -109,7 +109,7 @@ def test_the_real_server_serves_survives_slow_and_vanished_clients_and_drains_on
 
 
 def test_the_default_host_is_loopback():
-    from lstm_tagger.cli import serve_cli
+    from lstm_tagger.cli.serve import serve_cli
     import inspect
 
     assert inspect.signature(serve_cli).parameters["host"].default.default == "127.0.0.1"
