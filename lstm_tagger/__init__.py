@@ -24,7 +24,7 @@ import importlib
 from typing import Any
 
 _API = {
-    "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "Config": "config", "load_config": "config",
+    "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "Config": "config", "load_config": "configfile",
     "evaluate": "evaluation.evaluate", "evaluate_model": "evaluation.evaluate", "tag": "tagging.predict",
     "train": "training.loop", "load": "tagging.pipeline", "Pipeline": "tagging.pipeline", "Document": "tagging.document",
 }

@@ -13,7 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lstm_tagger.checkpoint import BEST, find_checkpoint, load_checkpoint
-from lstm_tagger.config import DataConfig, ModelConfig, parse_yaml
+from lstm_tagger.config import DataConfig, ModelConfig
+from lstm_tagger.configfile import parse_yaml
 from lstm_tagger.errors import UserError, one_line
 from lstm_tagger.model.tagger import parameter_count
 from lstm_tagger.evaluation.report import column_accuracies, percent

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger.cli import app
-from lstm_tagger.config import load_config
+from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import ConfigError
 
 from conftest import ROOT, assert_one_line_error, tiny_config
@@ -116,7 +116,7 @@ def test_malformed_corpus_line_through_cli(tmp_path):
 
 def test_config_error_type_names_source():
     with pytest.raises(ConfigError, match="^x.yaml: expected a mapping"):
-        from lstm_tagger.config import check_config
+        from lstm_tagger.configfile import check_config
 
         check_config([1, 2], "x.yaml", Path("."))
 

@@ -195,7 +195,7 @@ def test_train_reads_threads_as_predict_does(tmp_path):
     from typer.testing import CliRunner
 
     from lstm_tagger.cli import app
-    from lstm_tagger.config import load_config
+    from lstm_tagger.configfile import load_config
     from conftest import assert_one_line_error, tiny_config
 
     runner = CliRunner()

@@ -48,7 +48,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lstm_tagger.checkpoint import find_checkpoint, load_checkpoint
-from lstm_tagger.config import load_config
+from lstm_tagger.configfile import load_config
 from lstm_tagger.corpus.reader import read_corpus
 from lstm_tagger.errors import UserError
 from lstm_tagger.files import atomic_write_text, check_writable, make_dir

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from lstm_tagger.config import load_config
+from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import UserError
 from lstm_tagger.training.starter import write_starter_config
 from lstm_tagger.training.loop import default_output_dir, train

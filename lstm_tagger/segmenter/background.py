@@ -31,7 +31,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as save_tensors
 
-from lstm_tagger.config import Config, config_to_yaml, load_config
+from lstm_tagger.config import Config, config_to_yaml
+from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError, UserError
 from lstm_tagger.files import atomic_write_bytes
 from lstm_tagger.segmenter.segment import Segmenter, train_segmenter

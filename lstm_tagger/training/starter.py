@@ -19,7 +19,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_tagger.config import Config, config_from_text
+from lstm_tagger.config import Config
+from lstm_tagger.configfile import config_from_text
 from lstm_tagger.corpus.conllu import decode_lines
 from lstm_tagger.corpus.rawtext import TreebankSentence, read_treebank
 from lstm_tagger.corpus.reader import Sentence, read_conllu

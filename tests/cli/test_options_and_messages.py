@@ -286,7 +286,7 @@ def _recipe_sections(config) -> dict:
 
 @pytest.mark.parametrize("kind", ["conllu", "tsv"])
 def test_init_then_train_with_no_other_edit(tmp_path, kind):
-    from lstm_tagger.config import load_config
+    from lstm_tagger.configfile import load_config
     from lstm_tagger.training.starter import RECIPE
 
     corpus = tmp_path / "corpus"

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, tag
 from lstm_tagger.checkpoint import LAST, Checkpoint, save_checkpoint
 from lstm_tagger.cli import app
-from lstm_tagger.config import ModelConfig, load_config
+from lstm_tagger.config import ModelConfig
+from lstm_tagger.configfile import load_config
 from lstm_tagger.corpus.pretrained import read_resource, read_source, sha256_of
 from lstm_tagger.corpus.vocab import build_tag_vocabs, build_word_vocab
 from lstm_tagger.errors import CheckpointError
