@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 
@@ -29,61 +30,82 @@ def score(
     """
     if not (len(gold) == len(pred) == len(known)):
         raise ValueError("gold, pred and known must have one entry per sentence")
-    correct = tokens = exact = 0
-    known_total = known_correct = oov_total = oov_correct = 0
-    gold_count: Counter[str] = Counter()
-    pred_count: Counter[str] = Counter()
-    hits: Counter[str] = Counter()
-    confusions: Counter[tuple[str, str]] = Counter()
+    tally = _Tally()
     for g_sent, p_sent, k_sent in zip(gold, pred, known):
-        if not (len(g_sent) == len(p_sent) == len(k_sent)):
-            raise ValueError("a predicted sentence differs in length from its gold sentence")
-        sentence_ok = True
-        for g, p, k in zip(g_sent, p_sent, k_sent):
-            ok = g == p
-            tokens += 1
-            correct += ok
-            gold_count[g] += 1
-            pred_count[p] += 1
-            if ok:
-                hits[g] += 1
-            else:
-                confusions[(g, p)] += 1
-                sentence_ok = False
-            if k:
-                known_total += 1
-                known_correct += ok
-            else:
-                oov_total += 1
-                oov_correct += ok
-        exact += sentence_ok
-    per_tag = {}
-    for tag in sorted(gold_count, key=lambda t: (-gold_count[t], t)):
-        precision = _ratio(hits[tag], pred_count[tag])
-        recall = _ratio(hits[tag], gold_count[tag])
-        f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
-        per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count[tag]}
-    macro_f1 = _ratio(sum(s["f1"] for s in per_tag.values()), len(per_tag))
-    labels = sorted(set(gold_count) | set(pred_count), key=lambda t: (-gold_count[t], t))
-    matrix = [[hits[g] if g == p else confusions[(g, p)] for p in labels] for g in labels]
+        tally.add_sentence(g_sent, p_sent, k_sent)
+    per_tag = _per_tag(tally)
+    labels = sorted(set(tally.gold) | set(tally.pred), key=lambda t: (-tally.gold[t], t))
+    matrix = [[tally.hits[g] if g == p else tally.confusions[(g, p)] for p in labels] for g in labels]
     return {
-        "accuracy": _ratio(correct, tokens),
-        "macro_f1": macro_f1,
-        "tokens": tokens,
-        "correct": correct,
+        "accuracy": _ratio(tally.correct, tally.tokens),
+        "macro_f1": _ratio(sum(s["f1"] for s in per_tag.values()), len(per_tag)),
+        "tokens": tally.tokens,
+        "correct": tally.correct,
         "sentences": len(gold),
-        "sentence_accuracy": _ratio(exact, len(gold)),
-        "known_tokens": known_total,
-        "known_accuracy": _ratio(known_correct, known_total),
-        "oov_tokens": oov_total,
-        "oov_accuracy": _ratio(oov_correct, oov_total),
+        "sentence_accuracy": _ratio(tally.exact, len(gold)),
+        "known_tokens": tally.known_total,
+        "known_accuracy": _ratio(tally.known_correct, tally.known_total),
+        "oov_tokens": tally.oov_total,
+        "oov_accuracy": _ratio(tally.oov_correct, tally.oov_total),
         "per_tag": per_tag,
         "confusions": [
             {"gold": g, "predicted": p, "count": c}
-            for (g, p), c in sorted(confusions.items(), key=lambda item: (-item[1], item[0]))[:top_confusions]
+            for (g, p), c in sorted(tally.confusions.items(), key=lambda item: (-item[1], item[0]))[:top_confusions]
         ],
         "confusion_matrix": {"labels": labels, "counts": matrix},
     }
+
+
+@dataclass
+class _Tally:
+    """The counts behind ``score``: tokens right and wrong, by tag, by confusion, known or not."""
+
+    tokens: int = 0
+    correct: int = 0
+    exact: int = 0
+    known_total: int = 0
+    known_correct: int = 0
+    oov_total: int = 0
+    oov_correct: int = 0
+    gold: Counter[str] = field(default_factory=Counter)
+    pred: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add_sentence(self, gold: Sequence[str], pred: Sequence[str], known: Sequence[bool]) -> None:
+        if not (len(gold) == len(pred) == len(known)):
+            raise ValueError("a predicted sentence differs in length from its gold sentence")
+        for g, p, k in zip(gold, pred, known):
+            self.add_token(g, p, k)
+        self.exact += all(g == p for g, p in zip(gold, pred))
+
+    def add_token(self, g: str, p: str, known: bool) -> None:
+        ok = g == p
+        self.tokens += 1
+        self.correct += ok
+        self.gold[g] += 1
+        self.pred[p] += 1
+        if ok:
+            self.hits[g] += 1
+        else:
+            self.confusions[(g, p)] += 1
+        if known:
+            self.known_total += 1
+            self.known_correct += ok
+        else:
+            self.oov_total += 1
+            self.oov_correct += ok
+
+
+def _per_tag(tally: _Tally) -> dict[str, dict[str, Any]]:
+    """Precision, recall, F1 and support of each gold tag, most frequent first (ties by name)."""
+    per_tag = {}
+    for tag in sorted(tally.gold, key=lambda t: (-tally.gold[t], t)):
+        precision = _ratio(tally.hits[tag], tally.pred[tag])
+        recall = _ratio(tally.hits[tag], tally.gold[tag])
+        f1 = _ratio(2 * precision * recall, precision + recall) if precision + recall else 0.0
+        per_tag[tag] = {"precision": precision, "recall": recall, "f1": f1, "support": tally.gold[tag]}
+    return per_tag
 
 
 def all_tags(gold: Sequence[Sequence[Sequence[str]]], pred: Sequence[Sequence[Sequence[str]]]) -> dict[str, Any]:
