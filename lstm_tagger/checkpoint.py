@@ -34,12 +34,11 @@ from lstm_tagger.segmenter.segment import PREFIX as SEGMENTER_PREFIX
 from lstm_tagger.segmenter.header import SegmenterHeader
 from lstm_tagger.segmenter.segment import Segmenter, checked_header
 from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
+from lstm_tagger.rundir import BEST
 
 FORMAT = "lstm-tag"
 FORMAT_VERSION = 3
 """3: a pretrained table (``pretrained``) and the segmenter's learnt settings may be in the header; 2 and 1 still load."""
-BEST = "model-best.safetensors"
-LAST = "model-last.safetensors"
 TRAIN_PREFIX = "train_state."
 
 

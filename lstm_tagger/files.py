@@ -14,6 +14,7 @@ from typing import BinaryIO, Iterator
 
 from lstm_tagger.errors import UserError
 from lstm_tagger.limits import MAX_LINE_BYTES
+from lstm_tagger.rundir import LOCK
 
 
 @contextmanager
@@ -269,7 +270,7 @@ def run_lock(directory: Path) -> Iterator[None]:
     The lock is an ``flock``: the kernel releases it when its process ends in any way,
     kill -9 included, so a lock left by a dead trainer is simply taken over.
     """
-    path = directory / ".lock"
+    path = directory / LOCK
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:

@@ -8,16 +8,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from lstm_tagger.checkpoint import BEST, find_checkpoint, load_checkpoint
+from lstm_tagger.checkpoint import find_checkpoint, load_checkpoint
+from lstm_tagger.rundir import BEST
 from lstm_tagger.config import DataConfig, ModelConfig
 from lstm_tagger.configfile import parse_yaml
 from lstm_tagger.errors import UserError, one_line
 from lstm_tagger.model.tagger import parameter_count
 from lstm_tagger.evaluation.report import column_accuracies, percent
+from lstm_tagger.rundir import CONFIG, METRICS, REPORT_JSON
 
 
 def _json_lines(path: Path) -> list[dict[str, Any]]:
@@ -29,7 +30,7 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
 
 def _test_scores(run: Path) -> dict[str, Any] | None:
     try:
-        report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+        report = json.loads((run / REPORT_JSON).read_text(encoding="utf-8"))
         return report["results"]["test"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -94,9 +95,9 @@ def list_runs(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
 
 def _record(run: Path) -> dict[str, Any]:
     """``list_runs``'s record of one run directory; any damage raises."""
-    history = _json_lines(run / "metrics.jsonl")
+    history = _json_lines(run / METRICS)
     try:
-        config = parse_yaml((run / "config.yaml").read_text(encoding="utf-8"), str(run / "config.yaml")) or {}
+        config = parse_yaml((run / CONFIG).read_text(encoding="utf-8"), str(run / CONFIG)) or {}
     except (OSError, ValueError):
         config = {}
     newest = max((p.stat().st_mtime for p in run.iterdir() if p.is_file()), default=run.stat().st_mtime)

@@ -22,6 +22,7 @@ from lstm_tagger.checkpoint import Checkpoint
 from lstm_tagger.errors import UserError, one_line
 from lstm_tagger.tagging.predict import tag
 from lstm_tagger.corpus.rawtext import paragraph_texts, paragraphs, read_treebank
+from lstm_tagger.rundir import METRICS
 
 SMALL_BATCH_SHARE = 50
 """Batch size 1 tags N / 50 tokens (but at least ``SMALL_BATCH_MIN_TOKENS``, and never more than N)."""
@@ -103,7 +104,7 @@ def measure_training(config_path: Path, overrides: Sequence[str], epochs: int, r
     run = run_measured(_lstm_tag(*args), work / "train.out", work / "train.err")
     _check(run, "training")
     try:
-        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
+        records = [json.loads(line) for line in (run_dir / METRICS).read_text(encoding="utf-8").splitlines() if line]
     except (OSError, ValueError) as exc:
         raise UserError(f"{run_dir / 'metrics.jsonl'}: cannot read the training metrics: {one_line(exc)}") from None
     speeds = [float(r["train_tokens_per_second"]) for r in records]

@@ -16,6 +16,7 @@ from lstm_tagger.files import check_output
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, run_model, tag
 from lstm_tagger.evaluation.metrics import all_tags, score
 from lstm_tagger.evaluation.report import write_report
+from lstm_tagger.rundir import REPORTS
 
 
 def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
@@ -104,7 +105,7 @@ def evaluate_model(
     ``cuda:N`` or ``auto``.
     """
     if output is not None:
-        for name in ("report.md", "report.json"):  # what write_report writes, checked before the work
+        for name in REPORTS:  # what write_report writes, checked before the work
             check_output(Path(output) / name, force)
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)

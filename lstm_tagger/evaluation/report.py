@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lstm_tagger.files import atomic_write_text, make_dir
+from lstm_tagger.rundir import LEARNING_CURVES, REPORT_JSON, REPORT_MD, confusion_plot
 
 
 def percent(value: float | None, count: int = 1) -> str:
@@ -135,13 +136,13 @@ def write_plots(directory: Path, report: dict[str, Any], history: list[dict[str,
     title = report["title"]
     written = {}
     if history:
-        plots.plot_learning_curves(history, directory / "learning-curves.png", f"{title}: learning curves")
-        written["learning curves"] = "learning-curves.png"
+        plots.plot_learning_curves(history, directory / LEARNING_CURVES, f"{title}: learning curves")
+        written["learning curves"] = LEARNING_CURVES
     for name, scores in report["results"].items():
         for column, column_scores in columns_of(scores).items():
             matrix = column_scores["confusion_matrix"]
             which = f"{name}-{column}" if len(columns_of(scores)) > 1 else name
-            file = f"confusion-{which}.png"
+            file = confusion_plot(which)
             what = f"confusion on {name}" + (f" ({column.upper()})" if which != name else "")
             plots.plot_confusion_matrix(matrix["labels"], matrix["counts"], directory / file, f"{title}: {what}")
             written[what] = file
@@ -152,8 +153,8 @@ def write_report(directory: Path, report: dict[str, Any], history: list[dict[str
     """Write ``report.md``, ``report.json`` and the plots into ``directory`` (created if needed)."""
     make_dir(directory)
     report = {**report, "plots": write_plots(directory, report, history)}
-    atomic_write_text(directory / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    atomic_write_text(directory / "report.md", to_markdown(report))
+    atomic_write_text(directory / REPORT_JSON, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(directory / REPORT_MD, to_markdown(report))
 
 
 def print_scores(console: Console, name: str, scores: dict[str, Any]) -> None:

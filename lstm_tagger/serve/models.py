@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.errors import UserError
 from lstm_tagger.serve.batching import DEFAULT_WAIT, Batcher
 from lstm_tagger.tagging.pipeline import Pipeline, load

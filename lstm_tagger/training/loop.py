@@ -27,7 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from lstm_tagger.segmenter import background
-from lstm_tagger.checkpoint import BEST, LAST, Checkpoint, PretrainedMeta, load_checkpoint, save_checkpoint
+from lstm_tagger.checkpoint import Checkpoint, PretrainedMeta, load_checkpoint, save_checkpoint
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.config import Config, config_to_yaml
 from lstm_tagger.model.chars import FormTable, build_char_vocab
 from lstm_tagger.corpus.reader import Sentence, bucket_order, collate, read_corpus

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from lstm_tagger.benchmark.bench import bench
 from lstm_tagger.benchmark.measure import cycled_lines, write_text_file, write_token_file
-from lstm_tagger.checkpoint import BEST, LAST, load_checkpoint
+from lstm_tagger.checkpoint import load_checkpoint
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 from lstm_tagger.benchmark.flops import flops_per_token, forward_flops

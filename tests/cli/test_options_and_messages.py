@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 
 from conftest import CLASSIC, ROOT, tiny_config, write_conllu

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from lstm_tagger.cli import app
 from rich.console import Console
 
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.runs import corpus_names, info_table, crf_cell, list_runs, output_cell, recipe, runs_table
 
 from conftest import ROOT, assert_one_line_error, rewrite_header, tiny_config

@@ -21,7 +21,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from typer.testing import CliRunner
 
-from lstm_tagger.checkpoint import BEST, load_checkpoint
+from lstm_tagger.checkpoint import load_checkpoint
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.config import Config, DataConfig, ModelConfig
 from lstm_tagger.corpus.conllu import read_blocks

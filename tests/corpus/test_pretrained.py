@@ -18,7 +18,8 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger import load_checkpoint, tag
-from lstm_tagger.checkpoint import LAST, Checkpoint, save_checkpoint
+from lstm_tagger.checkpoint import Checkpoint, save_checkpoint
+from lstm_tagger.rundir import LAST
 from lstm_tagger.cli import app
 from lstm_tagger.config import ModelConfig
 from lstm_tagger.configfile import load_config

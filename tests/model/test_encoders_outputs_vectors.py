@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 from lstm_tagger import evaluate_model, load_checkpoint, load_config, tag, train
 from lstm_tagger.training import loop as training
 from lstm_tagger.model.chars import FormTable
-from lstm_tagger.checkpoint import BEST, LAST, save_checkpoint
+from lstm_tagger.checkpoint import save_checkpoint
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_corpus
 from lstm_tagger.corpus.vocab import PAD, UNK, UNK_ID

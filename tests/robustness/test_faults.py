@@ -19,7 +19,7 @@ from safetensors.torch import save as save_tensors
 from typer.testing import CliRunner
 
 from lstm_tagger import load_checkpoint, load_config, train
-from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lstm_tagger import limits, load_config  # noqa: E402
-from lstm_tagger.checkpoint import BEST  # noqa: E402
+from lstm_tagger.rundir import BEST  # noqa: E402
 from lstm_tagger.cli import app  # noqa: E402
 from lstm_tagger.corpus.reader import read_conllu, read_tsv  # noqa: E402
 from lstm_tagger.errors import ConfigError, UserError  # noqa: E402

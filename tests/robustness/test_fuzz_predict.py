@@ -17,7 +17,7 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from lstm_tagger.checkpoint import BEST  # noqa: E402
+from lstm_tagger.rundir import BEST  # noqa: E402
 from lstm_tagger.cli import app  # noqa: E402
 
 from conftest import CLASSIC, assert_one_line_error  # noqa: E402

@@ -26,7 +26,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from lstm_tagger import load_checkpoint  # noqa: E402
-from lstm_tagger.checkpoint import BEST  # noqa: E402
+from lstm_tagger.rundir import BEST  # noqa: E402
 from lstm_tagger.errors import CheckpointError  # noqa: E402
 from lstm_tagger.segmenter.header import word_problem  # noqa: E402
 from lstm_tagger.segmenter.segment import segment  # noqa: E402

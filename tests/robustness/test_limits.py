@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import limits, load_config
-from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import ConfigError, DataError

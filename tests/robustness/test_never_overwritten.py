@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import load_config, train
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 from lstm_tagger.files import atomic_writer, atomic_write_bytes, remove_stale_temporaries

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_tagger import cli
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.tagging.export import ExportError, export_model, load_onnx
 from lstm_tagger.evaluation.plots import plot_confusion_matrix, plot_learning_curves

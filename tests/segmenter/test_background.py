@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, load_config
 from lstm_tagger.segmenter import background
 from lstm_tagger.training import loop as training
-from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
 from lstm_tagger.segmenter.segment import train_segmenter
 from lstm_tagger.threads import auto_threads, available_cores

@@ -15,7 +15,8 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger import load_checkpoint
-from lstm_tagger.checkpoint import BEST, save_checkpoint
+from lstm_tagger.checkpoint import save_checkpoint
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.config import TokenizerConfig
 from lstm_tagger.corpus.rawtext import NUM_LABELS, SENTENCE, TOKEN, Lexicon, labelled_paragraphs, text_windows

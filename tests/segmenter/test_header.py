@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import limits, load_checkpoint
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.rawtext import Lexicon
 from lstm_tagger.errors import CheckpointError

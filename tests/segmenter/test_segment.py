@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from lstm_tagger import load_checkpoint, load_config
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError

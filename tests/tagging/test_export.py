@@ -20,7 +20,8 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger.model.chars import FormTable
-from lstm_tagger.checkpoint import BEST, load_checkpoint
+from lstm_tagger.checkpoint import load_checkpoint
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_corpus
 from lstm_tagger.tagging.export import ExportError, export_model, load_exported, load_onnx, load_torchscript, run_exported, tag_exported

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import lstm_tagger
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
 from lstm_tagger.tagging import pipeline

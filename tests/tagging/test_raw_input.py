@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lstm_tagger import limits
-from lstm_tagger.checkpoint import BEST, load_checkpoint
+from lstm_tagger.checkpoint import load_checkpoint
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.rawtext import Segmented, text_windows
 from lstm_tagger.errors import DataError

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger import load_checkpoint, load_config, tag, train
-from lstm_tagger.checkpoint import BEST
+from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import TAG_PAD
 from lstm_tagger.training.distill import teacher_targets

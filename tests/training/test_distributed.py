@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from lstm_tagger import load_checkpoint, load_config, train
-from lstm_tagger.checkpoint import LAST
+from lstm_tagger.rundir import LAST
 from lstm_tagger.config import ModelConfig
 from lstm_tagger.corpus.reader import collate
 from lstm_tagger.training.distributed import DEBUG_WEIGHTS, World

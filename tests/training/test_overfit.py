@@ -7,7 +7,7 @@ import torch
 
 from lstm_tagger import load_checkpoint, load_config, tag, train
 from lstm_tagger.training import loop as training
-from lstm_tagger.checkpoint import BEST, LAST
+from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.errors import CheckpointError, UserError
 
 from conftest import CLASSIC, tiny_config
