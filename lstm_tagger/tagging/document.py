@@ -3,9 +3,9 @@ the columns the model learnt (``upos``, ``xpos``, ``feats``; None for a column i
 
 A document keeps what it was made from, the input as read (a segmented sentence, a CoNLL-U
 block, or nothing for pre-split tokens) beside each tagged sentence, and writes itself with
-the very writers ``lstm-tag predict`` uses (``rawtag.write_text_tagged`` for raw text,
-``predict.write_predictions`` otherwise), so ``doc.to_conllu()`` and ``doc.to_json()`` are the
-command line's ``--format conllu`` and ``--format json`` output byte for byte.
+the one writer ``lstm-tag predict`` uses (``formats.write``), so ``doc.to_conllu()`` and
+``doc.to_json()`` are the command line's ``--format conllu`` and ``--format json`` output byte
+for byte.
 """
 
 from __future__ import annotations
@@ -13,22 +13,15 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from itertools import tee
-from typing import Any, Iterable, Iterator, Mapping, TextIO, Union
+from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 from lstm_tagger.corpus.conllu import Block
 from lstm_tagger.corpus.rawtext import Segmented, TreebankSentence, block_sentence
 from lstm_tagger.corpus.vocab import Vocab
-from lstm_tagger.tagging.predict import Tagged, format_json, write_predictions
-from lstm_tagger.tagging.rawtag import write_text_tagged
+from lstm_tagger.tagging.formats import Record, Source, format_json, write
+from lstm_tagger.tagging.predict import Tagged
 
 TAG_COLUMNS = ("upos", "xpos", "feats")
-
-Source = Union[Segmented, Block, None]
-"""What a tagged sentence was read as: a ``Segmented`` sentence (raw text), a CoNLL-U ``Block``
-(CoNLL-U input; a block without words stands for lines to copy), or None (pre-split tokens)."""
-
-Record = tuple[Source, Tagged]
 
 
 @dataclass(slots=True)
@@ -102,7 +95,7 @@ class Document:
 
     def write(self, format: str, out: TextIO) -> int:
         """Write the document in ``format`` (``text``, ``json`` or ``conllu``), as ``lstm-tag predict`` does."""
-        return write_records(self.input_format, self.records, self.vocabs, format, out)
+        return write(self.records, self.vocabs, format, out)
 
     def _written(self, format: str) -> str:
         buffer = io.StringIO()
@@ -124,19 +117,6 @@ class Document:
     def to_dict(self) -> dict[str, Any]:
         """``{"sentences": [...]}``: each sentence's ``--format json`` object."""
         return {"sentences": [sentence.to_dict() for sentence in self.sentences]}
-
-
-def write_records(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab], format: str, out: TextIO) -> int:
-    """Write tagged records (as read in ``input_format``) in ``format`` with the command line's
-    writer for that input; returns the sentences written. Streams: nothing is kept."""
-    if input_format == "text":
-        return write_text_tagged(records, vocabs, format, out)
-    inputs, outputs = tee(records)  # both read in step, so neither tee keeps more than a record
-
-    def tagger(words: Iterable[Any]) -> Iterator[Tagged]:  # reads the writer's words as it gives their tags
-        return (tagged for _, (_, tagged) in zip(words, outputs))
-
-    return write_predictions(tagger, ((tagged.words, block) for block, tagged in inputs), vocabs, format, out)
 
 
 def sentences_of(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab]) -> Iterator[Sentence]:

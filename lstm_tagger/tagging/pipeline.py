@@ -53,7 +53,8 @@ from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint,
 from lstm_tagger.corpus.vocab import Vocab
 from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import bounded_lines, open_input
-from lstm_tagger.tagging.document import Document, Record, Sentence, sentences_of, write_records
+from lstm_tagger.tagging.document import Document, Sentence, sentences_of
+from lstm_tagger.tagging.formats import FORMATS, Record, write
 from lstm_tagger.tagging.export import ExportedModel, load_onnx, tag_exported
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, chunks, input_format_for, read_input, tag_stream
 from lstm_tagger.tagging.rawtag import CHUNK_CHARS, file_chunks, read_text_chunks, tag_text
@@ -63,7 +64,6 @@ Source = Union[str, "os.PathLike[str]", IO[Any], Iterable[Union[str, bytes]]]
 """An input: a file's path (``-``: standard input), an open file (binary or text), or lines (str or bytes)."""
 
 INPUT_FORMATS = ("text", "tokens", "conllu")
-OUTPUT_FORMATS = ("text", "json", "conllu")
 NAMELESS = "<text>"
 """The name that messages give an input without one (the command line's name for its TEXT argument)."""
 
@@ -142,11 +142,11 @@ class Pipeline:
     ) -> int:
         """Tag ``source`` and write it to ``out`` in ``format`` (``text``, ``json`` or ``conllu``), as
         ``lstm-tag predict`` does, streaming; returns the sentences written."""
-        if format not in OUTPUT_FORMATS:
-            raise UserError(f"format={format!r}: expected {', '.join(OUTPUT_FORMATS)}", {f"format={format!r}": f"--format {format}"})
+        if format not in FORMATS:
+            raise UserError(f"format={format!r}: expected {', '.join(FORMATS)}", {f"format={format!r}": f"--format {format}"})
         kind = self.input_format_of(source, input_format)
         with closing(self._records(source, kind, scores)) as records:  # a closed output (| head) stops the segmenter at once
-            return write_records(kind, records, self.vocabs, format, out)
+            return write(records, self.vocabs, format, out)
 
     def input_format_of(self, source: Source, chosen: str | None = None) -> str:
         """``chosen``, else ``predict``'s default: ``conllu`` for a ``.conllu`` file, else ``text``

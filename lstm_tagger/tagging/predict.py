@@ -1,5 +1,5 @@
 """Tagging with a trained model: lists of words in, the tags of every tag column (and their
-probabilities) out; reading text or CoNLL-U input and writing text, JSON or CoNLL-U output.
+probabilities) out; reading pre-split tokens or CoNLL-U input (the output formats are ``formats.py``).
 
 Sentences are batched by length for speed and returned in the order given. Words
 outside the vocabulary become ``<unk>``; an empty sentence gets no tags.
@@ -7,21 +7,20 @@ outside the vocabulary become ``<unk>``; an empty sentence gets no tags.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import accumulate, tee
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
+from itertools import accumulate
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
 from lstm_tagger.checkpoint import Checkpoint
 from lstm_tagger.model.chars import CharBatch, FormCache, FormTable
-from lstm_tagger.corpus.conllu import Block, decode_lines, fresh_block, read_blocks
+from lstm_tagger.corpus.conllu import Block, decode_lines, read_blocks
 from lstm_tagger.corpus.reader import bucket_order, padded_rows
 from lstm_tagger.model.tagger import Tagger
-from lstm_tagger.corpus.vocab import PAD_ID, Vocab
+from lstm_tagger.corpus.vocab import PAD_ID
 from lstm_tagger.limits import MAX_CHUNK_WORDS, TAGGING_POSITIONS_PER_SENTENCE
 
 DEFAULT_BATCH_SIZE = 256
@@ -264,58 +263,6 @@ def tag_stream(
             yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)
 
 
-def _prob_dict(probs: torch.Tensor, tags: Vocab) -> dict[str, float]:
-    return {tag: round(float(p), 4) for tag, p in sorted(zip(tags.itos, probs.tolist()), key=lambda x: -x[1])}
-
-
-def _chosen(sentence: Tagged, column: str, vocab: Vocab) -> list[float]:
-    """The probability of each word's chosen tag in ``column`` (a CRF's tag need not be the most probable)."""
-    chosen = torch.tensor([vocab.stoi[t] for t in sentence.columns[column]], dtype=torch.long)
-    return sentence.probs[column].gather(1, chosen.unsqueeze(1)).squeeze(1).tolist()
-
-
-def format_text(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
-    """``The/DET/DT dog/NOUN/NN`` (one tag per column); with probabilities, each chosen tag's: ``The/DET:0.998/DT:0.990``."""
-    columns = list(sentence.columns.values())
-    if sentence.probs is None:
-        return " ".join(map("/".join, zip(sentence.words, *columns)))
-    chosen = [_chosen(sentence, column, vocabs[column]) for column in sentence.columns]
-    parts = []
-    for i, word in enumerate(sentence.words):
-        parts.append("/".join([word, *(f"{tags[i]}:{probs[i]:.3f}" for tags, probs in zip(columns, chosen))]))
-    return " ".join(parts)
-
-
-def format_json(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
-    """One JSON object: ``{"words": [...], "upos": [...], ...}`` (a key per column) plus
-    ``"scores": {column: [every tag's probability, per word]}``."""
-    record: dict[str, object] = {"words": sentence.words, **sentence.columns}
-    if sentence.probs is not None:
-        record["scores"] = {c: [_prob_dict(row, vocabs[c]) for row in probs] for c, probs in sentence.probs.items()}
-    return json.dumps(record, ensure_ascii=False)
-
-
-def misc_items(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:
-    """Per word, ``UPOSProbs=DET:0.9900,NOUN:0.0100|XPOSProbs=...`` for MISC (FEATS values hold ``|``
-    and ``=``, which MISC cannot carry: their probabilities are in the json output only)."""
-    if sentence.probs is None:
-        return None
-    items: list[list[str]] = [[] for _ in sentence.words]
-    for column, probs in sentence.probs.items():
-        if column == "feats":
-            continue
-        for i, row in enumerate(probs):
-            shown = ",".join(f"{t}:{p:.4f}" for t, p in _prob_dict(row, vocabs[column]).items() if p >= 0.0001)
-            items[i].append(f"{column.upper()}Probs={shown}")
-    return ["|".join(item) or "_" for item in items]
-
-
-def format_conllu(sentence: Tagged, vocabs: Mapping[str, Vocab], sent_id: int = 1) -> str:
-    """A new CoNLL-U sentence (``# sent_id``, ``# text``): each column's tags in its own CoNLL-U
-    column (UPOS 4, XPOS 5, FEATS 6), ``_`` elsewhere; probabilities in MISC (see ``misc_items``)."""
-    return fresh_block(sentence.words, sentence.columns, sent_id, misc_items(sentence, vocabs))
-
-
 def _tokens_input(raw_lines: Iterable[bytes], name: str) -> Iterator[tuple[list[str], Block | None]]:
     """Whitespace-tokenised words, one sentence per line."""
     for _, line in decode_lines(raw_lines, name):
@@ -346,37 +293,3 @@ def input_format_for(file: str | None, chosen: str | None) -> str:
 def read_input(raw_lines: Iterable[bytes], name: str, input_format: str) -> Iterator[tuple[list[str], Block | None]]:
     """Input byte lines -> ``(words, block)`` per sentence in ``input_format`` (see ``INPUT_FORMATS``)."""
     return INPUT_FORMATS[input_format](raw_lines, name)
-
-
-def write_predictions(
-    tagger: Callable[[Iterable[Sequence[str]]], Iterator[Tagged]],
-    inputs: Iterable[tuple[list[str], Block | None]],
-    vocabs: Mapping[str, Vocab],
-    format: str,
-    out: TextIO,
-) -> int:
-    """Tag ``inputs`` (from ``read_input``) with ``tagger`` and write them in ``format``; returns the sentences written.
-
-    ``text`` and ``json``: one line per sentence (an empty input line gives an empty line).
-    ``conllu``: a CoNLL-U block read is written back with only the model's columns (and
-    MISC, with scores) changed, and every line that is not a word line as it was; text
-    input gets new blocks with ``# sent_id`` and ``# text``, and a blank line gives none.
-    """
-    ahead, behind = tee(inputs)  # tee keeps only what the tagger has read ahead: a chunk or two
-    count = 0
-    for (words, block), sentence in zip(behind, tagger(words for words, _ in ahead)):
-        if format == "conllu":
-            if block is not None:
-                out.write(block.filled(sentence.columns, misc_items(sentence, vocabs) if block.words else None))
-                if not block.words:
-                    continue
-            elif words:
-                out.write(format_conllu(sentence, vocabs, count + 1))
-            else:
-                continue
-        elif block is not None and not block.words:
-            continue
-        else:
-            out.write((format_json if format == "json" else format_text)(sentence, vocabs) + "\n")
-        count += 1
-    return count

@@ -1,4 +1,4 @@
-"""Raw text through the whole pipeline: segment, expand multiword tokens, tag, write, score.
+"""Raw text through the whole pipeline: segment, expand multiword tokens, tag, score (written by ``formats.py``).
 
 ``tag_text`` streams: sentences are tagged in chunks as the segmenter produces them, so
 memory stays bounded on any input. ``evaluate_raw`` rebuilds a gold file's raw text,
@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from itertools import tee
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Mapping, TextIO
+from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 
 from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
 from lstm_tagger.evaluation.conll18 import METRICS, evaluate
-from lstm_tagger.corpus.conllu import COLUMNS
 from lstm_tagger.errors import DataError
 from lstm_tagger.files import bounded_blocks, open_input
 from lstm_tagger.limits import MAX_LINE_BYTES
-from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, format_json, format_text, misc_items, tag_stream
+from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, tag_stream
 from lstm_tagger.segmenter.forked import segmented_beside
 from lstm_tagger.corpus.rawtext import Segmented, Token, TreebankSentence, Word, raw_text, read_treebank
-from lstm_tagger.corpus.vocab import Vocab
 
 CHUNK_CHARS = 1 << 16
 """The most characters ``read_text_chunks`` gives at a time: ``rawtext.text_windows`` copies what
@@ -69,43 +67,6 @@ def tag_text(
     finally:
         sentences.close()
         tagged.close()
-
-
-def format_conllu_tokens(sentence: TreebankSentence, tagged: Tagged, sent_id: int, vocabs: Mapping[str, Vocab]) -> str:
-    """A CoNLL-U block with ``# sent_id``, ``# text``, multiword ranges and ``SpaceAfter=No``;
-    each column's tags in its CoNLL-U column, probabilities in MISC (``predict.misc_items``)."""
-    probs = misc_items(tagged, vocabs)
-    lines = ["# newpar"] if sentence.new_paragraph else []
-    lines += [f"# sent_id = {sent_id}", f"# text = {sentence.joined()}"]
-    n = 0
-    for token in sentence.tokens:
-        misc = "_" if token.space_after else "SpaceAfter=No"
-        if token.multiword:
-            lines.append(f"{n + 1}-{n + len(token.words)}\t{token.form}\t_\t_\t_\t_\t_\t_\t_\t{misc}")
-            misc = "_"
-        for word in token.words:
-            word_misc = misc
-            if probs is not None and probs[n] != "_":
-                word_misc = probs[n] if misc == "_" else f"{misc}|{probs[n]}"
-            fields = [str(n + 1), word.form] + ["_"] * 7 + [word_misc]
-            for column, tags in tagged.columns.items():
-                fields[COLUMNS[column]] = tags[n]
-            lines.append("\t".join(fields))
-            n += 1
-    return "\n".join(lines) + "\n"
-
-
-def write_text_tagged(
-    pairs: Iterable[tuple[Segmented, Tagged]], vocabs: Mapping[str, Vocab], format: str, out: TextIO
-) -> int:
-    """Write each sentence: ``text`` (one line of word/TAG), ``json`` or ``conllu``; returns the count."""
-    count = 0
-    for count, (sentence, tagged) in enumerate(pairs, start=1):
-        if format == "conllu":
-            out.write(format_conllu_tokens(sentence.sentence(), tagged, count, vocabs) + "\n")
-        else:
-            out.write((format_text if format == "text" else format_json)(tagged, vocabs) + "\n")
-    return count
 
 
 def with_tags(sentence: TreebankSentence, columns: Mapping[str, list[str]]) -> TreebankSentence:
