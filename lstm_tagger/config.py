@@ -264,7 +264,23 @@ class TokenizerConfig(_Section):
     )
     window: int = Field(256, gt=0, description="Characters per training window.")
     batch_size: int = Field(32, gt=0, description="Windows per batch.")
-    epochs: int = Field(10, gt=0, description="Maximum number of epochs (Adam).")
+    epochs: int = Field(
+        10, gt=0,
+        description="Epochs (Adam), each ending with an evaluation on dev raw text (the best Tokens + Sentences F1 is "
+        "kept). An epoch is one pass over the training text, or several on a small corpus (`min_updates`).",
+    )
+    min_updates: int = Field(
+        0, ge=0,
+        description="Updates (batches) that training makes at least: each epoch makes as many whole passes over the "
+        "training text as `epochs` epochs need to reach this many, so that a small corpus learns as long as a large one "
+        "(a corpus of more than `min_updates / epochs` batches is not changed); early stopping waits for them. "
+        "0: one pass per epoch.",
+    )
+    max_updates: int = Field(
+        0, ge=0,
+        description="Updates that training makes at most: it stops there (that epoch cut short and evaluated), "
+        "so that a large corpus costs a bounded time. 0: no limit but `epochs`.",
+    )
     lr: float = Field(0.002, gt=0.0, description="Adam's learning rate.")
     lr_decay: float = Field(
         0.0, ge=0.0,
@@ -272,7 +288,8 @@ class TokenizerConfig(_Section):
     )
     patience: int = Field(
         3, ge=0,
-        description="Stop after this many epochs without a better dev Tokens + Sentences F1; 0 never stops early.",
+        description="Stop after this many epochs without a better dev Tokens + Sentences F1 (counted once `min_updates` "
+        "are done); 0 never stops early.",
     )
 
 
@@ -296,6 +313,16 @@ class Config(_Section):
             for column in named:
                 if column not in columns:
                     raise ValueError(f"{key}.{column}: {column} is not in data.columns {columns}")
+        return self
+
+    @model_validator(mode="after")
+    def _tokenizer_budget(self) -> "Config":
+        tokenizer = self.tokenizer
+        if tokenizer.max_updates and tokenizer.max_updates < tokenizer.min_updates:
+            raise ValueError(
+                f"tokenizer.max_updates: must be 0 or at least tokenizer.min_updates ({tokenizer.min_updates}), "
+                f"got {tokenizer.max_updates}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -129,3 +131,20 @@ def segmenter_run(trained_run) -> Path:
     """``tiny_config``'s corpus with a segmenter trained for one epoch (and the tagger for one): a real
     checkpoint with a segmenter in seconds, for tests of its header (do not change it)."""
     return trained_run("tiny", "train.epochs=1", "tokenizer.mode=on", "tokenizer.epochs=1", "tokenizer.hidden_dim=8", "tokenizer.window=16")
+
+
+OFFICIAL_SCRIPT = shared_path("tools", "conll18_ud_eval.py")
+"""The CoNLL 2018 shared task's official scorer (never copied into the repository)."""
+needs_script = pytest.mark.skipif(
+    not OFFICIAL_SCRIPT.is_file(), reason=f"the official CoNLL 2018 script is not at {OFFICIAL_SCRIPT}"
+)
+
+
+def official(gold: Path, system: Path, counts: bool) -> dict[str, list[str]]:
+    """The official script's table: metric -> its cells (``-c``: correct, gold, system, aligned)."""
+    result = subprocess.run(
+        [sys.executable, str(OFFICIAL_SCRIPT), "-v", "--skip-parse", *(["-c"] if counts else []), str(gold), str(system)],
+        capture_output=True, text=True, check=True,
+    )
+    rows = [line.split("|") for line in result.stdout.splitlines()[2:]]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}

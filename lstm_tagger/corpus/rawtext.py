@@ -265,6 +265,12 @@ def _cluster_ends(text: str, labels: list[int]) -> list[int]:
     return labels
 
 
+def tokens_with_spaces(sentences: Iterable[TreebankSentence]) -> int:
+    """How many tokens hold a space between two other characters (Vietnamese ``danh sách``): the
+    segmenter lets a space be inside a token when there is one (``Segmenter.allow_spaces``)."""
+    return sum(" " in token.form.strip() for sentence in sentences for token in sentence.tokens)
+
+
 def paragraph_texts(sentences: Sequence[TreebankSentence]) -> list[str]:
     """Each paragraph's text: its sentences' texts joined by a space (``labelled_paragraphs`` without the labels)."""
     return [" ".join(token_spans(sentence)[0] for sentence in group) for group in paragraphs(sentences)]

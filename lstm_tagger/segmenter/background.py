@@ -114,8 +114,8 @@ def _child(config_path: str, output: str) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
-    def progress(epoch: int, batches: int) -> Callable[[float], None]:
-        def step(loss: float) -> None:
+    def progress(epoch: int, batches: int) -> Callable[[float | None], None]:
+        def step(loss: float | None) -> None:
             if os.getppid() != parent:  # the trainer is gone: so is the reason to go on
                 os._exit(1)
 

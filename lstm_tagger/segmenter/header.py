@@ -106,11 +106,13 @@ class LexiconHeader(_Strict):
 
 
 class SegmenterHeader(_Strict):
-    """``Segmenter.metadata()``: the character table, the multiword lexicon and the dev scores."""
+    """``Segmenter.metadata()``: the character table, the multiword lexicon, the dev scores, ``allow_spaces``."""
 
     chars: list[str]
     lexicon: LexiconHeader
     scores: dict[str, Any] = {}
+    allow_spaces: bool = False
+    """A space may be inside a token (learned from the training tokens); absent in older checkpoints."""
 
     @field_validator("chars")
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from collections import Counter
 from copy import deepcopy
@@ -38,7 +39,7 @@ from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.corpus.rawtext import (
     INSIDE, MULTI, NUM_LABELS, SENTENCE, SENTENCE_MULTI, Lexicon, Segmented, TreebankSentence, Window,
     char_class, glued, labelled_paragraphs, paragraph_texts, raw_text, read_treebank, rule_labels,
-    outside_clusters, text_windows,
+    outside_clusters, text_windows, tokens_with_spaces,
 )
 from lstm_tagger.segmenter.header import CHAR_SPECIALS, SegmenterHeader, read_header, words_only
 
@@ -137,6 +138,9 @@ class Segmenter:
     table: CharTable
     lexicon: Lexicon
     scores: dict[str, Any] = field(default_factory=dict)
+    allow_spaces: bool = False
+    """A space between two characters may be inside a token (``inner_spaces``): learned from
+    training tokens that hold one (Vietnamese ``danh sách``); off, every space ends a token."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The weights, named ``segmenter.<name>`` for the checkpoint file."""
@@ -144,7 +148,8 @@ class Segmenter:
 
     def metadata(self) -> str:
         """Characters, lexicon and scores as one JSON string for the checkpoint header."""
-        return json.dumps({"chars": self.table.itos, "lexicon": self.lexicon.to_dict(), "scores": self.scores})
+        return json.dumps({"chars": self.table.itos, "lexicon": self.lexicon.to_dict(), "scores": self.scores,
+                           "allow_spaces": self.allow_spaces})
 
     @classmethod
     def load(cls, config: TokenizerConfig, tensors: dict[str, torch.Tensor], metadata: str) -> "Segmenter":
@@ -160,7 +165,8 @@ class Segmenter:
         net = SegmenterNet(config, len(table.itos))
         net.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
         net.eval()
-        return cls(config, net, table, Lexicon.from_dict(header.lexicon.model_dump()), dict(header.scores))
+        lexicon = Lexicon.from_dict(header.lexicon.model_dump())
+        return cls(config, net, table, lexicon, dict(header.scores), header.allow_spaces)  # absent before: False
 
 
 def planned_shapes(config: TokenizerConfig, num_chars: int) -> dict[str, tuple[int, ...]]:
@@ -191,10 +197,14 @@ def checked_header(config: TokenizerConfig, metadata: str, shapes: dict[str, tup
 
 SPACE = -1
 """The event of a whitespace character (see ``events``)."""
+INNER_SPACE = -2
+"""The event of a space that may be inside a token (``inner_spaces``): it is, when the character
+before it does not end a token; the assembler decides (``_Assembler._spaces_resolved``)."""
 Events = tuple[list[int], list[int]]
 """A window's events: the positions in its core of the characters that are whitespace or end
-a token, in order, and their labels (``SPACE``, or the label that ends the token); every
-other character is inside a token. The assembler works on these, not on every character."""
+a token, in order, and their labels (``SPACE``, ``INNER_SPACE``, or the label that ends the
+token); every other character is inside a token. The assembler works on these, not on every
+character."""
 
 
 def events(core: str, labels: Sequence[int]) -> Events:
@@ -204,9 +214,22 @@ def events(core: str, labels: Sequence[int]) -> Events:
     return [i for i, _ in found], [label for _, label in found]
 
 
-def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> list[Events]:
+def inner_spaces(window: Window, found: Events) -> Events:
+    """``found`` with each ``SPACE`` that may be inside a token made ``INNER_SPACE``: one space
+    character (U+0020) between two characters that are not whitespace. Other whitespace (a line
+    break, a tab, two spaces) always ends a token, so that a FORM never holds one."""
+    text, offset = window.text, window.start
+    labels = [INNER_SPACE if label == SPACE and text[offset + i] == " " and 0 < offset + i < len(text) - 1
+              and not text[offset + i - 1].isspace() and not text[offset + i + 1].isspace() else label
+              for i, label in zip(*found)]
+    return found[0], labels
+
+
+def _label_batch(segmenter: Segmenter, windows: list[Window]) -> list[Events]:
     """The events of each window's core from the network's labels (argmax of its scores), a
-    token's end inside a grapheme cluster left out (``rawtext.outside_clusters``)."""
+    token's end inside a grapheme cluster left out (``rawtext.outside_clusters``), the spaces
+    that may be inside a token marked when the segmenter allows them (``inner_spaces``)."""
+    net, table = segmenter.net, segmenter.table
     lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
     if int(lengths.max()) == 0:
         return [([], []) for _ in windows]
@@ -227,7 +250,8 @@ def _label_batch(net: SegmenterNet, table: CharTable, windows: list[Window]) -> 
     found, k = [], 0
     for window, count in zip(windows, counts):
         joins = glued(window.text[window.start :])
-        found.append(outside_clusters(positions[k : k + count], labels[k : k + count], joins))
+        kept = outside_clusters(positions[k : k + count], labels[k : k + count], joins)
+        found.append(inner_spaces(window, kept) if segmenter.allow_spaces else kept)
         k += count
     return found
 
@@ -254,7 +278,7 @@ def _label_pool(segmenter: Segmenter, pool: list[Window], batch_size: int) -> li
     """The events of each window of ``pool``, in order; the network sees batches of similar lengths."""
     labels: list[Events] = [([], []) for _ in pool]
     for group in bucket_order([len(w.text) for w in pool], batch_size, rng=None):
-        for i, found in zip(group, _label_batch(segmenter.net, segmenter.table, [pool[i] for i in group])):
+        for i, found in zip(group, _label_batch(segmenter, [pool[i] for i in group])):
             labels[i] = found
     return labels
 
@@ -288,6 +312,8 @@ class _Assembler:
         paragraph's end) follows. A window that does not end its paragraph has ``CONTEXT``
         characters after its core, so the character after a token at its core's end is known."""
         text, (positions, labels) = window.core, found
+        if INNER_SPACE in labels:
+            positions, labels = self._spaces_resolved(positions, labels)
         ends = [i if label == SPACE else i + 1 for i, label in zip(positions, labels)]
         forms = [text[start:end] for start, end in zip([0, *[i + 1 for i in positions]], ends)]
         full, offset, size = window.text, window.start, len(window.text)
@@ -312,6 +338,21 @@ class _Assembler:
             spaces.append(True)
             self.partial = ""
         return forms, labels, spaces
+
+    def _spaces_resolved(self, positions: list[int], labels: list[int]) -> Events:
+        """Each ``INNER_SPACE`` left out (inside a token) when the character before it does not end
+        a token, else made ``SPACE``. That character is the window's previous event or, for a
+        space at the core's start, the previous window's last one (a token goes on: ``partial``)."""
+        kept: Events = ([], [])
+        for position, label in zip(positions, labels):
+            if label == INNER_SPACE:
+                ended = kept[0][-1] == position - 1 if kept[0] else position == 0 and not self.partial
+                if not ended:
+                    continue
+                label = SPACE
+            kept[0].append(position)
+            kept[1].append(label)
+        return kept
 
     def add(self, window: Window, found: Events) -> list[Segmented]:
         """Take one window and its events; returns the sentences finished in it, in order."""
@@ -424,14 +465,33 @@ def dev_scores(segmenter: Segmenter, gold: Sequence[TreebankSentence]) -> dict[s
             "words_f1": round(100 * scores["Words"].f1, 2)}
 
 
-def _epoch(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], config: TokenizerConfig,
-           rng: random.Random, step: Callable[[float], None]) -> float:
-    """One pass over the training text in windows of ``config.window`` characters; the mean loss."""
+ProgressHook = Callable[[int, int], Callable[[float | None], None]]
+"""``progress(epoch, batches)`` -> a callback called with the mean loss after each batch, and
+with None when the epoch's batches are done and the dev evaluation starts."""
+
+
+def batches_per_pass(characters: int, config: TokenizerConfig) -> int:
+    """The batches of one pass over ``characters`` of training text (``_pass`` makes about this many)."""
+    return -(-max(1, (characters - config.window) // config.window) // config.batch_size)
+
+
+def passes_per_epoch(batches: int, config: TokenizerConfig) -> int:
+    """Whole passes over the training text per epoch, so that ``config.epochs`` epochs make at
+    least ``config.min_updates`` updates: 1 on a corpus of that many batches per epoch or more."""
+    return max(1, -(-config.min_updates // (config.epochs * batches)))
+
+
+def _pass(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], config: TokenizerConfig,
+          rng: random.Random, step: Callable[[float], None], limit: int | None) -> tuple[float, int]:
+    """One pass over the training text in windows of ``config.window`` characters (at most
+    ``limit`` batches); the summed loss (times windows) and the number of windows."""
     chars, classes, labels = data
     size = config.window
     offset = rng.randrange(size)
     starts = list(range(offset, len(chars) - size + 1, size)) or [0]
     rng.shuffle(starts)
+    if limit is not None:
+        starts = starts[: limit * config.batch_size]
     net.train()
     total = 0.0
     for first in range(0, len(starts), config.batch_size):
@@ -446,17 +506,31 @@ def _epoch(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torc
         optimizer.step()
         total += loss.item() * index.size(0)
         step(total / (first + index.size(0)))
-    return total / len(starts)
+    return total, len(starts)
 
 
-def train_segmenter(
-    config: Config, say: Callable[[str], None], progress: Callable[[int, int], Callable[[float], None]] | None = None
-) -> Segmenter | None:
+def _epoch(net: SegmenterNet, optimizer: torch.optim.Optimizer, data: tuple[torch.Tensor, ...], config: TokenizerConfig,
+           rng: random.Random, step: Callable[[float], None], passes: int, limit: int | None) -> tuple[float, int]:
+    """``passes`` passes over the training text, at most ``limit`` updates in all; the mean loss and the updates made."""
+    total, windows, updates = 0.0, 0, 0
+    for _ in range(passes):
+        left = None if limit is None else limit - updates
+        if left is not None and left <= 0:
+            break
+        loss, count = _pass(net, optimizer, data, config, rng, step, left)  # the bar shows this pass's mean loss
+        total, windows, updates = total + loss, windows + count, updates + -(-count // config.batch_size)
+    return total / max(1, windows), updates
+
+
+def train_segmenter(config: Config, say: Callable[[str], None], progress: ProgressHook | None = None) -> Segmenter | None:
     """Train the segmenter of ``config.tokenizer`` on ``data.train`` (best epoch by dev Tokens +
     Sentences F1), or return None when the config or the data asks for none.
 
-    ``say`` gets one line per epoch; ``progress(epoch, batches)`` may return a per-batch callback.
+    ``say`` gets one line per epoch; ``progress(epoch, batches)`` may return a per-batch callback
+    (see ``ProgressHook``). The segmenter's ``scores`` hold its best epoch's dev scores and what its
+    training cost: seconds, updates and the peak resident memory of this process.
     """
+    started = time.perf_counter()
     train_sentences = read_treebank(config.data.train) if config.data.format == "conllu" else None
     if not wanted(config, train_sentences):
         return None
@@ -464,25 +538,51 @@ def train_segmenter(
     dev = read_treebank(config.data.dev)
     settings = config.tokenizer
     torch.manual_seed(config.train.seed)
-    rng = random.Random(config.train.seed)
     table = CharTable.build(paragraph_texts(train_sentences))
     try:
         planned_shapes(settings, len(table.itos))  # before the network is built, as when it is loaded
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     segmenter = Segmenter(settings, SegmenterNet(settings, len(table.itos)), table, words_only(Lexicon.learn(train_sentences)))
+    with_spaces = tokens_with_spaces(train_sentences)
+    segmenter.allow_spaces = with_spaces > 0
     data = _stream(train_sentences, table)
     del train_sentences  # the stream, the table and the lexicon hold what training needs
-    optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
     say(f"tokenizer: {len(data[0]):,} training characters, {len(table.itos)} characters known, "
         f"{len(segmenter.lexicon.entries)} multiword tokens; {sum(p.numel() for p in segmenter.net.parameters()):,} parameters")
-    best, best_key, stale = None, -1.0, 0
+    if with_spaces:
+        say(f"tokenizer: {with_spaces:,} training tokens contain a space: a space may be inside a token")
+    best, updates = _train_epochs(segmenter, data, dev, config, say, progress)
+    segmenter.net.load_state_dict(best[0])
+    segmenter.net.eval()
+    segmenter.scores = {"dev_" + k if k != "epoch" else "best_epoch": v for k, v in best[1].items()}
+    segmenter.scores.update(updates=updates, train_seconds=round(time.perf_counter() - started, 1), peak_rss_mb=peak_rss_mb())
+    return segmenter
+
+
+def _train_epochs(
+    segmenter: Segmenter, data: tuple[torch.Tensor, ...], dev: Sequence[TreebankSentence], config: Config,
+    say: Callable[[str], None], progress: ProgressHook | None,
+) -> tuple[tuple[dict[str, torch.Tensor], dict[str, Any]], int]:
+    """The epochs of ``train_segmenter``: the best epoch's weights and scores, and the updates made."""
+    settings = config.tokenizer
+    rng = random.Random(config.train.seed)
+    optimizer = torch.optim.Adam(segmenter.net.parameters(), lr=settings.lr)
+    batches = batches_per_pass(len(data[0]), settings)
+    passes = passes_per_epoch(batches, settings)
+    if passes > 1:
+        say(f"tokenizer: {passes} passes over the training text per epoch, to make {settings.min_updates:,} updates "
+            f"(tokenizer.min_updates) in {settings.epochs} epochs")
+    best, best_key, stale, updates = None, -1.0, 0, 0
     for epoch in range(1, settings.epochs + 1):
         started = time.perf_counter()
-        batches = -(-max(1, (len(data[0]) - settings.window) // settings.window) // settings.batch_size)
-        step = progress(epoch, batches) if progress is not None else (lambda loss: None)
+        limit = settings.max_updates - updates if settings.max_updates else None
+        step = progress(epoch, min(passes * batches, limit or passes * batches)) if progress is not None else None
         set_epoch_lr(optimizer, settings.lr, settings.lr_decay, epoch)
-        loss = _epoch(segmenter.net, optimizer, data, settings, rng, step)
+        loss, made = _epoch(segmenter.net, optimizer, data, settings, rng, step or (lambda loss: None), passes, limit)
+        updates += made
+        if step is not None:
+            step(None)  # evaluating on dev
         scores = dev_scores(segmenter, dev)
         key = scores["tokens_f1"] + scores["sentences_f1"]
         improved = key > best_key
@@ -492,14 +592,24 @@ def train_segmenter(
             stale += 1
         say(f"tokenizer epoch {epoch:3d}  loss {loss:.4f}  dev tokens {scores['tokens_f1']:6.2f}  "
             f"sentences {scores['sentences_f1']:6.2f}  {time.perf_counter() - started:6.1f} s" + ("  *best" if improved else ""))
-        if settings.patience and stale >= settings.patience:
+        if settings.max_updates and updates >= settings.max_updates:
+            say(f"tokenizer: stopped at {updates:,} updates (tokenizer.max_updates)")
+            break
+        if settings.patience and stale >= settings.patience and updates >= settings.min_updates:
             say(f"tokenizer early stop: no dev improvement for {stale} epochs")
             break
     assert best is not None
-    segmenter.net.load_state_dict(best[0])
-    segmenter.net.eval()
-    segmenter.scores = {"dev_" + k if k != "epoch" else "best_epoch": v for k, v in best[1].items()}
-    return segmenter
+    return best, updates
+
+
+def peak_rss_mb() -> float | None:
+    """The peak resident memory of this process so far, in MB (None where the system does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)  # macOS: bytes, Linux: KiB
 
 
 def training_phase(
@@ -512,14 +622,21 @@ def training_phase(
             f"sentences {resumed.scores.get('dev_sentences_f1')})")
         return resumed
     columns = (TextColumn("tokenizer epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn())
+               TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[doing]}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not show_progress) as bar:
 
-        def progress(epoch: int, batches: int) -> Callable[[float], None]:
+        def progress(epoch: int, batches: int) -> Callable[[float | None], None]:
             for task_id in list(bar.task_ids):
                 bar.remove_task(task_id)
-            task = bar.add_task("tokenizer", total=batches, epoch=epoch, loss=0.0)
-            return lambda loss: bar.update(task, advance=1, loss=loss)
+            task = bar.add_task("tokenizer", total=batches, epoch=epoch, loss=0.0, doing="")
+
+            def step(loss: float | None) -> None:
+                if loss is None:
+                    bar.update(task, doing="evaluating on dev")
+                else:
+                    bar.update(task, advance=1, loss=loss)
+
+            return step
 
         try:
             return train_segmenter(config, say, progress)

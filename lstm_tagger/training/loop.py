@@ -343,10 +343,26 @@ def train(
             if world.is_main and _segmenter_beside(config, saved, world, device, splits):
                 job = lock.enter_context(closing(background.SegmenterJob(config, say)))  # trains while the tagger does
             elif world.is_main:
-                segmenter = segmenter_phase(config, saved and saved.segmenter, say, console, show_progress)
+                segmenter = _segmenter_first(config, saved, say, console, show_progress)
         session = _build(config, output_dir, device, splits, vectors, world, say, segmenter)
         session.segmenter_job = job if job is not None and job.wanted else None
         return _run(session, _start(session, saved), console, show_progress)
+
+
+def _segmenter_first(
+    config: Config, saved: Checkpoint | None, say: RunLog, console: Console, show_progress: bool
+) -> Segmenter | None:
+    """The segmenter phase in this process, before the tagger: on one torch thread unless
+    ``train.threads`` sets a count (its long chains of small products gain little from a second
+    core, ``background.py``, and lose much when the cores are busy: two threads on a loaded
+    machine of two cores trained a tiny segmenter ten times slower than one); then torch's
+    thread count as it was, for the tagger."""
+    before = torch.get_num_threads()
+    set_threads(_threads_setting(config) or 1)
+    try:
+        return segmenter_phase(config, saved and saved.segmenter, say, console, show_progress)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _segmenter_beside(config: Config, saved: Checkpoint | None, world: World, device: torch.device, splits: Splits) -> bool:

@@ -30,12 +30,10 @@ from lstm_tagger.tagging.export import load_exported, tag_exported
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.tagging.predict import tag, tag_stream
 
+from conftest import OFFICIAL_SCRIPT as SCORER
 from conftest import ROOT
 
 runner = CliRunner()
-SCORER = ROOT.parent.parent / "shared" / "tools" / "conll18_ud_eval.py"
-if not SCORER.is_file():
-    SCORER = Path("/work/shared/tools/conll18_ud_eval.py")
 
 # word, UPOS, XPOS, FEATS ("_" is a FEATS value: no features)
 GOLD = [

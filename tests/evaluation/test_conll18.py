@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,10 +9,8 @@ from lstm_tagger.evaluation.conll18 import METRICS, evaluate
 from lstm_tagger.errors import DataError
 from lstm_tagger.corpus.rawtext import read_treebank
 
-from conftest import shared_path
+from conftest import needs_script, official
 
-SCRIPT = shared_path("tools", "conll18_ud_eval.py")
-needs_script = pytest.mark.skipif(not SCRIPT.is_file(), reason=f"the official CoNLL 2018 script is not at {SCRIPT}")
 
 
 def block(*rows: str, text: str | None = None) -> str:
@@ -62,16 +57,6 @@ CASES = {
         + block("1-2 Thanksa _", "1 Thanks NOUN NNS", "2 A DET DT", "3 lot NOUN NN")
     ),
 }
-
-
-def official(gold: Path, system: Path, counts: bool) -> dict[str, list[str]]:
-    """The official script's table: metric -> its cells (``-c``: correct, gold, system, aligned)."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "-v", "--skip-parse", *(["-c"] if counts else []), str(gold), str(system)],
-        capture_output=True, text=True, check=True,
-    )
-    rows = [line.split("|") for line in result.stdout.splitlines()[2:]]
-    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
 
 @needs_script
