@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import re
@@ -14,7 +13,6 @@ from typing import BinaryIO, Iterator
 
 from lstm_tagger.errors import UserError
 from lstm_tagger.limits import MAX_LINE_BYTES
-from lstm_tagger.rundir import LOCK
 
 
 @contextmanager
@@ -259,31 +257,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     except OSError:
         pass
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def run_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory/.lock`` for one trainer at a time.
-
-    The lock is an ``flock``: the kernel releases it when its process ends in any way,
-    kill -9 included, so a lock left by a dead trainer is simply taken over.
-    """
-    path = directory / LOCK
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot create the run lock: {exc.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise UserError(f"{directory}: another lstm-tag train (pid {holder}) is using this run directory") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
     finally:
         os.close(fd)
 

@@ -13,7 +13,8 @@ from rich.console import Console
 from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import UserError
 from lstm_tagger.training.starter import write_starter_config
-from lstm_tagger.training.loop import default_output_dir, train
+from lstm_tagger.training.loop import train
+from lstm_tagger.rundir import default_output_dir
 from lstm_tagger.cli.common import (
     CorpusFormat, TRAIN_THREADS_HELP, TagColumn, interactive, threads_text, user_errors, app,
 )

@@ -26,7 +26,7 @@ from lstm_tagger.corpus.rawtext import TreebankSentence, read_treebank
 from lstm_tagger.corpus.reader import Sentence, read_conllu
 from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary, same_file
-from lstm_tagger.training.loop import Splits
+from lstm_tagger.training.session import Splits
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "ud_ewt.yaml"
 """The shipped best recipe, which ``init`` copies."""

@@ -1,6 +1,6 @@
 import torch
 
-from lstm_tagger.training.loop import WordDropout
+from lstm_tagger.training.session import WordDropout
 from lstm_tagger.corpus.vocab import PAD_ID, SHAPES, UNK_ID, WordVocab, build_tag_vocab, build_word_vocab, shape_of
 
 

@@ -148,7 +148,7 @@ def test_adamw_resume_equals_a_straight_run(tmp_path):
 def test_resume_without_the_adamw_state_would_differ(tmp_path, monkeypatch):
     """The check above can fail: a resume that restores the weights but not AdamW's moments trains otherwise."""
     weights_only = lambda weights, tensors, model, *_: model.load_state_dict(weights)  # noqa: E731
-    monkeypatch.setattr(training, "restore_training", weights_only)
+    monkeypatch.setattr("lstm_tagger.training.session.restore_training", weights_only)
     straight, resumed = straight_and_resumed(tmp_path, [*SMALL, *ADAMW])
     assert without_timings(straight)[:2] == without_timings(resumed)[:2]
     assert without_timings(straight)[2] != without_timings(resumed)[2]
