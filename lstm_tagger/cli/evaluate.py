@@ -13,7 +13,7 @@ import typer
 from lstm_tagger.checkpoint import find_checkpoint
 from lstm_tagger.errors import UserError
 from lstm_tagger.evaluation.evaluate import evaluate_model
-from lstm_tagger.tagging.rawtag import evaluate_raw, raw_scores_table
+from lstm_tagger.evaluation.raw import evaluate_raw, raw_scores_table
 from lstm_tagger.evaluation.report import print_scores
 from lstm_tagger.threads import parse_threads, set_threads
 from lstm_tagger.cli.common import (
