@@ -21,7 +21,7 @@ from lstm_tagger.segmenter.forked import segmented_beside
 from lstm_tagger.corpus.rawtext import Segmented, Token, TreebankSentence, Word, raw_text, read_treebank
 
 CHUNK_CHARS = 1 << 16
-"""The most characters ``read_text_chunks`` gives at a time: ``rawtext.text_windows`` copies what
+"""The most characters ``read_text_chunks`` gives at a time: ``windows.text_windows`` copies what
 it holds once per window, so a 1 MiB line is fed to it in pieces."""
 _METRIC_OF = {"upos": "UPOS", "xpos": "XPOS", "feats": "UFeats"}
 """A tag column -> its CoNLL 2018 metric (AllTags too when all three are learnt)."""

@@ -44,8 +44,8 @@ from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.model.optim import WeightAverage, build_optimizer, restore_training, set_epoch_lr, training_tensors
 from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
 from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
-from lstm_tagger.segmenter.segment import Segmenter
-from lstm_tagger.segmenter.segment import training_phase as segmenter_phase
+from lstm_tagger.segmenter.network import Segmenter
+from lstm_tagger.segmenter.training import training_phase as segmenter_phase
 from lstm_tagger.corpus.pretrained import Source, read_source
 from lstm_tagger.corpus.vectors import align
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
