@@ -169,7 +169,7 @@ def paragraphs(sentences: Sequence[TreebankSentence]) -> list[list[TreebankSente
 
 
 def paragraph_texts(sentences: Sequence[TreebankSentence]) -> list[str]:
-    """Each paragraph's text: its sentences' texts joined by a space (``labelled_paragraphs`` without the labels)."""
+    """Each paragraph's text: its sentences' texts joined by a space (``segmenter.labels.labelled_paragraphs`` without the labels)."""
     return [" ".join(token_spans(sentence)[0] for sentence in group) for group in paragraphs(sentences)]
 
 
