@@ -4,8 +4,8 @@ and which tokens are multiword (``INSIDE`` ... ``SENTENCE_MULTI``).
 - ``labelled_paragraphs``: a treebank's raw text with the labels that training learns from.
 - ``rule_labels``: labels by Unicode category alone, the fallback for models trained without
   raw text.
-- ``tokens_with_spaces``: whether the treebank has tokens that hold a space, so that the
-  segmenter must learn where a space is inside one.
+- ``tokens_with_spaces``: how many of a treebank's tokens hold a space; when some do, the
+  segmenter learns where a space is inside a token.
 
 A token's end never falls inside a grapheme cluster (``graphemes``).
 """
