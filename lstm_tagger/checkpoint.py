@@ -30,9 +30,9 @@ from lstm_tagger.files import atomic_write_bytes, read_bytes
 from lstm_tagger import limits
 from lstm_tagger.limits import check_parameters, planned_parameters
 from lstm_tagger.model.tagger import FAMILY, PretrainedLayout, Tagger
-from lstm_tagger.segmenter.segment import PREFIX as SEGMENTER_PREFIX
+from lstm_tagger.segmenter.network import PREFIX as SEGMENTER_PREFIX
 from lstm_tagger.segmenter.header import SegmenterHeader
-from lstm_tagger.segmenter.segment import Segmenter, checked_header
+from lstm_tagger.segmenter.network import Segmenter, checked_header
 from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 from lstm_tagger.rundir import BEST
 

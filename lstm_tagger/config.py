@@ -233,7 +233,7 @@ class TrainConfig(_Section):
 
 
 class TokenizerConfig(_Section):
-    """The segmenter (raw text -> sentences of tokens), trained before the tagger; see segment.py."""
+    """The segmenter (raw text -> sentences of tokens), trained before the tagger (lstm_tagger/segmenter/)."""
 
     mode: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -58,6 +58,14 @@ DEFAULT_MAX_PARAMETERS = 200_000_000
 """The default of ``model.max_parameters`` and the ceiling for a checkpoint or export read from disk."""
 BYTES_PER_PARAMETER = 12
 """Training holds float32 weights, gradients and momentum: 12 bytes per parameter."""
+MAX_TOKEN_CHARS = 1000
+MAX_SENTENCE_TOKENS = 1000
+MAX_SENTENCE_CHARS = 10_000
+"""A token or sentence that grows past these is cut (a line of 1 MB without spaces); a token
+between grapheme clusters, so that a piece may be shorter."""
+MAX_CLUSTER_CHARS = 10_000
+"""A grapheme cluster longer than ``MAX_TOKEN_CHARS`` (a letter with a thousand combining
+marks) stays one token up to this length, and is cut there."""
 MAX_LEXICON_FORMS = 1_000_000
 """A segmenter's multiword lexicon (read from a checkpoint) holds at most 1,000,000 forms."""
 MAX_LEXICON_SUFFIXES = 10_000
@@ -66,7 +74,7 @@ MAX_MULTIWORD_WORDS = 32
 """A multiword token of the lexicon has at most 32 words."""
 MAX_MULTIWORD_CHARS = 1000
 """A form of the lexicon, a suffix, and the words of one form together have at most 1,000 characters
-(the segmenter cuts longer tokens, ``segment.MAX_TOKEN_CHARS``)."""
+(the segmenter cuts longer tokens, ``MAX_TOKEN_CHARS``)."""
 MAX_SEGMENTER_SCORES = 16
 """A segmenter's dev scores stored in a checkpoint are at most 16 numbers."""
 TAGGING_POSITIONS_PER_SENTENCE = 16

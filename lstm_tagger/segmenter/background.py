@@ -35,7 +35,8 @@ from lstm_tagger.config import Config, config_to_yaml
 from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError, UserError
 from lstm_tagger.files import atomic_write_bytes
-from lstm_tagger.segmenter.segment import Segmenter, train_segmenter
+from lstm_tagger.segmenter.network import Segmenter
+from lstm_tagger.segmenter.training import train_segmenter
 
 MIN_TOKENS = 50_000
 """Below this many training tokens the segmenter trains first, in the process (a child's start,

@@ -29,7 +29,8 @@ import torch
 
 from lstm_tagger.errors import UserError
 from lstm_tagger.corpus.rawtext import Segmented
-from lstm_tagger.segmenter.segment import Segmenter, segmented
+from lstm_tagger.segmenter.decoder import segmented
+from lstm_tagger.segmenter.network import Segmenter
 
 BATCH = 256
 """Sentences per message through the pipe, or fewer: see ``BATCH_TOKENS``."""
@@ -69,7 +70,7 @@ def _child(segmenter: Segmenter | None, chunks: Iterable[str], pipe: Any) -> Non
 
 
 def segmented_beside(segmenter: Segmenter | None, chunks: Iterable[str]) -> Iterator[Segmented]:
-    """``segment.segmented(segmenter, chunks)``, computed in a forked child process when
+    """``decoder.segmented(segmenter, chunks)``, computed in a forked child process when
     ``can_fork()`` (else in this thread). ``chunks`` must not be read by anyone else."""
     if not can_fork():
         yield from segmented(segmenter, chunks)

@@ -5,7 +5,7 @@ are: a line break in a multiword token's word would forge a CoNLL-U line, a TAB 
 an empty word give an empty FORM, an empty suffix cut a token into a word and nothing. So the
 character table, the multiword lexicon and the dev scores are checked here field by field:
 every word non-empty, without whitespace or control characters, every length and count
-within ``limits.py``. The network's sizes are checked against the tensors by ``segment.py``.
+within ``limits.py``. The network's sizes are checked against the tensors by ``network.py``.
 Training keeps only what this check accepts (``words_only``), so a trained segmenter always loads.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from lstm_tagger.corpus.rawtext import Lexicon
+from lstm_tagger.segmenter.lexicon import Lexicon
 from lstm_tagger.limits import (
     MAX_LEXICON_FORMS, MAX_LEXICON_SUFFIXES, MAX_MULTIWORD_CHARS, MAX_MULTIWORD_WORDS, MAX_SEGMENTER_SCORES,
 )
@@ -80,7 +80,7 @@ class _Strict(BaseModel):
 
 
 class LexiconHeader(_Strict):
-    """A ``rawtext.Lexicon.to_dict()``: lower-cased form -> its words, the forms always expanded, the suffixes."""
+    """A ``lexicon.Lexicon.to_dict()``: lower-cased form -> its words, the forms always expanded, the suffixes."""
 
     entries: dict[str, list[str]]
     usual: list[str] = []

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from lstm_tagger.errors import DataError
-from lstm_tagger.segmenter.segment import segmented
+from lstm_tagger.segmenter.decoder import segmented
 from lstm_tagger.tagging.document import Document
 from lstm_tagger.tagging.pipeline import Pipeline
 from lstm_tagger.tagging.predict import Tagged, read_input

@@ -19,7 +19,7 @@ from lstm_tagger.segmenter.forked import segmented_beside
 from lstm_tagger.corpus.rawtext import Segmented
 
 CHUNK_CHARS = 1 << 16
-"""The most characters ``read_text_chunks`` gives at a time: ``rawtext.text_windows`` copies what
+"""The most characters ``read_text_chunks`` gives at a time: ``windows.text_windows`` copies what
 it holds once per window, so a 1 MiB line is fed to it in pieces."""
 FALLBACK_NOTE = "lstm-tag: this model has no segmenter: splitting on whitespace and punctuation (Unicode categories)"
 

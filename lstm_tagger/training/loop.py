@@ -36,8 +36,8 @@ from lstm_tagger.training.memory import fix_mmap_threshold
 from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
 from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
-from lstm_tagger.segmenter.segment import Segmenter
-from lstm_tagger.segmenter.segment import training_phase as segmenter_phase
+from lstm_tagger.segmenter.network import Segmenter
+from lstm_tagger.segmenter.training import training_phase as segmenter_phase
 from lstm_tagger.corpus.vocab import PAD_ID
 from lstm_tagger.training.session import (
     EXAMPLE_SENTENCES, LoopState, RunLog, Session, Splits, build, capture, pretrained_source, resume_point, start,

@@ -34,7 +34,7 @@ from lstm_tagger.model.tagger import parameter_count
 from lstm_tagger.limits import check_parameters, planned_parameters
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.model.optim import WeightAverage, build_optimizer, restore_training, training_tensors
-from lstm_tagger.segmenter.segment import Segmenter
+from lstm_tagger.segmenter.network import Segmenter
 from lstm_tagger.corpus.pretrained import Source, read_source
 from lstm_tagger.corpus.vectors import align
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags

@@ -1,6 +1,6 @@
 """Fuzz test of the raw-text path (``predict``'s default input): random bytes, with NULs,
 invalid UTF-8, CR and CR LF, combining marks and long runs without a line break, read by
-``rawtag.read_text_chunks`` and segmented by ``segment.segmented``, with the rules of Unicode
+``rawtag.read_text_chunks`` and segmented by ``decoder.segmented``, with the rules of Unicode
 categories and with an untrained network (whose labels are arbitrary).
 
 Either the one-line ``DataError`` that the first problem in reading order gives (a line over
@@ -24,11 +24,11 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from lstm_tagger.config import TokenizerConfig  # noqa: E402
-from lstm_tagger.corpus.rawtext import Lexicon  # noqa: E402
 from lstm_tagger.errors import DataError  # noqa: E402
-from lstm_tagger.segmenter.segment import (  # noqa: E402
-    MAX_CLUSTER_CHARS, MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS, CharTable, Segmenter, SegmenterNet, segmented,
-)
+from lstm_tagger.limits import MAX_CLUSTER_CHARS, MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS  # noqa: E402
+from lstm_tagger.segmenter.decoder import segmented  # noqa: E402
+from lstm_tagger.segmenter.lexicon import Lexicon  # noqa: E402
+from lstm_tagger.segmenter.network import CharTable, Segmenter, SegmenterNet  # noqa: E402
 from lstm_tagger.tagging.rawtag import read_text_chunks  # noqa: E402
 
 from fuzzing import BOM, assert_one_line, fuzz  # noqa: E402

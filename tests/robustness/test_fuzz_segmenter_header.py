@@ -29,7 +29,7 @@ from lstm_tagger import load_checkpoint  # noqa: E402
 from lstm_tagger.rundir import BEST  # noqa: E402
 from lstm_tagger.errors import CheckpointError  # noqa: E402
 from lstm_tagger.segmenter.header import word_problem  # noqa: E402
-from lstm_tagger.segmenter.segment import segment  # noqa: E402
+from lstm_tagger.segmenter.decoder import segment  # noqa: E402
 
 from conftest import rewrite_header  # noqa: E402
 from fuzzing import assert_one_line, fuzz  # noqa: E402

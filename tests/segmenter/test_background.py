@@ -13,7 +13,7 @@ from lstm_tagger.segmenter import background
 from lstm_tagger.training import loop as training
 from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
-from lstm_tagger.segmenter.segment import train_segmenter
+from lstm_tagger.segmenter.training import train_segmenter
 from lstm_tagger.threads import auto_threads, available_cores
 
 from conftest import assert_one_line_error, same_tensors

@@ -14,7 +14,7 @@ from lstm_tagger.segmenter import forked
 from lstm_tagger.errors import DataError
 from lstm_tagger.tagging.rawtag import file_chunks
 from lstm_tagger.corpus.rawtext import Segmented
-from lstm_tagger.segmenter.segment import segmented
+from lstm_tagger.segmenter.decoder import segmented
 
 TEXT = "Don't stop. We can't stop now!\n\nA new paragraph, isn't it? Yes " * 200
 

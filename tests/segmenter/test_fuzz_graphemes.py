@@ -15,8 +15,8 @@ import torch  # noqa: E402
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from lstm_tagger.corpus.rawtext import SENTENCE  # noqa: E402
-from lstm_tagger.segmenter import segment as segment_module  # noqa: E402
+from lstm_tagger.segmenter import decoder  # noqa: E402
+from lstm_tagger.segmenter.labels import SENTENCE  # noqa: E402
 
 from fuzzing import fuzz  # noqa: E402
 from test_graphemes import FAMILY, eager  # noqa: E402
@@ -76,10 +76,10 @@ def test_no_token_boundary_falls_inside_a_grapheme_cluster(text, window, context
     edges = cluster_edges(text)
     window = max(window, *(b - a for a, b in zip(sorted(edges), sorted(edges)[1:])), 1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(segment_module, "WINDOW", window)
-        patch.setattr(segment_module, "CONTEXT", context)
+        patch.setattr(decoder, "WINDOW", window)
+        patch.setattr(decoder, "CONTEXT", context)
         for name, segmenter in SEGMENTERS.items():
-            forms = [t.form for s in segment_module.segment(segmenter, [text]) for t in s.tokens]
+            forms = [t.form for s in decoder.segment(segmenter, [text]) for t in s.tokens]
             assert "".join(forms) == "".join(text.split()), name
             for start, end in token_spans(text, forms):
                 for edge in (start, end):  # a cluster's edge, or whitespace (which always separates)

@@ -19,9 +19,13 @@ from lstm_tagger.checkpoint import save_checkpoint
 from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.config import TokenizerConfig
-from lstm_tagger.corpus.rawtext import NUM_LABELS, SENTENCE, TOKEN, Lexicon, labelled_paragraphs, text_windows
 from lstm_tagger.corpus.rawtext import Token, TreebankSentence, Word
-from lstm_tagger.segmenter.segment import MAX_CLUSTER_CHARS, CharTable, Segmenter, SegmenterNet, segment
+from lstm_tagger.limits import MAX_CLUSTER_CHARS
+from lstm_tagger.segmenter.decoder import segment
+from lstm_tagger.segmenter.labels import NUM_LABELS, SENTENCE, TOKEN, labelled_paragraphs
+from lstm_tagger.segmenter.lexicon import Lexicon
+from lstm_tagger.segmenter.network import CharTable, Segmenter, SegmenterNet
+from lstm_tagger.segmenter.windows import text_windows
 
 runner = CliRunner()
 

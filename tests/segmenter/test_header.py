@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 from lstm_tagger import limits, load_checkpoint
 from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.corpus.rawtext import Lexicon
 from lstm_tagger.errors import CheckpointError
-from lstm_tagger.segmenter import segment as segment_module
+from lstm_tagger.segmenter import network
 from lstm_tagger.segmenter.header import read_header, words_only
-from lstm_tagger.segmenter.segment import Segmenter
+from lstm_tagger.segmenter.lexicon import Lexicon
+from lstm_tagger.segmenter.network import Segmenter
 
 from conftest import assert_one_line_error, rewrite_header, tiny_config
 
@@ -151,12 +151,12 @@ def test_a_huge_segmenter_is_refused_before_it_is_built(segmenter_run, tmp_path,
     refused by its tensors' shapes: neither network is built anywhere but on the meta device."""
     built = []
 
-    class Recorded(segment_module.SegmenterNet):
+    class Recorded(network.SegmenterNet):
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             built.append(next(self.parameters()).device.type)
 
-    monkeypatch.setattr(segment_module, "SegmenterNet", Recorded)
+    monkeypatch.setattr(network, "SegmenterNet", Recorded)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for layers in (64, 16):
         path = crafted(segmenter_run, tmp_path / f"{layers}.safetensors", tokenizer(num_layers=layers, hidden_dim=512))

@@ -14,11 +14,13 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, load_config
 from lstm_tagger.checkpoint import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.corpus.rawtext import SENTENCE, TOKEN, Window, read_treebank, tokens_with_spaces
+from lstm_tagger.corpus.rawtext import read_treebank
 from lstm_tagger.evaluation.conll18 import evaluate
-from lstm_tagger.segmenter.segment import (
-    INNER_SPACE, SPACE, Segmenter, _Assembler, inner_spaces, passes_per_epoch, segment, train_segmenter,
-)
+from lstm_tagger.segmenter.decoder import INNER_SPACE, SPACE, _Assembler, inner_spaces, segment
+from lstm_tagger.segmenter.labels import SENTENCE, TOKEN, tokens_with_spaces
+from lstm_tagger.segmenter.network import Segmenter
+from lstm_tagger.segmenter.training import passes_per_epoch, train_segmenter
+from lstm_tagger.segmenter.windows import Window
 
 from conftest import ROOT, needs_script, official
 

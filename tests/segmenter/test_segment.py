@@ -17,10 +17,14 @@ from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.corpus.reader import read_conllu
 from lstm_tagger.errors import CheckpointError, ConfigError, DataError
-from lstm_tagger.corpus.rawtext import Lexicon, labelled_paragraphs, raw_text, read_treebank, text_windows
-from lstm_tagger.segmenter import segment as segment_module
-from lstm_tagger.segmenter import forked
-from lstm_tagger.segmenter.segment import MAX_TOKEN_CHARS, segment, segmented, train_segmenter
+from lstm_tagger.corpus.rawtext import raw_text, read_treebank
+from lstm_tagger.limits import MAX_TOKEN_CHARS
+from lstm_tagger.segmenter import decoder, forked
+from lstm_tagger.segmenter.decoder import segment, segmented
+from lstm_tagger.segmenter.labels import labelled_paragraphs
+from lstm_tagger.segmenter.lexicon import Lexicon
+from lstm_tagger.segmenter.training import train_segmenter
+from lstm_tagger.segmenter.windows import text_windows
 
 from conftest import ROOT, assert_one_line_error, same_tensors
 
@@ -299,7 +303,7 @@ def test_pooled_length_sorted_labelling_equals_one_window_at_a_time(demo_segment
                   "Don't stop. " * 40, "Hi.", "A " * 300 + "end."]
     text = "\n\n".join(paragraphs * 5)
     pooled = list(segment(demo_segmenter, [text]))
-    monkeypatch.setattr(segment_module, "POOL_CHARS", 1)
+    monkeypatch.setattr(decoder, "POOL_CHARS", 1)
     alone = list(segment(demo_segmenter, [text]))
     assert forms(pooled) == forms(alone) and len(pooled) >= 25
     assert [s.new_paragraph for s in pooled] == [s.new_paragraph for s in alone]

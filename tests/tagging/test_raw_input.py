@@ -18,10 +18,11 @@ from lstm_tagger import limits
 from lstm_tagger.checkpoint import load_checkpoint
 from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
-from lstm_tagger.corpus.rawtext import Segmented, text_windows
+from lstm_tagger.corpus.rawtext import Segmented
 from lstm_tagger.errors import DataError
 from lstm_tagger.files import bounded_blocks
 from lstm_tagger.segmenter import forked
+from lstm_tagger.segmenter.windows import text_windows
 from lstm_tagger.tagging import rawtag
 from lstm_tagger.tagging.predict import chunks
 
