@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 import torch
@@ -148,3 +148,16 @@ def official(gold: Path, system: Path, counts: bool) -> dict[str, list[str]]:
     )
     rows = [line.split("|") for line in result.stdout.splitlines()[2:]]
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Torch single-threaded for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    on a busy 2-core machine each step of two threads waits for a descheduled one (85 ms instead
+    of 3 ms to segment a line)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -4,14 +4,12 @@ characters are the text's without its whitespace (see ``tests/segmenter/test_gra
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import pytest
 
 pytest.importorskip("hypothesis")  # in the ``test`` extra; skip where someone runs without it
 
 import regex  # noqa: E402
-import torch  # noqa: E402
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -34,15 +32,7 @@ SPECIAL = [
 texts = st.text(alphabet=st.one_of(st.sampled_from(SPECIAL), st.characters()), max_size=60)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Torch single-threaded, as in ``tests/segmenter/test_graphemes.py``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cluster_edges(text: str) -> set[int]:

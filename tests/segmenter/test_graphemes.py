@@ -8,7 +8,6 @@ keeps characters together (an untrained or unlucky network cannot do worse).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -35,16 +34,7 @@ FLAGS = "\U0001F1FA\U0001F1F8\U0001F1EC\U0001F1E7"  # two flags: four regional i
 ACUTE = "\u0301"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Torch single-threaded: on a busy 2-core machine each step of two threads waits for a
-    descheduled one (85 ms instead of 3 ms to segment a line here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def eager(config: TokenizerConfig | None = None, label: int = TOKEN) -> Segmenter:
