@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from lstm_tagger.checkpoint import Checkpoint, find_checkpoint, load_checkpoint, serving_device
+from lstm_tagger.checkpoint import Checkpoint, find_checkpoint
 from lstm_tagger.config import DataConfig
 from lstm_tagger.corpus.rawtext import Token, TreebankSentence, Word
 from lstm_tagger.corpus.reader import Sentence, read_corpus
@@ -17,6 +17,7 @@ from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, run_model, tag
 from lstm_tagger.evaluation.metrics import all_tags, score
 from lstm_tagger.evaluation.report import write_report
 from lstm_tagger.rundir import REPORTS
+from lstm_tagger.tagging.pipeline import load
 
 
 def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def evaluate_model(
         for name in REPORTS:  # what write_report writes, checked before the work
             check_output(Path(output) / name, force)
     path = find_checkpoint(model, runs_dir)
-    checkpoint = load_checkpoint(path, device=serving_device(device), cell=cell)
+    checkpoint = load(path, device=device, cell=cell).checkpoint  # loaded as predict and eval --raw load it
     data_config = checkpoint.config.data
     if data is None:
         if data_config.test is None:
