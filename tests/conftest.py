@@ -127,6 +127,13 @@ def tiny_run(trained_run) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_run(trained_run) -> Path:
+    """The shipped demo config (tagger and segmenter) trained for 8 epochs: the run the CLI's, the
+    pipeline's and the server's tests tag with (do not change it)."""
+    return trained_run("demo", "train.epochs=8")
+
+
+@pytest.fixture(scope="session")
 def segmenter_run(trained_run) -> Path:
     """``tiny_config``'s corpus with a segmenter trained for one epoch (and the tagger for one): a real
     checkpoint with a segmenter in seconds, for tests of its header (do not change it)."""

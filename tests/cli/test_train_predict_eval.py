@@ -17,12 +17,6 @@ from conftest import ROOT, assert_one_line_error
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def demo_run(trained_run) -> Path:
-    """The shipped demo config, trained for a few epochs into a temporary run directory."""
-    return trained_run("demo", "train.epochs=8")
-
-
 def test_train_writes_the_run_directory(demo_run):
     for name in ("config.yaml", BEST, LAST, "metrics.jsonl", "report.md", "report.json", "train.log"):
         assert (demo_run / name).is_file(), name

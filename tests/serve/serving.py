@@ -5,7 +5,6 @@ Imported by the test modules (``from serving import client``), not a ``conftest.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -16,12 +15,6 @@ import lstm_tagger  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from lstm_tagger.serve.app import create_app  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def demo_run(trained_run) -> Path:
-    """The demo config (tagger and segmenter) trained for 8 epochs: the run the pipeline's tests use too."""
-    return trained_run("demo", "train.epochs=8")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from serving import client, demo_run, demo_tagger  # noqa: F401 -- fixtures (skips without the serve extra)
+from serving import client, demo_tagger  # noqa: F401 -- fixtures (skips without the serve extra)
 
 import httpx  # noqa: E402
 import lstm_tagger  # noqa: E402

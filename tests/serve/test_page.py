@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from serving import demo_run, demo_tagger  # noqa: F401 -- fixtures (skips without the serve extra)
+from serving import demo_tagger  # noqa: F401 -- fixtures (skips without the serve extra)
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if CHROMIUM is None or DRIVER is None:

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from serving import demo_run  # noqa: F401 -- fixture (skips without the serve extra)
+import serving  # noqa: F401 -- skips without the serve extra
 
 import httpx  # noqa: E402
 from conftest import ROOT  # noqa: E402

@@ -35,12 +35,6 @@ a sentence without ``# text`` and a trailing comment: every byte but the tags co
 
 
 @pytest.fixture(scope="module")
-def demo_run(trained_run) -> Path:
-    """The demo config (tagger and segmenter) trained for 8 epochs: the run ``test_cli`` uses too."""
-    return trained_run("demo", "train.epochs=8")
-
-
-@pytest.fixture(scope="module")
 def tagger(demo_run) -> pipeline.Pipeline:
     return lstm_tagger.load(demo_run)
 
