@@ -6,7 +6,6 @@ in this process. ``bench.py`` runs them in turn and puts the results together.
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -236,9 +235,13 @@ def small_batch_tokens(tokens: int) -> int:
 # --- 3. latency ----------------------------------------------------------------------------
 
 
-def _percentile(sorted_values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
+def percentile(sorted_values: Sequence[float], percent: int) -> float:
+    """The nearest-rank ``percent``-th percentile of an ascending list (NaN for an empty one); the
+    rank is counted in integers, so 99 of 100 values is the 99th, not the 100th."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * percent // 100))
+    return sorted_values[rank - 1]
 
 
 def measure_latency(
@@ -266,6 +269,6 @@ def measure_latency(
         "mean_tokens": round(sum(len(w) for w in chosen) / count, 2),
         "warmup": warmup,
         "median_ms": round(1000 * statistics.median(times), 4),
-        "p95_ms": round(1000 * _percentile(times, 0.95), 4),
+        "p95_ms": round(1000 * percentile(times, 95), 4),
         "max_ms": round(1000 * times[-1], 4),
     }

@@ -33,6 +33,7 @@ from lstm_tagger.checkpoint import find_checkpoint, load_checkpoint
 from lstm_tagger.corpus.rawtext import read_treebank
 from lstm_tagger.errors import UserError
 from lstm_tagger.files import atomic_write_text
+from lstm_tagger.benchmark.measure import percentile
 
 MAX_CLIENTS = 64
 MAX_SECONDS = 600.0
@@ -176,16 +177,8 @@ def _figures(done: list[tuple[float, int]], elapsed: float, errors: list[str]) -
     return {
         "requests": len(done), "errors": len(errors), "first_error": errors[0] if errors else None,
         "requests_per_second": len(done) / elapsed, "tokens_per_second": sum(words for _, words in done) / elapsed,
-        "p50_ms": _percentile(latencies, 50) * 1000, "p99_ms": _percentile(latencies, 99) * 1000,
+        "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
     }
-
-
-def _percentile(values: list[float], percent: float) -> float:
-    """The nearest-rank percentile of sorted ``values`` (NaN for none)."""
-    if not values:
-        return float("nan")
-    rank = max(1, -(-len(values) * percent // 100))
-    return values[int(rank) - 1]
 
 
 def _memory(pid: int, field: str) -> float | None:

@@ -37,8 +37,8 @@ def test_the_benchmark_is_bounded(tiny_run, arguments, message):
 
 
 def test_percentiles_are_nearest_rank():
-    from lstm_tagger.benchmark.serve import _percentile
+    from lstm_tagger.benchmark.measure import percentile
 
     values = [float(v) for v in range(1, 101)]
-    assert (_percentile(values, 50), _percentile(values, 99), _percentile([3.0], 99)) == (50.0, 99.0, 3.0)
-    assert math.isnan(_percentile([], 50))
+    assert (percentile(values, 50), percentile(values, 99), percentile([3.0], 99)) == (50.0, 99.0, 3.0)
+    assert math.isnan(percentile([], 50))
