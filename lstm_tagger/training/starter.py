@@ -26,6 +26,7 @@ from lstm_tagger.corpus.rawtext import TreebankSentence, read_treebank
 from lstm_tagger.corpus.reader import Sentence, read_conllu
 from lstm_tagger.errors import DataError, UserError
 from lstm_tagger.files import atomic_write_text, check_output, make_dir, open_binary, same_file
+from lstm_tagger.segmenter.labels import tokens_with_spaces
 from lstm_tagger.training.session import Splits
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "ud_ewt.yaml"
@@ -104,7 +105,8 @@ def spaced_tokens(train: list[TreebankSentence], segmenter: bool) -> list[str]:
         return []
     tokens = sum(len(s.tokens) for s in train)
     example = forms.most_common(1)[0][0]
-    learns = "; the segmenter learns where a space is inside a token" if segmenter else ""
+    inner = segmenter and tokens_with_spaces(train) > 0  # what turns the segmenter's allow_spaces on
+    learns = "; the segmenter learns where a space is inside a token" if inner else ""
     return [
         f"{_share(sum(forms.values()), tokens).format('training tokens')} contain a space (e.g. {example!r}){learns}; "
         "predict --input-format tokens splits at every space: give such tokens as CoNLL-U"
