@@ -127,3 +127,19 @@ def test_listening_beyond_loopback_is_announced_with_a_warning(host, warned, cap
         sock.close()
     assert f"serving on http://{host}:" in caplog.text
     assert ("other machines can reach this server, and it has no authentication" in caplog.text) == warned
+
+
+def test_connections_are_accepted_without_nagles_delay():
+    """A keep-alive client waited 40 ms for each answer (Nagle's algorithm holding the body
+    while the client delayed its acknowledgement of the headers) until TCP_NODELAY was set."""
+    from lstm_tagger.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    sock.listen()
+    try:
+        with socket.create_connection(sock.getsockname()):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
