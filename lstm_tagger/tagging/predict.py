@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, chain, islice
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -240,21 +240,40 @@ def tag_stream(
     batch_size: int = DEFAULT_BATCH_SIZE,
     scores: bool = False,
     workers: int = 1,
+    cache: FormCache | None = None,
 ) -> Iterator[Tagged]:
     """Tag sentences (lists of words) in chunks of ``8 * batch_size`` (at most ``MAX_CHUNK_WORDS`` words), in order.
 
     A pipeline: while ``workers`` threads run the model on one chunk each (torch releases
     the GIL inside its kernels), this thread reads and encodes the next chunk and the caller
     formats and writes the previous one. At most ``workers + 1`` chunks are in flight, so
-    memory stays bounded whatever the length of ``sentences``.
+    memory stays bounded whatever the length of ``sentences``. Input of one chunk is tagged in
+    this thread (no pipeline to fill). ``cache``: the character vectors of forms already seen
+    (a ``Pipeline`` keeps one across calls); by default one for this stream.
     """
     model = checkpoint.model
-    cache = FormCache(model.chars) if model.chars is not None else None  # shared by the chunks
+    if cache is None and model.chars is not None:
+        cache = FormCache(model.chars)  # shared by the chunks
+    pieces = chunks(sentences, batch_size * 8)
+    first = list(islice(pieces, 2))
+    if len(first) < 2:
+        for chunk in first:
+            prepared = prepare(checkpoint, chunk, batch_size)
+            yield from _tagged(checkpoint, chunk, prepared, _compute(model, prepared, scores, cache), scores)
+        return
+    yield from _pipelined(checkpoint, chain(first, pieces), batch_size, scores, workers, cache)
+
+
+def _pipelined(
+    checkpoint: Checkpoint, pieces: Iterable[list[Sequence[str]]], batch_size: int, scores: bool, workers: int,
+    cache: FormCache | None,
+) -> Iterator[Tagged]:
+    """``tag_stream``'s pipeline over chunks: ``workers`` threads compute while this one prepares."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[tuple[list[Sequence[str]], _Prepared, Future]] = deque()
-        for chunk in chunks(sentences, batch_size * 8):
+        for chunk in pieces:
             prepared = prepare(checkpoint, chunk, batch_size)
-            pending.append((chunk, prepared, pool.submit(_compute, model, prepared, scores, cache)))
+            pending.append((chunk, prepared, pool.submit(_compute, checkpoint.model, prepared, scores, cache)))
             if len(pending) > workers:
                 done, done_prepared, future = pending.popleft()
                 yield from _tagged(checkpoint, done, done_prepared, future.result(), scores)

@@ -14,7 +14,9 @@ from lstm_tagger.checkpoint import Checkpoint
 from lstm_tagger.errors import DataError
 from lstm_tagger.files import bounded_blocks, open_input
 from lstm_tagger.limits import MAX_LINE_BYTES
+from lstm_tagger.model.chars import FormCache
 from lstm_tagger.tagging.predict import DEFAULT_BATCH_SIZE, Tagged, tag_stream
+from lstm_tagger.segmenter.decoder import segmented
 from lstm_tagger.segmenter.forked import segmented_beside
 from lstm_tagger.corpus.rawtext import Segmented
 
@@ -49,15 +51,17 @@ def file_chunks(file: str) -> Iterator[str]:
 
 
 def tag_text(
-    checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False, workers: int = 1
+    checkpoint: Checkpoint, chunks: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE, scores: bool = False, workers: int = 1,
+    cache: FormCache | None = None, beside: bool = True,
 ) -> Iterator[tuple[Segmented, Tagged]]:
     """Raw text -> (segmented sentence, its tagged words), in order; the tagger runs in
     ``predict.tag_stream``'s ``workers`` threads while a child process segments the next
     sentences (``forked``). Closing it (the reader stopped early: ``predict | head``) stops
-    the child at once, then waits for the chunks being tagged."""
-    sentences = segmented_beside(checkpoint.segmenter, chunks)
+    the child at once, then waits for the chunks being tagged. ``cache``: as ``tag_stream``'s. ``beside=False`` segments in this thread instead (a short
+    text: forking a child costs more than segmenting it)."""
+    sentences = segmented_beside(checkpoint.segmenter, chunks) if beside else segmented(checkpoint.segmenter, chunks)
     ahead, behind = tee(sentences)  # tee keeps what the tagger read ahead: a few chunks
-    tagged = tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers)
+    tagged = tag_stream(checkpoint, (sentence.words for sentence in ahead), batch_size, scores, workers, cache)
     try:
         yield from zip(behind, tagged)
     finally:

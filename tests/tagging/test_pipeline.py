@@ -17,7 +17,7 @@ import lstm_tagger
 from lstm_tagger.rundir import BEST
 from lstm_tagger.cli import app
 from lstm_tagger.errors import UserError
-from lstm_tagger.tagging import pipeline
+from lstm_tagger.tagging import pipeline, rawtag
 
 from conftest import ROOT
 
@@ -258,3 +258,26 @@ def test_write_streams_in_constant_memory(tiny_run, input_format):
     _peak_bytes(tagger, 2000, input_format)  # the first run's one-off allocations
     small, large = _peak_bytes(tagger, 2000, input_format), _peak_bytes(tagger, 8000, input_format)
     assert large - small < 1_000_000, (small, large)
+
+
+def test_a_pipeline_encodes_each_forms_characters_once_across_calls(trained_run, monkeypatch):
+    tagger = lstm_tagger.load(trained_run("tiny", "model.char_encoder=lstm", "train.epochs=1"))
+    first = tagger.tag_tokens([["The", "dog", "ate"]]).to_conllu()
+    encoded: list[int] = []
+    real = tagger.checkpoint.model.chars.encode
+    monkeypatch.setattr(tagger.checkpoint.model.chars, "encode", lambda forms, lengths: encoded.append(len(forms)) or real(forms, lengths))
+    assert tagger.tag_tokens([["The", "dog", "ate"]]).to_conllu() == first
+    assert encoded == []
+    tagger.tag_tokens([["The", "apple"]])
+    assert encoded == [1]  # only the new form
+
+
+def test_a_short_text_is_segmented_without_a_child_a_long_one_with(tagger, monkeypatch):
+    forks: list[str] = []
+    real = rawtag.segmented_beside
+    monkeypatch.setattr(rawtag, "segmented_beside", lambda segmenter, chunks: forks.append("fork") or real(segmenter, chunks))
+    short = tagger(TEXT).to_conllu()
+    assert forks == []
+    monkeypatch.setattr(pipeline, "INLINE_TEXT_CHARS", 5)
+    assert tagger(TEXT).to_conllu() == short
+    assert forks == ["fork"]
