@@ -10,6 +10,7 @@ inside a grapheme cluster.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -260,6 +261,24 @@ def segmented(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: in
     assembler = _Assembler(segmenter.lexicon if segmenter is not None else None)
     for window, labels in labelled:
         yield from assembler.add(window, labels)
+
+
+def segmented_texts(segmenter: Segmenter | None, texts: Sequence[str], batch_size: int = 64) -> list[list[Segmented]]:
+    """Several texts segmented together, each as ``list(segmented(segmenter, [text]))``: the
+    windows of all of them labelled in shared batches (a server's requests: one network run
+    for many short texts instead of one each). The texts are held whole: for short ones."""
+    windows = [list(text_windows([text], WINDOW, CONTEXT)) for text in texts]
+    if segmenter is None:
+        labelled: Iterator[tuple[Window, Events]] = ((w, events(w.core, rule_labels(w))) for ws in windows for w in ws)
+    else:
+        segmenter.net.eval()
+        labelled = _labelled(segmenter, (w for ws in windows for w in ws), batch_size)
+    lexicon = segmenter.lexicon if segmenter is not None else None
+    return [_assembled(_Assembler(lexicon), islice(labelled, len(ws))) for ws in windows]
+
+
+def _assembled(assembler: _Assembler, labelled: Iterable[tuple[Window, Events]]) -> list[Segmented]:
+    return [sentence for window, found in labelled for sentence in assembler.add(window, found)]
 
 
 def segment(segmenter: Segmenter | None, chunks: Iterable[str], batch_size: int = 64) -> Iterator[TreebankSentence]:

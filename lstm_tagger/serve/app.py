@@ -29,7 +29,7 @@ from lstm_tagger import __version__
 from lstm_tagger.errors import UserError, one_line
 from lstm_tagger.limits import MAX_REQUEST_BYTES, REQUEST_READ_SECONDS
 from lstm_tagger.serve import inputs
-from lstm_tagger.serve.batching import DEFAULT_WAIT
+from lstm_tagger.serve.batching import DEFAULT_WAIT, SHORT_TEXT_CHARS
 from lstm_tagger.serve.bodies import RequestError, TagRequest, form_fields, read_body, tag_request
 from lstm_tagger.serve.models import Served, close, serving
 from lstm_tagger.tagging.document import Document
@@ -130,9 +130,8 @@ async def _until_gone(receive: Callable[[], Any]) -> None:
         pass
 
 
-async def _tagged(request: Request, served: Served, parsed: inputs.Parsed, scores: bool) -> Document:
-    """``parsed`` tagged in a batch with other requests; dropped unread if the client goes away first."""
-    future: Future = served.batcher.submit(parsed.words, scores)
+async def _answer(request: Request, future: Future) -> list:
+    """What the batcher's ``future`` gives; the job is dropped unread if the client goes away first."""
     waiting = asyncio.wrap_future(future)
     gone = asyncio.ensure_future(_until_gone(request.receive))
     try:
@@ -142,7 +141,24 @@ async def _tagged(request: Request, served: Served, parsed: inputs.Parsed, score
     if not waiting.done():
         waiting.cancel()  # cancels the batcher's job unless its batch has started
         raise RequestError(400, "the client went away before its answer was ready")
-    return await run_in_threadpool(inputs.document, served.pipeline, parsed, waiting.result())
+    return waiting.result()
+
+
+async def _tagged(request: Request, served: Served, parsed: inputs.Parsed, scores: bool) -> Document:
+    """``parsed`` tagged in a batch with other requests."""
+    tagged = await _answer(request, served.batcher.submit(parsed.words, scores))
+    return await run_in_threadpool(inputs.document, served.pipeline, parsed, tagged)
+
+
+async def _tagged_text(request: Request, served: Served, text: str, scores: bool) -> Document:
+    """Raw ``text`` segmented and tagged: short text in a batch with other requests' texts, long
+    text segmented in a worker thread first."""
+    if len(text) > SHORT_TEXT_CHARS:
+        parsed = await run_in_threadpool(inputs.from_text, served.pipeline, text, served.segmenting)
+        return await _tagged(request, served, parsed, scores)
+    job, future = served.batcher.submit_text(text, scores)
+    tagged = await _answer(request, future)
+    return await run_in_threadpool(inputs.document, served.pipeline, inputs.from_segmented(text, job.segmented), tagged)
 
 
 TAG_EXAMPLE = {"text": "Don't stop. The dog ate the apple", "format": "json", "scores": False}
@@ -161,12 +177,13 @@ async def tag(request: Request) -> Response:
     body = tag_request(await _body(request))
     served = _model(request, body.model)
     if body.text is not None:
-        parsed = await run_in_threadpool(inputs.from_text, served.pipeline, body.text, served.segmenting)
-    elif body.tokens is not None:
-        parsed = inputs.from_tokens(body.tokens)
+        doc = await _tagged_text(request, served, body.text, body.scores)
     else:
-        parsed = await run_in_threadpool(inputs.from_lines, body.conllu, "conllu", "conllu")
-    doc = await _tagged(request, served, parsed, body.scores)
+        if body.tokens is not None:
+            parsed = inputs.from_tokens(body.tokens)
+        else:
+            parsed = await run_in_threadpool(inputs.from_lines, body.conllu, "conllu", "conllu")
+        doc = await _tagged(request, served, parsed, body.scores)
     if body.format == "json":
         return JSONResponse({"model": served.name, "sentences": doc.to_dict()["sentences"]})
     return PlainTextResponse(await run_in_threadpool(TAG_OUTPUTS[body.format], doc))
@@ -199,17 +216,17 @@ async def process(request: Request) -> JSONResponse:
     if output not in UDPIPE_OUTPUTS:
         raise RequestError(400, f"output={output!r}: lstm-tag writes {', '.join(UDPIPE_OUTPUTS)}")
     served = _model(request, fields.get("model"), prefix=True)
-    parsed = await run_in_threadpool(_udpipe_input, served, fields)
-    doc = await _tagged(request, served, parsed, False)
+    if "tokenizer" in fields:
+        doc = await _tagged_text(request, served, fields["data"], False)
+    else:
+        doc = await _tagged(request, served, await run_in_threadpool(_udpipe_input, served, fields), False)
     result = await run_in_threadpool(UDPIPE_OUTPUTS[output], doc)
     return JSONResponse({"model": served.name, "acknowledgements": ACKNOWLEDGEMENTS, "result": result})
 
 
 def _udpipe_input(served: Served, fields: Mapping[str, str]) -> inputs.Parsed:
-    """``data`` read as UDPipe's server reads it: raw text when ``tokenizer`` is given, else ``input``."""
+    """``data`` read as UDPipe's server reads it without ``tokenizer``: as ``input`` says."""
     data = fields["data"]
-    if "tokenizer" in fields:
-        return inputs.from_text(served.pipeline, data, served.segmenting)
     kind = fields.get("input", "conllu")
     if kind not in UDPIPE_INPUTS:
         raise RequestError(400, f"input={kind!r}: lstm-tag reads {', '.join(UDPIPE_INPUTS)}, or raw text with the tokenizer field")

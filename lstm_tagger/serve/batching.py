@@ -1,10 +1,12 @@
-"""Tagging the sentences of many requests together, in one thread per model.
+"""Segmenting and tagging the sentences of many requests together, in one thread per model.
 
 A one-sentence request alone keeps the model busy for a batch of one; a batch of many
 sentences costs little more than a batch of one (the network is run once per step for the
 whole batch). So each request's sentences go to its model's ``Batcher``, which tags the
 sentences of every request waiting at once in one call of ``Pipeline.tag_tokens`` (the
-Python API's own tagging path) and gives each request its own sentences back. A request
+Python API's own tagging path) and gives each request its own sentences back. A request of
+short raw text gives its text instead: the batch's texts are segmented together first
+(``decoder.segmented_texts``: one run of the segmenter for all of them). A request
 that finds the tagger idle waits at most ``wait`` seconds for others to join it; requests
 that arrived while the tagger was busy go at once. A request whose client has gone (its
 future cancelled) before its batch starts is dropped without being tagged.
@@ -19,6 +21,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from lstm_tagger.corpus.rawtext import Segmented
+from lstm_tagger.segmenter.decoder import segmented_texts
 from lstm_tagger.tagging.pipeline import Pipeline
 from lstm_tagger.tagging.predict import Tagged
 
@@ -26,15 +30,23 @@ DEFAULT_WAIT = 0.002
 """Seconds an idle tagger waits for more requests to join the first one's batch."""
 BATCH_SENTENCES = 4096
 """Stop gathering requests into a batch once it holds this many sentences (a larger request goes alone)."""
+BATCH_TEXT_CHARS = 1 << 16
+"""... or once its raw texts hold this many characters."""
+SHORT_TEXT_CHARS = 10_000
+"""Raw text up to this long is segmented in the batch (``submit_text``); longer text, which
+fills a batch of its own, is segmented by the request's own thread (``inputs.from_text``)."""
 _STOP = None
 
 
 @dataclass
 class Job:
-    """One request's sentences (lists of words) and the future that receives their ``Tagged``."""
+    """One request's sentences (lists of words), or its raw ``text`` to segment first (then
+    ``segmented`` holds its sentences), and the future that receives their ``Tagged``."""
 
     words: Sequence[Sequence[str]]
     scores: bool
+    text: str | None = None
+    segmented: list[Segmented] = field(default_factory=list)
     future: Future = field(default_factory=Future)
     arrived: float = field(default_factory=time.monotonic)
 
@@ -42,8 +54,10 @@ class Job:
 class Batcher:
     """A thread that tags the sentences of waiting requests together with ``pipeline``."""
 
-    def __init__(self, pipeline: Pipeline, wait: float = DEFAULT_WAIT, name: str = "model"):
+    def __init__(self, pipeline: Pipeline, wait: float = DEFAULT_WAIT, name: str = "model", lock: threading.Lock | None = None):
         self.pipeline, self.wait = pipeline, wait
+        self.segmenting = lock if lock is not None else threading.Lock()
+        """Held while the segmenter runs: it keeps a cache of characters one thread at a time may change."""
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self.batches = 0
         """Batches tagged so far."""
@@ -52,7 +66,15 @@ class Batcher:
 
     def submit(self, words: Sequence[Sequence[str]], scores: bool = False) -> Future:
         """Queue a request's sentences; the future gives their ``Tagged``, in order."""
-        job = Job(words, scores)
+        return self._put(Job(words, scores))
+
+    def submit_text(self, text: str, scores: bool = False) -> tuple[Job, Future]:
+        """Queue a request's raw text, segmented with the batch's other texts; once the future
+        is done, the job's ``segmented`` holds its sentences and the future gives their ``Tagged``."""
+        job = Job([], scores, text)
+        return job, self._put(job)
+
+    def _put(self, job: Job) -> Future:
         self._queue.put(job)
         return job.future
 
@@ -74,9 +96,9 @@ class Batcher:
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        jobs, sentences = [first], len(first.words)
+        jobs, sentences, chars = [first], len(first.words), len(first.text or "")
         deadline = first.arrived + self.wait
-        while sentences < BATCH_SENTENCES:
+        while sentences < BATCH_SENTENCES and chars < BATCH_TEXT_CHARS:
             try:
                 job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -85,6 +107,7 @@ class Batcher:
                 return jobs, True
             jobs.append(job)
             sentences += len(job.words)
+            chars += len(job.text or "")
         return jobs, False
 
     def _tag(self, jobs: list[Job], scores: bool) -> None:
@@ -93,6 +116,7 @@ class Batcher:
         if not live:
             return
         try:
+            self._segment([job for job in live if job.text is not None])
             tagged = self.tagged([words for job in live for words in job.words], scores)
         except BaseException as exc:  # noqa: BLE001 -- every waiting request gets the error, the thread goes on
             for job in live:
@@ -103,6 +127,16 @@ class Batcher:
         for job in live:
             job.future.set_result(tagged[start : start + len(job.words)])
             start += len(job.words)
+
+    def _segment(self, jobs: list[Job]) -> None:
+        """Segment the texts of ``jobs`` together: each job's ``segmented`` sentences and their ``words``."""
+        if not jobs:
+            return
+        checkpoint = self.pipeline.checkpoint
+        with self.segmenting:
+            found = segmented_texts(checkpoint.segmenter if checkpoint is not None else None, [job.text for job in jobs])
+        for job, sentences in zip(jobs, found):
+            job.segmented, job.words = sentences, [sentence.words for sentence in sentences]
 
     def tagged(self, sentences: list[Sequence[str]], scores: bool) -> list[Tagged]:
         """Each sentence's ``Tagged`` (an empty sentence's too), through ``Pipeline.tag_tokens``."""

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from lstm_tagger.corpus.rawtext import Segmented
 from lstm_tagger.errors import DataError
 from lstm_tagger.segmenter.decoder import segmented
 from lstm_tagger.tagging.document import Document
@@ -40,6 +41,11 @@ def from_text(pipeline: Pipeline, text: str, lock: threading.Lock) -> Parsed:
     segmenter = pipeline.checkpoint.segmenter if pipeline.checkpoint is not None else None
     with lock:
         sentences = list(segmented(segmenter, [text]))
+    return from_segmented(text, sentences)
+
+
+def from_segmented(text: str, sentences: list[Segmented]) -> Parsed:
+    """Raw ``text`` and the sentences it was segmented into (by the batcher, for short text)."""
     return Parsed("text", sentences, [sentence.words for sentence in sentences], text)
 
 

@@ -23,8 +23,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 @dataclass
 class Served:
-    """One model being served: its pipeline, the batcher that tags for it, and the lock its
-    segmenter is used under (``inputs.from_text``)."""
+    """One model being served: its pipeline, the batcher that segments and tags for it, and the
+    lock its segmenter is used under (by the batcher, and by ``inputs.from_text`` for long text)."""
 
     name: str
     pipeline: Pipeline
@@ -72,7 +72,11 @@ def load_models(values: Sequence[str], threads: int | str | None = None, device:
 
 def serving(pipelines: Mapping[str, Pipeline], wait: float = DEFAULT_WAIT) -> dict[str, Served]:
     """Each pipeline with a running batcher (``close`` stops them)."""
-    return {name: Served(name, pipeline, Batcher(pipeline, wait, name)) for name, pipeline in pipelines.items()}
+    served = {}
+    for name, pipeline in pipelines.items():
+        lock = threading.Lock()
+        served[name] = Served(name, pipeline, Batcher(pipeline, wait, name, lock), lock)
+    return served
 
 
 def close(served: Mapping[str, Served]) -> None:

@@ -61,13 +61,16 @@ def _log_config(default: dict) -> dict:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (``port`` 0: any free one); a ``UserError`` if it cannot be had."""
+    """A listening TCP socket on ``host:port`` (``port`` 0: any free one), without Nagle's delay; a
+    ``UserError`` if it cannot be had. A client that connects as soon as the address is announced
+    waits for uvicorn to accept it."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
+        sock.listen()  # connections wait in the backlog from now on, not refused until uvicorn starts
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)

@@ -400,3 +400,11 @@ def test_info_shows_the_segmenter_its_settings_and_dev_scores(tiny_run):
         f"peak RSS {scores['peak_rss_mb']} MB"
     )
     assert any(line.startswith("│ tokenizer.window ") for line in table)
+
+
+def test_texts_segmented_together_are_each_as_segmented_alone(demo_segmenter):
+    texts = ["Don't stop. The dog ate the apple", "", "  \n", "Everybody read that book.\n\nWe can't stop now!",
+             "A long one. " * 60, "x" * (MAX_TOKEN_CHARS + 5)]
+    for segmenter in (demo_segmenter, None):
+        together = decoder.segmented_texts(segmenter, texts)
+        assert together == [list(segmented(segmenter, [text])) for text in texts]

@@ -88,3 +88,25 @@ def test_an_error_reaches_its_batch_and_the_thread_goes_on(tagger):
             future.result()
     assert [t.words for t in batcher.submit([["after"]]).result()] == [["after"]]
     batcher.close()
+
+
+def test_the_texts_of_requests_that_wait_together_are_segmented_in_one_run(demo_run, monkeypatch):
+    from lstm_tagger.serve import batching
+
+    segmenting: list[list[str]] = []
+    real = batching.segmented_texts
+    monkeypatch.setattr(batching, "segmented_texts", lambda segmenter, texts: segmenting.append(list(texts)) or real(segmenter, texts))
+    tagger = lstm_tagger.load(demo_run)
+    batcher = HeldBatcher(tagger)
+    batcher.submit([["The"]])
+    while not batcher.calls:
+        threading.Event().wait(0.001)
+    texts = ["Don't stop. The dog ate the apple", "", "Everybody read that book.\n\nWe can't stop now!"]
+    jobs = [batcher.submit_text(text) for text in texts]
+    batcher.release.set()
+    for text, (job, future) in zip(texts, jobs):
+        expected = tagger(text)
+        assert [sentence.words for sentence in job.segmented] == [[w.form for w in s.words] for s in expected.sentences]
+        assert [t.columns["upos"] for t in future.result()] == [[w.upos for w in s.words] for s in expected.sentences]
+    batcher.close()
+    assert segmenting == [texts] and batcher.batches == 2

@@ -143,3 +143,14 @@ def test_connections_are_accepted_without_nagles_delay():
                 assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         sock.close()
+
+
+def test_the_socket_listens_before_uvicorn_starts():
+    """The address is announced before uvicorn runs: a client that connects at once must wait, not be refused."""
+    from lstm_tagger.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        socket.create_connection(sock.getsockname(), timeout=5).close()
+    finally:
+        sock.close()
