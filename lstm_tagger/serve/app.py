@@ -39,6 +39,8 @@ log = logging.getLogger("lstm_tagger.serve")
 ACKNOWLEDGEMENTS = [f"lstm-tag {__version__}"]
 UDPIPE_INPUTS = ("conllu", "horizontal", "vertical")
 UDPIPE_OUTPUTS = {"conllu": Document.to_conllu, "horizontal": inputs.horizontal, "vertical": inputs.vertical}
+INLINE_SENTENCES = 8
+"""A request of at most this many sentences has its output built in the event loop's thread."""
 TAG_OUTPUTS = {"conllu": Document.to_conllu, "text": Document.to_text}
 router = APIRouter()
 
@@ -147,7 +149,7 @@ async def _answer(request: Request, future: Future) -> list:
 async def _tagged(request: Request, served: Served, parsed: inputs.Parsed, scores: bool) -> Document:
     """``parsed`` tagged in a batch with other requests."""
     tagged = await _answer(request, served.batcher.submit(parsed.words, scores))
-    return await run_in_threadpool(inputs.document, served.pipeline, parsed, tagged)
+    return await _document(served, parsed, tagged)
 
 
 async def _tagged_text(request: Request, served: Served, text: str, scores: bool) -> Document:
@@ -158,7 +160,14 @@ async def _tagged_text(request: Request, served: Served, text: str, scores: bool
         return await _tagged(request, served, parsed, scores)
     job, future = served.batcher.submit_text(text, scores)
     tagged = await _answer(request, future)
-    return await run_in_threadpool(inputs.document, served.pipeline, inputs.from_segmented(text, job.segmented), tagged)
+    return await _document(served, inputs.from_segmented(text, job.segmented), tagged)
+
+
+async def _document(served: Served, parsed: inputs.Parsed, tagged: list) -> Document:
+    """The ``Document``: built here for a few sentences (a worker thread costs more), else in one."""
+    if len(tagged) <= INLINE_SENTENCES:
+        return inputs.document(served.pipeline, parsed, tagged)
+    return await run_in_threadpool(inputs.document, served.pipeline, parsed, tagged)
 
 
 TAG_EXAMPLE = {"text": "Don't stop. The dog ate the apple", "format": "json", "scores": False}
