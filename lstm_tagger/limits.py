@@ -22,6 +22,9 @@ MAX_YAML_ALIASES = 100
 """A config file may use at most 100 aliases (``*name``), and each only of a scalar."""
 MAX_BENCH_BYTES = 1 << 20
 """A ``lstm-tag bench`` JSON file read by ``lstm-tag frontier`` is at most 1 MiB."""
+MAX_SIDE_BY_SIDE_ROUNDS = 100
+"""``python -m lstm_tagger.benchmark.sidebyside --rounds`` is at most 100: each round runs both
+checkouts' command once (a training run of minutes), and 100 rounds of that are already days."""
 MAX_FILE_LIST_BYTES = 1 << 20
 """A treebank repository's file list that ``lstm-tag download`` reads is at most 1 MiB (GitHub's is a few KiB)."""
 MAX_LINE_BYTES = 1 << 20

@@ -8,15 +8,23 @@ cores are faster. ``ThreadChooser`` measures and decides while training runs:
 
 1. Probe: a few batches at each candidate count (the current one first; at the start one
    thread, then all cores), the first batch after a switch not counted (warm-up); the
-   fewest seconds per token wins. A probe batch that is ``give_up`` times slower than the
-   best figure so far ends that candidate's probe at once, so probing a setting that
-   collapses costs one batch.
-2. Watch: the median seconds per token of the last ``window`` batches is compared with the
-   best median seen since the probe; ``slowdown`` (2.5) times slower (another program started)
-   probes again at once.
+   cheapest wins. A batch's cost is its seconds per token, and after the start divided by the
+   best seconds per token of batches of its size at the current count (``size_class``): a
+   batch of short sentences costs several times more per token than one of long sentences,
+   so plain seconds per token of three random batches each picked the slower count now and
+   then on a quiet machine. A probe batch that is ``give_up`` times costlier than the best
+   figure so far ends that candidate's probe at once, so probing a setting that collapses
+   costs one batch.
+2. Watch: each batch's seconds per token are divided by the best of earlier batches of its
+   size class since the probe; when the median of the last ``window`` such ratios is above
+   ``slowdown`` (2.5: another program started), it probes again at once. (Comparing medians
+   of windows of batches of any size, as it once did, saw a window of small batches as a
+   slowdown.)
 3. Probe again every ``interval`` seconds anyway (another program may have stopped, which
    one thread does not feel): the interval doubles, up to ``max_interval``, each time a
-   probe confirms the choice, and starts again from ``interval`` when the choice changes.
+   probe confirms the choice (the count chosen before it, not the count of the probe's last
+   batch, which never confirmed anything), and starts again from ``interval`` when the choice
+   changes. On a quiet machine, after the start, it probes only then.
 
 ``threads: N`` in the config fixes the count instead. ``auto`` chooses between one thread
 and all the cores the process may use, or ``OMP_NUM_THREADS`` cores where that is set
@@ -27,6 +35,7 @@ equal share of the cores (``cores // processes on this machine``), fixed, whatev
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -100,6 +109,14 @@ def set_tagging_threads(count: int | None) -> int:
     return count if count is not None else available_cores()
 
 
+def size_class(tokens: int) -> int:
+    """Batches within a factor of about sqrt(2) in tokens share a class, and only batches of one
+    class are compared in seconds per token: a batch of 32 one-word sentences costs several times
+    more per token than one of 32 long sentences (the optimiser step and the Python around a batch
+    are spread over fewer tokens; 6x between EWT's smallest and largest batches)."""
+    return round(2 * math.log2(max(tokens, 1)))
+
+
 class ThreadChooser:
     """Chooses torch's intra-op thread count from the measured speed of training batches.
 
@@ -128,8 +145,9 @@ class ThreadChooser:
         self.first_interval, self.max_interval = interval, max_interval
         self.interval = interval
         self.threads = min(self.candidates)  # the start probe begins with the count that never collapses
-        self.recent: deque[float] = deque(maxlen=window)
-        self.best_recent = float("inf")
+        self.chosen = self.threads  # the choice of the last probe (the count outside probes)
+        self.recent: deque[float] = deque(maxlen=window)  # batches' seconds per token / their class's best
+        self.best: dict[int, float] = {}  # size class -> fewest seconds per token at ``chosen`` since the last probe
         self.plan: list[tuple[int, bool]] = []  # (threads, counted) for the coming probe batches
         self.probe: dict[int, list[float]] = {}
         self.next_probe = float("inf")
@@ -146,51 +164,66 @@ class ThreadChooser:
     def batch_finished(self, tokens: int) -> None:
         seconds_per_token = (self.clock() - self.started) / max(tokens, 1)
         if self.plan:
-            self._probe_step(seconds_per_token)
+            self._probe_step(seconds_per_token / self._reference(size_class(tokens)))
         else:
-            self._watch(seconds_per_token)
+            self._watch(seconds_per_token, size_class(tokens))
+
+    def _reference(self, size: int) -> float:
+        """What a probe batch's seconds per token are divided by: the best at ``chosen`` of its size
+        class (or the nearest class seen), so that candidates that ran batches of different sizes
+        compare; 1 (plain seconds per token) when nothing was seen, at the start."""
+        if not self.best:
+            return 1.0
+        return self.best[min(self.best, key=lambda c: (abs(c - size), c))]
 
     def _start_probe(self, reason: str) -> None:
         """Plan the probe: the current count first (no warm-up needed), then the others."""
-        order = [self.threads] + [n for n in self.candidates if n != self.threads]
+        order = [self.chosen] + [n for n in self.candidates if n != self.chosen]
         self.plan = [(n, counted) for i, n in enumerate(order) for counted in [i == 0] + [True] * self.probe_batches]
         self.probe = {n: [] for n in order}
         self.reason = reason
+        self.relative = bool(self.best)  # the probe's costs are relative to ``chosen``'s best (``_reference``)
 
-    def _probe_step(self, seconds_per_token: float) -> None:
+    def _figure(self, cost: float) -> str:
+        return f"{cost:.2f}x" if self.relative else f"{1e6 * cost:.1f} us/token"
+
+    def _probe_step(self, cost: float) -> None:
         threads, counted = self.plan.pop(0)
         if counted:
-            self.probe[threads].append(seconds_per_token)
+            self.probe[threads].append(cost)
         measured = [statistics.median(v) for n, v in self.probe.items() if v and n != threads]
-        if measured and seconds_per_token > self.give_up * min(measured):
-            self.probe[threads].append(seconds_per_token)  # far slower: the rest of its probe is skipped
+        if measured and cost > self.give_up * min(measured):
+            self.probe[threads].append(cost)  # far slower: the rest of its probe is skipped
             self.plan = [step for step in self.plan if step[0] != threads]
         if not self.plan:
             self._decide()
 
     def _decide(self) -> None:
-        speed = {n: statistics.median(v) for n, v in self.probe.items() if v}
-        chosen = min(speed, key=speed.get)
+        cost = {n: statistics.median(v) for n, v in self.probe.items() if v}
+        chosen = min(cost, key=cost.get)
         if self.reason != "start":
-            confirmed = chosen == self.threads
+            confirmed = chosen == self.chosen
             self.interval = min(2 * self.interval, self.max_interval) if confirmed else self.first_interval
-        figures = ", ".join(f"{n} thread{'s' if n > 1 else ''} {1e6 * s:.1f} us/token" for n, s in speed.items())
+        figures = ", ".join(f"{n} thread{'s' if n > 1 else ''} {self._figure(c)}" for n, c in cost.items())
+        if self.relative:
+            figures += f" the best at {self.chosen} thread{'s' if self.chosen > 1 else ''} for batches of each size"
         self.log(f"threads: {chosen} ({self.reason}; {figures}; next probe in {self.interval:.0f} s)")
+        self.chosen = chosen
         if chosen != self.threads:
             self.threads = chosen
             self.apply(chosen)
         self.recent.clear()
-        self.best_recent = float("inf")
+        self.best.clear()
         self.next_probe = self.clock() + self.interval
 
-    def _watch(self, seconds_per_token: float) -> None:
-        self.recent.append(seconds_per_token)
-        if len(self.recent) == self.recent.maxlen:
-            median = statistics.median(self.recent)
-            self.best_recent = min(self.best_recent, median)
-            if median > self.slowdown * self.best_recent:
+    def _watch(self, seconds_per_token: float, size: int) -> None:
+        best = self.best.get(size)
+        self.best[size] = min(best or seconds_per_token, seconds_per_token)
+        if best is not None:  # a class seen before: how much slower than its best
+            self.recent.append(seconds_per_token / best)
+            if len(self.recent) == self.recent.maxlen and statistics.median(self.recent) > self.slowdown:
                 self.interval = self.first_interval
-                self._start_probe(f"{median / self.best_recent:.1f}x slower")
+                self._start_probe(f"{statistics.median(self.recent):.1f}x slower")
                 return
         if self.clock() >= self.next_probe:
             self._start_probe("periodic")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 import torch
 
@@ -85,6 +88,73 @@ def test_a_batch_far_slower_ends_that_candidates_probe_at_once():
     machine.now = chooser.next_probe  # the periodic probe is due
     used = machine.run(chooser, 10)
     assert used.count(2) == 1  # one batch at two threads, 14x slower: given up
+
+
+class ShapedMachine:
+    """A 2-core machine whose batches cost what their shape says, as EWT's do: each batch is 32
+    sentences of one length (the trainer buckets them), and costs a fixed part (the optimiser
+    step, the Python around a batch) plus a part per token, so that seconds per token are 6x
+    higher for the smallest batches than for the largest; times noise (+-12%), a garbage
+    collection (2x) one batch in 40, and every 400 batches an evaluation (10 s without batches)
+    after which the first batch is 3x slower. ``slower`` multiplies two threads' cost (another
+    program has started)."""
+
+    FIXED, PER_TOKEN = 0.07, 0.35e-3
+    SPEED = {2: 1.0, 1: 1.35}
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.now, self.slower, self.batches = 0.0, 1.0, 0
+        self.log: list[str] = []
+
+    def chooser(self) -> ThreadChooser:
+        return ThreadChooser([2, 1], apply=lambda n: None, clock=lambda: self.now, log=self.log.append)
+
+    def run(self, chooser: ThreadChooser, batches: int) -> list[int]:
+        used = []
+        for _ in range(batches):
+            tokens = 32 * min(80, max(1, int(self.rng.lognormvariate(2.5, 0.8))))
+            chooser.batch_started()
+            used.append(chooser.threads)
+            cost = (self.FIXED + self.PER_TOKEN * tokens) * self.SPEED[chooser.threads] * self.rng.uniform(0.9, 1.15)
+            cost *= (2.0 if self.rng.random() < 1 / 40 else 1.0) * (3.0 if self.batches % 400 == 0 else 1.0)
+            self.now += cost * (self.slower if chooser.threads == 2 else 1.0)
+            chooser.batch_finished(tokens)
+            self.batches += 1
+            if self.batches % 400 == 0:
+                self.now += 10.0
+        return used
+
+
+def probes(log: list[str]) -> list[tuple[str, int, int]]:
+    """(reason, threads chosen, seconds to the next probe) of each decision logged."""
+    found = [re.match(r"threads: (\d+) \(([^;]+);.* next probe in (\d+) s\)$", line) for line in log]
+    return [(m.group(2), int(m.group(1)), int(m.group(3))) for m in found]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_on_a_quiet_machine_it_probes_only_on_its_doubling_interval(seed):
+    """Batches of very different sizes on a quiet machine: after the first probe, no 'x slower'
+    probe, every periodic probe keeps two threads, and the interval doubles up to its maximum."""
+    machine = ShapedMachine(seed)
+    machine.run(machine.chooser(), 6000)
+    decisions = probes(machine.log)
+    assert decisions[0][0] == "start" and len(decisions) > 8
+    assert all(reason == "periodic" and threads == 2 for reason, threads, _ in decisions[2:]), decisions
+    intervals = [seconds for _, _, seconds in decisions[1:]]
+    assert intervals[-5:] == [160] * 5 and intervals == sorted(intervals), decisions
+
+
+def test_a_real_3x_slowdown_is_probed_at_once():
+    machine = ShapedMachine(4)
+    chooser = machine.chooser()
+    machine.run(chooser, 1500)
+    before = len(machine.log)
+    machine.slower = 3.0
+    used = machine.run(chooser, 40)
+    (reason, threads, _), = probes(machine.log[before:])
+    assert reason.endswith("x slower") and float(reason.split("x")[0]) > 2.5 and threads == 1
+    assert used[:8] == [2] * 8 and used[-10:] == [1] * 10  # noticed after one window of 8 batches
 
 
 @pytest.mark.parametrize("text, expected", [("auto", None), ("AUTO", None), ("1", 1), ("4", 4), (3, 3)])

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 
 from lstm_tagger.checkpoint import Checkpoint
@@ -50,11 +50,12 @@ def _lstm_tag(*args: str) -> list[str]:
     return [sys.executable, "-m", "lstm_tagger", *args]
 
 
-def run_measured(args: Sequence[str], stdout: Path, stderr: Path) -> ProcessRun:
-    """Run ``args`` with stdout and stderr into files; time it and read its rusage with ``os.wait4``."""
+def run_measured(args: Sequence[str], stdout: Path, stderr: Path, env: Mapping[str, str] | None = None) -> ProcessRun:
+    """Run ``args`` with stdout and stderr into files (and ``env`` as its whole environment, if given);
+    time it and read its rusage with ``os.wait4``."""
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        process = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except BaseException:  # Ctrl-C: do not leave the child running

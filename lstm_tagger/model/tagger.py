@@ -20,6 +20,8 @@ from lstm_tagger.config import ModelConfig
 from lstm_tagger.model.crf import CRF, decode_tags
 from lstm_tagger.corpus.reader import TAG_PAD
 from lstm_tagger.corpus.vocab import PAD_ID
+from lstm_tagger import sections
+from lstm_tagger.sections import gradient_ready, section
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ class Head(nn.Module):
         per real token of -sum_k soft_k log p_k (p: the softmax, or a CRF's marginals).
         """
         if self.crf is not None:
-            hard = self.crf.nll(scores, tags, lengths)
+            with section(sections.CRF):
+                hard = self.crf.nll(scores, tags, lengths)
         else:
             hard = nn.functional.cross_entropy(
                 scores.flatten(0, 1), tags.flatten(), ignore_index=TAG_PAD, label_smoothing=self.smoothing
@@ -255,7 +258,8 @@ class Tagger(nn.Module):
         if self.chars is not None:
             if chars is None:
                 raise ValueError("this model reads characters: pass a CharBatch")
-            vectors = self.chars.dropout(chars) if isinstance(chars, torch.Tensor) else self.chars(chars)
+            with section(sections.CHARS):
+                vectors = self.chars.dropout(chars) if isinstance(chars, torch.Tensor) else self.chars(chars)
             inputs = torch.cat([inputs, vectors], dim=-1)
         return inputs
 
@@ -301,12 +305,18 @@ class Tagger(nn.Module):
             tags = tags.unsqueeze(-1)
         soft = soft if soft is not None else [None] * len(self.columns)
         inputs = self.inputs(words, chars)  # (B, T, D)
-        total = self._heads_loss(self.encoder(inputs, lengths), lengths, tags, soft)
+        with section(sections.WORD_ENCODER):
+            features = self.encoder(inputs, lengths)
+        gradient_ready(inputs, sections.BACKWARD_WORD_ENCODER)  # the profile's split of the backward pass
+        gradient_ready(features, sections.BACKWARD_HEADS)
+        total = self._heads_loss(features, lengths, tags, soft)
         if self.adversarial > 0 and self.training and torch.is_grad_enabled():
             (gradient,) = torch.autograd.grad(total, inputs, retain_graph=True)  # zero beyond each length
             scale = self.adversarial * lengths.to(gradient).sqrt() / gradient.flatten(1).norm(dim=1).clamp_min(1e-12)  # (B,)
             worst = inputs + (gradient * scale[:, None, None]).detach()
-            total = total + self._heads_loss(self.encoder(worst, lengths), lengths, tags, soft)
+            with section(sections.WORD_ENCODER):
+                features = self.encoder(worst, lengths)
+            total = total + self._heads_loss(features, lengths, tags, soft)
         return total
 
     def _heads_loss(

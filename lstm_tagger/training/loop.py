@@ -36,6 +36,7 @@ from lstm_tagger.training.memory import fix_mmap_threshold
 from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
 from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
+from lstm_tagger.sections import BACKWARD, BATCH_INPUTS, FORWARD, OPTIMIZER, THREADS, section
 from lstm_tagger.segmenter.network import Segmenter
 from lstm_tagger.segmenter.training import training_phase as segmenter_phase
 from lstm_tagger.corpus.vocab import PAD_ID
@@ -198,7 +199,7 @@ def _run(session: Session, loop: LoopState, console: Console, show_progress: boo
         while not loop.stopped_early and loop.epoch < config.train.epochs:
             epoch = loop.epoch + 1
             with _progress(console, show_progress) as bar:
-                stats = _train_epoch(session, compute_loss, threads, epoch, bar)
+                stats = train_epoch(session, compute_loss, threads, epoch, bar)
             with world.together():  # rank 0 scores, saves and logs; a failure there stops every rank
                 if world.is_main:
                     _end_epoch(session, loop, stats)
@@ -243,13 +244,15 @@ class EpochStats:
     train_seconds: float
 
 
-def _train_epoch(
-    session: Session, compute_loss: Callable[..., torch.Tensor], threads: ThreadChooser | None, epoch: int, bar: Progress
+def train_epoch(
+    session: Session, compute_loss: Callable[..., torch.Tensor], threads: ThreadChooser | None, epoch: int, bar: Progress,
+    max_batches: int | None = None,
 ) -> EpochStats:
-    """One pass over the training set in length-bucketed batches (this process's share of each)."""
+    """One pass over the training set in length-bucketed batches (this process's share of each);
+    only the first ``max_batches`` of them when given (the profile of an epoch, ``benchmark/profile.py``)."""
     config, world, model, optimizer = session.config, session.world, session.model, session.optimizer
     lr = set_epoch_lr(optimizer, config.train.lr, config.train.lr_decay, epoch)
-    batches = bucket_order(session.lengths, config.train.batch_size, session.rng)
+    batches = bucket_order(session.lengths, config.train.batch_size, session.rng)[:max_batches]
     world.seed_epoch(config.train.seed, epoch)
     model.train()
     started = time.perf_counter()
@@ -257,11 +260,13 @@ def _train_epoch(
     task = bar.add_task("train", total=len(batches), epoch=epoch, loss=0.0, speed=0.0)
     for index in batches:
         if threads is not None:
-            threads.batch_started()
+            with section(THREADS):
+                threads.batch_started()
         share = world.share(index, session.lengths)  # one process: the whole batch
         batch_loss = _train_step(session, compute_loss, share, epoch)
         if threads is not None:
-            threads.batch_finished(share.batch_tokens)
+            with section(THREADS):
+                threads.batch_finished(share.batch_tokens)
         loss_sum += batch_loss * share.batch_tokens
         tokens += share.batch_tokens
         elapsed = time.perf_counter() - started
@@ -275,23 +280,27 @@ def _train_epoch(
 def _train_step(session: Session, compute_loss: Callable[..., torch.Tensor], share: Share, epoch: int) -> float:
     """One optimiser step on this process's ``share`` of a batch; -> the whole batch's mean token loss."""
     config, device, model, mine = session.config, session.device, session.model, share.sentences
-    batch = collate([session.word_ids[i] for i in mine], [session.tag_ids[i] for i in mine], PAD_ID)
-    batch_words = session.word_dropout(batch.words) if session.word_dropout else batch.words
-    batch_chars = session.forms.batch(mine).to(device) if session.forms is not None else None
-    soft = None if session.soft is None else [t.to(device) if t is not None else None for t in session.soft.batch(mine, model.columns)]
-    session.optimizer.zero_grad(set_to_none=True)
-    loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars, soft)
-    if session.world.distributed:
-        loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
-    batch_loss = session.world.average(loss)  # the whole batch's mean token loss, on every rank
+    with section(BATCH_INPUTS):
+        batch = collate([session.word_ids[i] for i in mine], [session.tag_ids[i] for i in mine], PAD_ID)
+        batch_words = session.word_dropout(batch.words) if session.word_dropout else batch.words
+        batch_chars = session.forms.batch(mine).to(device) if session.forms is not None else None
+        soft = None if session.soft is None else [t.to(device) if t is not None else None for t in session.soft.batch(mine, model.columns)]
+    with section(FORWARD):
+        session.optimizer.zero_grad(set_to_none=True)
+        loss = compute_loss(batch_words.to(device), batch.lengths, batch.tags.to(device), batch_chars, soft)
+        if session.world.distributed:
+            loss = loss * share.weight  # so that DDP's mean gradient is the whole batch's
+        batch_loss = session.world.average(loss)  # the whole batch's mean token loss, on every rank
     if not math.isfinite(batch_loss) or batch_loss > DIVERGED_LOSS:
         raise _diverged(config, session.output_dir, epoch, f"the loss is {batch_loss:.4g}")
-    loss.backward()
-    if config.train.grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-    session.optimizer.step()
-    if session.average is not None:
-        session.average.update(model)
+    with section(BACKWARD):
+        loss.backward()
+    with section(OPTIMIZER):
+        if config.train.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        session.optimizer.step()
+        if session.average is not None:
+            session.average.update(model)
     return batch_loss
 
 
