@@ -115,8 +115,10 @@ def _check_inputs(treebanks: Sequence[Treebank], official_script: Path, udpipe: 
 
 @dataclass
 class Steps:
-    """One system's steps in its folder: each runs unless ``steps.json`` records it done with the
-    same command and its outputs exist; once one runs, every later one runs too."""
+    """One system's steps in its folder, in order: each is kept when ``steps.json`` records it done
+    with the same command and its outputs exist. Once one runs, every later one runs too, and the
+    records of that step and the later ones are dropped before it starts, so that a step stopped
+    half-way (or one whose input changed) is never taken for done."""
 
     folder: Path
     label: str
@@ -124,6 +126,7 @@ class Steps:
     say: Say
     started: float
     record: dict[str, Any] = field(default_factory=dict)
+    visited: list[str] = field(default_factory=list)
     redo: bool = False
 
     @classmethod
@@ -140,13 +143,20 @@ class Steps:
         if not (self.force or self.redo) and isinstance(done, dict) and done.get("command") == command \
                 and all(path.exists() for path in outputs):
             self._say(f"{name}: done before, kept")
+            self.visited.append(name)
             return done
         self.redo = True
+        self.record = {step: self.record[step] for step in self.visited}
+        self._save()
         self._say(f"{name} ...")
         result = {**action(), "command": command, "finished": _now()}
         self.record[name] = result
-        atomic_write_text(self.folder / RECORD, json.dumps(self.record, indent=2, ensure_ascii=False) + "\n")
+        self.visited.append(name)
+        self._save()
         return result
+
+    def _save(self) -> None:
+        atomic_write_text(self.folder / RECORD, json.dumps(self.record, indent=2, ensure_ascii=False) + "\n")
 
     def _say(self, text: str) -> None:
         self.say(f"[{time.monotonic() - self.started:7.1f} s] {self.label}: {text}")
@@ -179,7 +189,7 @@ def _lstm_tag(*args: str | Path) -> list[str]:
 def blank_tags(source: Path, target: Path) -> None:
     """``source`` with UPOS, XPOS and FEATS of every word line made ``_``; every other byte kept."""
     lines = []
-    for line in source.read_text(encoding="utf-8").splitlines(keepends=True):
+    for line in source.read_bytes().decode("utf-8").splitlines(keepends=True):
         body = line.rstrip("\r\n")
         fields = body.split("\t")
         if len(fields) == 10 and not body.startswith("#"):
