@@ -6,6 +6,7 @@ depend on the machine and its load.
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from lstm_tagger.benchmark.bench import bench
-from lstm_tagger.benchmark.measure import cycled_lines, write_text_file, write_token_file
+from lstm_tagger.benchmark.measure import cycled_lines, run_measured, write_text_file, write_token_file
 from lstm_tagger.checkpoint import load_checkpoint
 from lstm_tagger.rundir import BEST, LAST
 from lstm_tagger.cli import app
@@ -226,3 +227,10 @@ def test_busy_neighbour_runs_one_busy_process_for_the_block_only():
     assert busy not in children()
     with busy_neighbour(False):
         assert children() == before
+
+
+def test_a_childs_peak_memory_is_its_own_not_this_process(tmp_path):
+    ballast = b"x" * (300 << 20)  # this process holds 300 MiB more than a bare Python
+    run = run_measured([sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "out", tmp_path / "err")
+    assert len(ballast) and run.returncode == 3
+    assert 0 < run.peak_rss_kib < 100 * 1024
