@@ -11,14 +11,14 @@ for byte.
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, TextIO
 
 from lstm_tagger.corpus.conllu import Block
 from lstm_tagger.corpus.rawtext import Segmented, TreebankSentence, block_sentence
 from lstm_tagger.corpus.vocab import Vocab
-from lstm_tagger.tagging.formats import Record, Source, format_json, write
+from lstm_tagger.tagging.formats import Record, Source, json_record, write
 from lstm_tagger.tagging.predict import Tagged
 
 TAG_COLUMNS = ("upos", "xpos", "feats")
@@ -74,15 +74,16 @@ class Sentence:
     def to_dict(self) -> dict[str, Any]:
         """The sentence as ``--format json`` writes it: ``{"words": [...], "upos": [...], ...}``
         (a key per learnt column) and, with scores, ``"scores"``."""
-        return json.loads(format_json(self.tagged, self.vocabs))
+        return json_record(self.tagged, self.vocabs)
 
 
 @dataclass
 class Document:
     """Tagged sentences and the input they were read from (``input_format``: ``text``, ``tokens``
-    or ``conllu``); ``text`` is the raw text given, for raw-text input."""
+    or ``conllu``); ``text`` is the raw text given, for raw-text input. Its ``sentences`` (words and
+    tokens as objects) are built when first asked for: the outputs (``to_conllu``, ``to_dict``...)
+    are written from the records, as ``lstm-tag predict`` writes them."""
 
-    sentences: list[Sentence]
     input_format: str
     records: list[Record] = field(repr=False)
     vocabs: Mapping[str, Vocab] = field(repr=False)
@@ -90,8 +91,12 @@ class Document:
 
     @classmethod
     def build(cls, input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab], text: str | None = None) -> "Document":
-        kept = list(records)
-        return cls(list(sentences_of(input_format, kept, vocabs)), input_format, kept, vocabs, text)
+        return cls(input_format, list(records), vocabs, text)
+
+    @cached_property
+    def sentences(self) -> list[Sentence]:
+        """Each sentence, numbered from 1 (see ``sentences_of``)."""
+        return list(sentences_of(self.input_format, self.records, self.vocabs))
 
     def write(self, format: str, out: TextIO) -> int:
         """Write the document in ``format`` (``text``, ``json`` or ``conllu``), as ``lstm-tag predict`` does."""
@@ -116,18 +121,19 @@ class Document:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"sentences": [...]}``: each sentence's ``--format json`` object."""
-        return {"sentences": [sentence.to_dict() for sentence in self.sentences]}
+        return {"sentences": [json_record(tagged, self.vocabs) for _, tagged in _sentence_records(self.input_format, self.records)]}
 
 
 def sentences_of(input_format: str, records: Iterable[Record], vocabs: Mapping[str, Vocab]) -> Iterator[Sentence]:
     """The ``Sentence`` of each record that is one (a blank tokens line or a CoNLL-U block without
     words is not), numbered from 1."""
-    number = 0
-    for source, tagged in records:
-        if input_format != "text" and not tagged.words:
-            continue
-        number += 1
+    for number, (source, tagged) in enumerate(_sentence_records(input_format, records), start=1):
         yield _sentence(input_format, source, tagged, number, vocabs)
+
+
+def _sentence_records(input_format: str, records: Iterable[Record]) -> Iterator[Record]:
+    """The records that are sentences: every one of raw text, those with words of the other inputs."""
+    return (record for record in records if input_format == "text" or record[1].words)
 
 
 def _sentence(input_format: str, source: Source, tagged: Tagged, number: int, vocabs: Mapping[str, Vocab]) -> Sentence:
@@ -145,7 +151,7 @@ def _sentence(input_format: str, source: Source, tagged: Tagged, number: int, vo
 
 def _words(tagged: Tagged, vocabs: Mapping[str, Vocab]) -> list[Word]:
     """Each word with its tags and, when the sentence has them, its scores (``--format json``'s)."""
-    scores = json.loads(format_json(tagged, vocabs))["scores"] if tagged.probs is not None else None
+    scores = json_record(tagged, vocabs)["scores"] if tagged.probs is not None else None
     words = []
     for k, form in enumerate(tagged.words):
         tags = {column: tagged.columns[column][k] for column in TAG_COLUMNS if column in tagged.columns}

@@ -75,13 +75,19 @@ def format_text(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
     return " ".join(parts)
 
 
+def json_record(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> dict[str, object]:
+    """``format_json``'s object, not yet written: ``{"words": [...], "upos": [...], ...}`` (a key
+    per column) plus ``"scores": {column: [every tag's probability, per word]}``."""
+    record: dict[str, object] = {"words": list(sentence.words), **{c: list(tags) for c, tags in sentence.columns.items()}}
+    if sentence.probs is not None:
+        record["scores"] = {c: [_prob_dict(row, vocabs[c]) for row in probs] for c, probs in sentence.probs.items()}
+    return record
+
+
 def format_json(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> str:
     """One JSON object: ``{"words": [...], "upos": [...], ...}`` (a key per column) plus
     ``"scores": {column: [every tag's probability, per word]}``."""
-    record: dict[str, object] = {"words": sentence.words, **sentence.columns}
-    if sentence.probs is not None:
-        record["scores"] = {c: [_prob_dict(row, vocabs[c]) for row in probs] for c, probs in sentence.probs.items()}
-    return json.dumps(record, ensure_ascii=False)
+    return json.dumps(json_record(sentence, vocabs), ensure_ascii=False)
 
 
 def misc_items(sentence: Tagged, vocabs: Mapping[str, Vocab]) -> list[str] | None:

@@ -105,8 +105,8 @@ def test_the_texts_of_requests_that_wait_together_are_segmented_in_one_run(demo_
     jobs = [batcher.submit_text(text) for text in texts]
     batcher.release.set()
     for text, (job, future) in zip(texts, jobs):
-        expected = tagger(text)
+        tags, expected = [t.columns["upos"] for t in future.result()], tagger(text)
         assert [sentence.words for sentence in job.segmented] == [[w.form for w in s.words] for s in expected.sentences]
-        assert [t.columns["upos"] for t in future.result()] == [[w.upos for w in s.words] for s in expected.sentences]
+        assert tags == [[w.upos for w in s.words] for s in expected.sentences]
     batcher.close()
     assert segmenting == [texts] and batcher.batches == 2
