@@ -22,9 +22,11 @@ from typer.testing import CliRunner
 from lstm_tagger import load_checkpoint, load_config, tag, train
 from lstm_tagger.checkpoint import FORMAT_VERSION
 from lstm_tagger.cli import app
+from lstm_tagger.config import ModelConfig
 from lstm_tagger.corpus.clusters import Clusters, brown_path, cluster_paths, read_cluster_resource, read_clusters, word_clusters
 from lstm_tagger.corpus.conllu import read_file
 from lstm_tagger.errors import CheckpointError, ConfigError
+from lstm_tagger.model.tagger import ClusterLayout, PretrainedLayout, Tagger
 from lstm_tagger.rundir import LAST
 
 from conftest import ROOT, assert_one_line_error, rewrite_header, tiny_config
@@ -341,3 +343,23 @@ def test_an_onnx_export_carries_the_clusters(tmp_path, cluster_run):
     for word, wanted in (("zebra", "NOUN"), ("sprint", "VERB")):
         result = runner.invoke(app, ["predict", "--onnx", str(exported), word])
         assert (result.exit_code, result.stdout) == (0, f"{word}/{wanted}\n"), result.output
+
+
+def test_the_sizes_are_derived_beside_pretrained_vectors():
+    """Vectors and clusters together: one trainable embedding of the training words, the pretrained
+    table and the cluster tables side by side; the recurrent layer's input size follows."""
+    own = torch.tensor([0, 1, 2, 3, 1, 1])  # <pad>, <unk>, two training words, two words only the resources have
+    paths, rows = cluster_paths(["01", "10", "11"], [1])
+    model = Tagger(
+        ModelConfig(embedding_dim=7, hidden_dim=4, clusters="x", cluster_dim=3, cluster_prefixes=[1]), 6, 3,
+        pretrained=PretrainedLayout(dim=5, frozen=True, own=own), clusters=ClusterLayout(3, paths, rows, own),
+    )
+    assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained.shape == (6, 5)
+    assert [table.weight.shape for table in model.embed.clusters.tables] == [(4, 3), (3, 3)]
+    assert model.encoder.rnn.input_size == 7 + 5 + 3 * 2
+    with torch.no_grad():
+        model.embed.clusters.word_clusters.copy_(torch.tensor([0, 0, 1, 2, 3, 0], dtype=torch.int32))
+    vectors = model.embed.clusters(torch.tensor([[4, 5]]))  # a word in cluster "11", one without a cluster
+    tables = model.embed.clusters.tables
+    assert torch.equal(vectors[0, 0], torch.cat([tables[0].weight[3], tables[1].weight[2]]))
+    assert torch.equal(vectors[0, 1], torch.cat([tables[0].weight[0], tables[1].weight[0]]))
