@@ -6,8 +6,9 @@ the format name and version, the resolved training config, the vocabularies (wor
 each tag column's tags and, with a character encoder, characters) and the
 metrics at the time of saving; ``predict`` and ``eval`` need nothing else.
 
-Format 4 adds word clusters (header key ``clusters``: the source and the cluster labels; the tensor
-``embed.clusters.word_clusters``: each vocabulary word's cluster). Format 1 (before several tag columns) had one tag vocabulary, ``data.tag_column`` in its
+Format 4 adds word clusters (header key ``clusters``: the source and the cluster labels; the
+tensor ``embed.clusters.word_clusters``: each vocabulary word's cluster); 3 and 2 load as they
+are. Format 1 (before several tag columns) had one tag vocabulary, ``data.tag_column`` in its
 config and one output layer (``output.*``, ``crf.*``); it loads as a model with that one
 column (``upgrade_v1``).
 """
@@ -195,7 +196,7 @@ class ClusterMeta(_Strict):
     labels: list[Label] = Field(min_length=1, max_length=limits.MAX_CLUSTERS)
     """every cluster's label (a Brown cluster's: its path), in the order of the table's rows from 1"""
     dim: int = Field(ge=1, le=limits.MAX_DIMENSION)
-    prefixes: list[int]
+    prefixes: list[Annotated[int, Field(gt=0, le=limits.MAX_CLUSTER_PREFIX)]]
     """the bit-string prefix lengths that have a table each (``model.cluster_prefixes``)"""
 
     @model_validator(mode="after")

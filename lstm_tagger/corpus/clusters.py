@@ -9,7 +9,8 @@ which is what a tagger lacks for a word it never saw in training. Two sources, o
   MIT; ``pip install 'lstm-tag[clusters]'``): a gzip-compressed JSON object of 1,000,001 words, each
   with a number: the path reversed and read in binary (spaCy's encoding: the path's first bit is
   the lowest, and its trailing zeros are lost). 0 is what spaCy gave a word its clusterer saw too
-  rarely, and reads as no cluster: about 190,000 words keep one of 1,000 clusters.
+  rarely (and the one cluster whose path is all 0s, which cannot be told apart), and reads as no
+  cluster: 190,129 words keep one of 999 clusters.
 - a file of ``word<TAB>cluster`` lines, any language: UTF-8 (a BOM, ``\\r\\n`` line ends and blank
   lines are ignored; gzip, told by its magic bytes, is decompressed as it is read). A cluster is
   any label, and a bit string (0s and 1s) when its prefixes are features (``model.cluster_prefixes``).
