@@ -351,7 +351,7 @@ def _load_clusters(model: Tagger, words: WordVocab, source: ClusterSource, say: 
     having = int((found[trained] > 0).sum()) if trained else 0
     version = f" {source.version}" if source.version else ""
     lengths = model.config.cluster_prefixes
-    prefixes = ", ".join(f"{rows - 1:,} of {length} bits" for length, rows in zip(lengths, model.embed.clusters.layout.rows[1:]))
+    prefixes = ", ".join(f"{rows - 1:,} {length}-bit" for length, rows in zip(lengths, model.embed.clusters.layout.rows[1:]))
     say(
         f"clusters: {len(source.clusters.words):,} words in {len(source.clusters.labels):,} clusters from {source.name}{version}"
         f"{f' (prefixes: {prefixes})' if prefixes else ''}; {having:,} of the {len(trained):,} training words have one"
