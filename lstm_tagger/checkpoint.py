@@ -6,7 +6,9 @@ the format name and version, the resolved training config, the vocabularies (wor
 each tag column's tags and, with a character encoder, characters) and the
 metrics at the time of saving; ``predict`` and ``eval`` need nothing else.
 
-Format 1 (before several tag columns) had one tag vocabulary, ``data.tag_column`` in its
+Format 4 adds word clusters (header key ``clusters``: the source and the cluster labels; the
+tensor ``embed.clusters.word_clusters``: each vocabulary word's cluster); 3 and 2 load as they
+are. Format 1 (before several tag columns) had one tag vocabulary, ``data.tag_column`` in its
 config and one output layer (``output.*``, ``crf.*``); it loads as a model with that one
 column (``upgrade_v1``).
 """
@@ -17,7 +19,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, model_validator
@@ -29,7 +31,8 @@ from lstm_tagger.errors import CheckpointError, UserError, one_line
 from lstm_tagger.files import atomic_write_bytes, read_bytes
 from lstm_tagger import limits
 from lstm_tagger.limits import check_parameters, planned_parameters
-from lstm_tagger.model.tagger import FAMILY, PretrainedLayout, Tagger
+from lstm_tagger.corpus.clusters import cluster_paths
+from lstm_tagger.model.tagger import FAMILY, ClusterLayout, PretrainedLayout, Tagger
 from lstm_tagger.segmenter.network import PREFIX as SEGMENTER_PREFIX
 from lstm_tagger.segmenter.header import SegmenterHeader
 from lstm_tagger.segmenter.network import Segmenter, checked_header
@@ -37,8 +40,9 @@ from lstm_tagger.corpus.vocab import PAD, SHAPES, UNK, UNK_ID, Vocab, WordVocab
 from lstm_tagger.rundir import BEST
 
 FORMAT = "lstm-tag"
-FORMAT_VERSION = 3
-"""3: a pretrained table (``pretrained``) and the segmenter's learnt settings may be in the header; 2 and 1 still load."""
+FORMAT_VERSION = 4
+"""4: word clusters (``clusters``) may be in the header; 3: a pretrained table (``pretrained``) and the segmenter's
+learnt settings may be; 3, 2 and 1 still load."""
 TRAIN_PREFIX = "train_state."
 
 
@@ -63,6 +67,8 @@ class Checkpoint:
     """The raw-text segmenter, when one was trained (tensors ``segmenter.*``, header key ``segmenter``)."""
     pretrained: "PretrainedMeta | None" = None
     """The pretrained table's source, when the model has one (tensor ``embed.pretrained``, header key ``pretrained``)."""
+    clusters: "ClusterMeta | None" = None
+    """The word clusters' source and labels, when the model has them (header key ``clusters``)."""
 
     @property
     def tags(self) -> Vocab:
@@ -85,6 +91,8 @@ def describe(checkpoint: Checkpoint) -> dict[str, str]:
         described["chars"] = json.dumps(checkpoint.chars.to_dict())
     if checkpoint.pretrained is not None:
         described["pretrained"] = checkpoint.pretrained.model_dump_json()
+    if checkpoint.clusters is not None:
+        described["clusters"] = checkpoint.clusters.model_dump_json()
     return described
 
 
@@ -164,9 +172,45 @@ class PretrainedMeta(_Strict):
     frozen: bool
     """a float16 buffer (``model.freeze_vectors``), else a fine-tuned float32 parameter"""
 
-    def layout(self, words: WordVocab) -> PretrainedLayout:
-        """The table's layout in a model over ``words``."""
-        return PretrainedLayout(self.dim, self.frozen, words.trainable_rows())
+    def layout(self, own: torch.Tensor) -> PretrainedLayout:
+        """The table's layout in a model whose vocabulary has the trainable rows ``own`` (``WordVocab.trainable_rows``)."""
+        return PretrainedLayout(self.dim, self.frozen, own)
+
+
+Label = Annotated[str, Field(min_length=1, max_length=limits.MAX_RESOURCE_TEXT)]
+
+
+class ClusterMeta(_Strict):
+    """Where a model's word clusters came from (``corpus.clusters.ClusterSource``) and their labels:
+    which word is in which cluster is the tensor ``embed.clusters.word_clusters`` (1 + a label's
+    position, 0: none), one per vocabulary word; the tables' rows follow from the labels."""
+
+    name: str = Field(min_length=1, max_length=limits.MAX_RESOURCE_TEXT)
+    """a resource's name (``brown-en``) or the file's name"""
+    version: Optional[str] = Field(None, min_length=1, max_length=limits.MAX_RESOURCE_TEXT)
+    """the resource package's version (None for a file)"""
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """of the resource's data file (or the file), as read for training"""
+    words: int = Field(ge=1, le=limits.MAX_CLUSTER_WORDS)
+    """how many words with a cluster were read from it"""
+    labels: list[Label] = Field(min_length=1, max_length=limits.MAX_CLUSTERS)
+    """every cluster's label (a Brown cluster's: its path), in the order of the table's rows from 1"""
+    dim: int = Field(ge=1, le=limits.MAX_DIMENSION)
+    prefixes: list[Annotated[int, Field(gt=0, le=limits.MAX_CLUSTER_PREFIX)]]
+    """the bit-string prefix lengths that have a table each (``model.cluster_prefixes``)"""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ClusterMeta":
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("the cluster labels are not unique")
+        if self.prefixes and not all(set(label) <= {"0", "1"} for label in self.labels):
+            raise ValueError("a cluster with prefixes has a label that is not a bit string")
+        return self
+
+    def layout(self, own: torch.Tensor) -> ClusterLayout:
+        """The cluster tables' layout in a model whose vocabulary has the trainable rows ``own``."""
+        paths, rows = cluster_paths(self.labels, self.prefixes)
+        return ClusterLayout(self.dim, paths, rows, own)
 
 
 class Described(_Strict):
@@ -183,6 +227,8 @@ class Described(_Strict):
     metrics: Json[dict[str, Any]] = {}
     pretrained: Optional[Json[PretrainedMeta]] = None
     """the pretrained table's source (absent: none, or an older checkpoint's vectors in the embedding)"""
+    clusters: Optional[Json[ClusterMeta]] = None
+    """the word clusters' source and labels (format 4)"""
 
     @model_validator(mode="after")
     def _chars_match_config(self) -> "Described":
@@ -196,6 +242,11 @@ class Described(_Strict):
             raise ValueError("a pretrained table goes with model.vectors")
         if self.pretrained is not None and self.pretrained.frozen != self.config.model.freeze_vectors:
             raise ValueError("the pretrained table's frozen does not match model.freeze_vectors")
+        model = self.config.model
+        if (self.clusters is None) != (model.clusters is None):
+            raise ValueError("word clusters (clusters) go with model.clusters, and only with it")
+        if self.clusters is not None and (self.clusters.dim, self.clusters.prefixes) != (model.cluster_dim, model.cluster_prefixes):
+            raise ValueError("the clusters' dim and prefixes do not match model.cluster_dim and model.cluster_prefixes")
         return self
 
 
@@ -243,10 +294,10 @@ def _read_header(data: bytes, path: Path) -> dict[str, Any]:
     return header
 
 
-def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> PretrainedLayout | None:
+def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> tuple[PretrainedLayout | None, ClusterLayout | None]:
     """The header's weights against the model its metadata describes, built on the meta device
     (no memory): within ``model.max_parameters``, and every tensor of the right shape. Returns the
-    pretrained table's layout, if any (computed once: a row per word of a large vocabulary)."""
+    pretrained table's layout and the clusters', if any (computed once: a row per word of a large vocabulary)."""
     try:
         stored = {
             name: tuple(TensorEntry.model_validate(entry).shape)
@@ -260,8 +311,10 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> Pr
     chars = len(meta.chars) if meta.chars is not None else 0
     model = meta.config.model
     sizes = {column: len(vocab) for column, vocab in meta.vocabs.items()}
-    layout = meta.pretrained.layout(meta.words) if meta.pretrained is not None else None
-    planned = planned_parameters(lambda: Tagger(model, len(meta.words), sizes, chars, pretrained=layout))
+    own = meta.words.trainable_rows() if meta.pretrained is not None or meta.clusters is not None else None
+    layout = meta.pretrained.layout(own) if meta.pretrained is not None else None
+    clusters = meta.clusters.layout(own) if meta.clusters is not None else None
+    planned = planned_parameters(lambda: Tagger(model, len(meta.words), sizes, chars, pretrained=layout, clusters=clusters))
     try:
         check_parameters(planned, model.max_parameters, str(path))
     except UserError as exc:
@@ -271,7 +324,21 @@ def _checked_shapes(header: dict[str, Any], meta: Description, path: Path) -> Pr
         raise CheckpointError(
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them ({wrong[0]})"
         )
-    return layout
+    if clusters is not None and header[WORD_CLUSTERS]["dtype"] != "I32":
+        raise CheckpointError(f"{path}: weights are damaged: {WORD_CLUSTERS} is {header[WORD_CLUSTERS]['dtype']}, not I32")
+    return layout, clusters
+
+
+WORD_CLUSTERS = "embed.clusters.word_clusters"
+"""The tensor of each vocabulary word's cluster."""
+
+
+def _check_word_clusters(model: Tagger, meta: ClusterMeta, path: Path) -> None:
+    """Every word's cluster is 0 (none) or the row of one of the header's labels."""
+    assert model.embed.clusters is not None
+    found = model.embed.clusters.word_clusters
+    if len(found) and not 0 <= int(found.min()) <= int(found.max()) <= len(meta.labels):
+        raise CheckpointError(f"{path}: weights are damaged: {WORD_CLUSTERS} names a cluster outside the {len(meta.labels):,} labels")
 
 
 @dataclass
@@ -289,6 +356,7 @@ class Description:
     fields: Described
     """Every validated field, those ``schema`` adds included (``train_state``, an export's ``inputs``)."""
     pretrained: PretrainedMeta | None = None
+    clusters: ClusterMeta | None = None
 
     @property
     def tags(self) -> Vocab:
@@ -323,6 +391,7 @@ def read_description(
         upgraded=upgraded,
         fields=fields,
         pretrained=fields.pretrained,
+        clusters=fields.clusters,
     )
 
 
@@ -337,7 +406,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
     header = _read_header(data, path)
     described = read_description(header["__metadata__"], path)
     config, words, vocabs, chars = described.config, described.words, described.vocabs, described.chars
-    layout = _checked_shapes(header, described, path)
+    layout, clusters = _checked_shapes(header, described, path)
     segmenter_header = _checked_segmenter(header, config, path)
     if cell is not None and cell != config.model.cell:
         if cell not in FAMILY or FAMILY[cell] != FAMILY[config.model.cell]:
@@ -358,17 +427,21 @@ def load_checkpoint(path: str | Path, device: str = "cpu", cell: str | None = No
         sizes = {column: len(vocab) for column, vocab in vocabs.items()}
         if list(sizes) != config.data.columns:
             raise ValueError("the tag vocabularies do not match data.columns")
-        model = Tagger(config.model, len(words), sizes, len(chars) if chars is not None else 0, pretrained=layout)
+        model = Tagger(
+            config.model, len(words), sizes, len(chars) if chars is not None else 0, pretrained=layout, clusters=clusters
+        )
         model.load_state_dict(tensors, strict=True)
     except (RuntimeError, ValueError):
         raise CheckpointError(
             f"{path}: weights do not match the hyper-parameters and vocabulary sizes stored with them"
         ) from None
+    if described.clusters is not None:
+        _check_word_clusters(model, described.clusters, path)
     model.to(device).eval()
     return Checkpoint(
         model=model, config=config, words=words, vocabs=vocabs, metrics=described.metrics, path=path, chars=chars,
         train_state=described.fields.train_state, train_tensors=train_tensors, segmenter=segmenter,
-        pretrained=described.pretrained,
+        pretrained=described.pretrained, clusters=described.clusters,
     )
 
 

@@ -124,11 +124,36 @@ class ModelConfig(_Section):
         description="Keep the pretrained table fixed during training (stored as float16: half the checkpoint's bytes); "
         "`false` fine-tunes it (float32). Every other parameter learns either way.",
     )
+    clusters: str | None = Field(
+        None,
+        description="Word clusters as a feature: the name of an installed resource (`brown-en`, English Brown clusters: "
+        "`pip install 'lstm-tag[clusters]'`; see docs/pretrained.md) or a file of `word<TAB>cluster` lines (`.gz` "
+        "accepted; a name wins over a file of that name: write `./NAME`). Their words join the vocabulary; each word's "
+        "input gets, concatenated, a trainable vector of its cluster (exact word, else lower-cased; an \"unknown "
+        "cluster\" vector if none), and the checkpoint carries each vocabulary word's cluster, so `predict` needs "
+        "nothing else.",
+    )
+    cluster_dim: int = Field(
+        16, gt=0, le=limits.MAX_DIMENSION, description="The size of the cluster's vector and of each prefix's."
+    )
+    cluster_prefixes: list[Annotated[int, Field(gt=0, le=limits.MAX_CLUSTER_PREFIX)]] = Field(
+        [],
+        description="Bit-string prefix lengths of the cluster's path, e.g. `[4, 6, 10, 20]`: each adds a vector of the "
+        "word's coarser cluster (a path shorter than the length is padded with 0s). Needs bit-string clusters (`brown-en`'s"
+        " are).",
+    )
     max_parameters: int = Field(
         limits.DEFAULT_MAX_PARAMETERS, gt=0,
         description="The largest model `train` builds: a bigger one is refused before any memory is allocated (training "
         "needs about 12 bytes per parameter).",
     )
+
+    @field_validator("cluster_prefixes")
+    @classmethod
+    def _distinct_prefixes(cls, lengths: list[int]) -> list[int]:
+        if len(set(lengths)) != len(lengths):
+            raise ValueError("names a length twice")
+        return lengths
 
     def output_of(self, column: str) -> str:
         """``softmax`` or ``crf``: the output layer of ``column``'s head."""
@@ -335,6 +360,11 @@ class Config(_Section):
             raise ValueError(
                 f"train.label_smoothing: smooths softmax heads only, and every head of {self.data.columns} is a crf "
                 f"(it is {train.label_smoothing})"
+            )
+        if self.model.cluster_prefixes and self.model.clusters is None:
+            raise ValueError(
+                f"model.cluster_prefixes: prefixes of the word clusters, and model.clusters is not set (it is "
+                f"{self.model.cluster_prefixes})"
             )
         for key in ("distill_weight", "distill_temperature"):
             if not train.teacher and getattr(train, key) != TrainConfig.model_fields[key].default:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from lstm_tagger import limits
-from lstm_tagger.corpus.resources import RESOURCES, missing_package
+from lstm_tagger.corpus.resources import CLUSTER_RESOURCES, RESOURCES, missing_cluster_package, missing_package
 from lstm_tagger.errors import ConfigError, joined
 from lstm_tagger.files import file_kind, read_bytes
 
@@ -211,8 +211,11 @@ def _problem(error: Any) -> Problem:
     return (tuple(str(part) for part in error["loc"]), _message(error), None)
 
 
-PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "vectors"))
+PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "vectors"), ("model", "clusters"))
 """The keys that name files: relative to the config's folder, and they must exist."""
+
+NAMED = {("model", "vectors"): (RESOURCES, missing_package), ("model", "clusters"): (CLUSTER_RESOURCES, missing_cluster_package)}
+"""The file keys that also take the name of an installed resource: its names, and what says that its package is missing."""
 
 
 def _resolve_path(value: str, base: Path) -> tuple[str, str | None]:
@@ -243,14 +246,15 @@ def _resolve_file(value: str, base: Path) -> tuple[str, str | None]:
 
 def _path_problems(raw: dict[str, Any], base: Path) -> list[Problem]:
     """A problem for each file key whose (string) value is not a file, and for each teacher path that is unusable;
-    a named pretrained resource (``model.vectors``) whose package is not installed is one too."""
+    a named resource (``model.vectors``, ``model.clusters``) whose package is not installed is one too."""
     problems = []
     for section, key in PATH_KEYS:
         value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
-        if (section, key) == ("model", "vectors") and value in RESOURCES:
-            missing = missing_package(value)
+        names, missing_of = NAMED.get((section, key), ({}, None))
+        if missing_of is not None and value in names:
+            missing = missing_of(value)
             if missing is not None:
-                problems.append(((section, key), missing.removeprefix("model.vectors: "), None))
+                problems.append(((section, key), missing.removeprefix(f"{section}.{key}: "), None))
             continue
         if isinstance(value, str):
             problem = _resolve_file(value, base)[1]
@@ -300,9 +304,10 @@ def check_config(raw: Any, source: str, base: Path, overrides: list[str] | None 
         if getattr(config.data, key) is not None:
             updates[key] = _resolve_file(getattr(config.data, key), base)[0]
     config = config.model_copy(update={"data": config.data.model_copy(update=updates)})
-    if config.model.vectors is not None and config.model.vectors not in RESOURCES:
-        vectors = _resolve_file(config.model.vectors, base)[0]
-        config = config.model_copy(update={"model": config.model.model_copy(update={"vectors": vectors})})
+    for (_, key), (names, _) in NAMED.items():  # a file, not a name: relative to the config's folder
+        value = getattr(config.model, key)
+        if value is not None and value not in names:
+            config = config.model_copy(update={"model": config.model.model_copy(update={key: _resolve_file(value, base)[0]})})
     if config.train.teacher:
         teachers = [_resolve_path(t, base)[0] for t in config.train.teacher]
         config = config.model_copy(update={"train": config.train.model_copy(update={"teacher": teachers})})

@@ -97,7 +97,17 @@ published English table has 2,000,000."""
 MAX_PRETRAINED_DIM = 4096
 """... of at most 4,096 dimensions (published word vectors have 25 to 300)."""
 MAX_RESOURCE_TEXT = 200
-"""The name and version of a pretrained resource in a checkpoint's header are at most 200 characters."""
+"""The name and version of a pretrained resource in a checkpoint's header, and each word cluster's
+label (``model.clusters``), are at most 200 characters."""
+MAX_CLUSTER_WORDS = 10_000_000
+"""A word-cluster resource (``model.clusters``) holds at most 10,000,000 words (spaCy's English
+Brown clusters list 1,000,001)."""
+MAX_CLUSTERS = 100_000
+"""... in at most 100,000 distinct clusters (Brown clusterings have 100 to 5,000; the labels are in the
+checkpoint's header)."""
+MAX_CLUSTER_PREFIX = 64
+"""A bit-string prefix of a cluster (``model.cluster_prefixes``) is at most 64 bits long (the paths of
+1,000 Brown clusters have up to about 20)."""
 
 
 def planned_parameters(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:

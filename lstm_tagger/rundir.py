@@ -75,14 +75,15 @@ def _written_by_run(output_dir: Path) -> list[Path]:
 def _inputs(config: Config, config_file: str | Path | None) -> list[tuple[str, Path]]:
     """Every file (or run directory) training reads, with the key that names it."""
     named = [("the config", config_file)] + [(f"data.{key}", getattr(config.data, key)) for key in ("train", "dev", "test")]
-    named += [("model.vectors", config.model.vectors)] + [("train.teacher", teacher) for teacher in config.train.teacher]
+    named += [("model.vectors", config.model.vectors), ("model.clusters", config.model.clusters)]
+    named += [("train.teacher", teacher) for teacher in config.train.teacher]
     return [(key, Path(path)) for key, path in named if path is not None]
 
 
 def refuse_overwriting_inputs(config: Config, output_dir: Path, config_file: str | Path | None = None, resume: bool = False) -> None:
     """A ``UserError`` if training into ``output_dir`` would replace or append to one of the files
     it reads: ``config_file`` (the config being read: ``config.yaml`` with ``force=True``), a data
-    file, the vectors, or a teacher (a teacher run that is ``output_dir`` itself would lose its
+    file, the vectors, the clusters, or a teacher (a teacher run that is ``output_dir`` itself would lose its
     ``model-best``). Links are followed: the same file under another name is refused too. On
     ``resume`` the config may be the run's own ``config.yaml``, which the run rewrites as it was."""
     options = {f"output_dir={output_dir}": f"--output {output_dir}", "another output_dir": "another --output"}

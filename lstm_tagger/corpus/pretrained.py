@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from lstm_tagger import limits
-from lstm_tagger.corpus.resources import RESOURCES, Resource, missing_package
+from lstm_tagger.corpus.resources import RESOURCES, missing_package
 from lstm_tagger.corpus.vectors import Vectors, read_vectors
 from lstm_tagger.errors import ConfigError, DataError, one_line
 from lstm_tagger.files import open_binary
@@ -40,21 +40,21 @@ class Source:
     sha256: str
 
 
-def _package_dir(name: str, resource: Resource) -> Path:
-    """The folder of the resource's installed module (found, not imported)."""
-    problem = missing_package(name)
+def package_dir(module: str, problem: str | None) -> Path:
+    """The folder of a resource's installed ``module`` (found, not imported); ``problem`` (what
+    ``missing_package`` said) is raised as a ``ConfigError`` if there is one."""
     if problem is not None:
         raise ConfigError(problem)
-    spec = importlib.util.find_spec(resource.module)
-    assert spec is not None and spec.submodule_search_locations is not None, resource.module
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.submodule_search_locations is not None, module
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def sha256_of(paths: list[Path]) -> str:
+def sha256_of(paths: list[Path], what: str = "vectors file") -> str:
     """The SHA-256 of the files' bytes, one after the other (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     for path in paths:
-        with open_binary(path, DataError, "vectors file") as handle:
+        with open_binary(path, DataError, what) as handle:
             while block := handle.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
@@ -107,7 +107,7 @@ def read_resource(name: str, max_words: int | None = None) -> Source:
     ``max_words`` of them if given (the files are sorted by frequency); a word seen again later
     keeps its first vector, as in a text file."""
     resource = RESOURCES[name]
-    root = _package_dir(name, resource)
+    root = package_dir(resource.module, missing_package(name))
     matrix_path, index_path = root / resource.matrix, root / resource.index
     matrix = read_matrix(matrix_path)
     words = read_index(index_path, resource.column)

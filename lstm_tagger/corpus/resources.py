@@ -1,7 +1,7 @@
-"""The names ``model.vectors`` accepts besides a file, and the packages they stand for.
+"""The names ``model.vectors`` and ``model.clusters`` accept besides a file, and the packages they stand for.
 
-Kept apart from the reading (``pretrained.py``) so that the config can check a name, and that
-its package is installed, without importing torch or numpy.
+Kept apart from the reading (``pretrained.py``, ``clusters.py``) so that the config can check a
+name, and that its package is installed, without importing torch or numpy.
 """
 
 from __future__ import annotations
@@ -36,15 +36,45 @@ PARQUET_READER = "duckdb"
 """The module that reads a resource's word index (see ``read_index``)."""
 
 
-def _install_line(name: str, resource: Resource, missing: str) -> str:
-    return f"model.vectors: {name} needs the package {missing}: pip install 'lstm-tag[{resource.extra}]'"
+@dataclass(frozen=True)
+class ClusterResource:
+    """Where an installed package keeps its word clusters: a gzip-compressed JSON object, word ->
+    cluster id (relative to the module). spaCy's ids are Brown cluster paths: the bit string
+    reversed, read as a binary number (so its first bit is the lowest); 0 means no reliable cluster."""
+
+    package: str
+    module: str
+    file: str
+    extra: str
+    """The lstm-tag extra that installs the package (``pyproject.toml``)."""
+
+
+CLUSTER_RESOURCES = {
+    "brown-en": ClusterResource(
+        package="spacy-lookups-data", module="spacy_lookups_data", file="data/en_lexeme_cluster.json.gz", extra="clusters",
+    ),
+}
+"""``model.clusters`` names -> their packages. Any other value of ``model.clusters`` is a file."""
+
+
+def _first_missing(key: str, name: str, extra: str, needed: list[tuple[str, str]]) -> str | None:
+    """``key: name needs the package P: pip install 'lstm-tag[extra]'`` for the first (module, package)
+    of ``needed`` that is not installed; None when all are. Imports nothing."""
+    for module, package in needed:
+        if importlib.util.find_spec(module) is None:
+            return f"{key}: {name} needs the package {package}: pip install 'lstm-tag[{extra}]'"
+    return None
 
 
 def missing_package(name: str) -> str | None:
     """What keeps the resource ``name`` from being read (its package or the Parquet reader is not
     installed), as one line naming the extra to install; None when nothing does. Imports nothing."""
     resource = RESOURCES[name]
-    for module, package in ((resource.module, resource.package), (PARQUET_READER, PARQUET_READER)):
-        if importlib.util.find_spec(module) is None:
-            return _install_line(name, resource, package)
-    return None
+    needed = [(resource.module, resource.package), (PARQUET_READER, PARQUET_READER)]
+    return _first_missing("model.vectors", name, resource.extra, needed)
+
+
+def missing_cluster_package(name: str) -> str | None:
+    """The same for the cluster resource ``name`` (a key of ``CLUSTER_RESOURCES``)."""
+    resource = CLUSTER_RESOURCES[name]
+    return _first_missing("model.clusters", name, resource.extra, [(resource.module, resource.package)])

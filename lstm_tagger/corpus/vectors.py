@@ -49,7 +49,7 @@ class Vectors:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[BinaryIO]:
+def open_maybe_gzip(path: Path) -> Iterator[BinaryIO]:
     """``path`` opened for binary reading, through gzip if it starts with the gzip magic bytes."""
     handle = open_binary(path, DataError, "vectors file")
     with handle:
@@ -58,7 +58,7 @@ def _open(path: Path) -> Iterator[BinaryIO]:
         yield gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[misc]
 
 
-def _raw_lines(handle: BinaryIO, path: Path) -> Iterator[bytes]:
+def raw_lines(handle: BinaryIO, path: Path) -> Iterator[bytes]:
     """The byte lines of ``handle``; a read error (say truncated gzip data) names the line."""
     number = 0
     try:
@@ -106,8 +106,8 @@ def read_vectors(path: str | Path, dim: int | None = None, max_words: int | None
     width: int | None = None  # D
     count = 0  # vector lines read, duplicates included
 
-    with _open(path) as handle:
-        for number, line in decode_lines(_raw_lines(handle, path), path):
+    with open_maybe_gzip(path) as handle:
+        for number, line in decode_lines(raw_lines(handle, path), path):
             line = line.rstrip(" ")
             if not line:
                 continue

@@ -91,7 +91,7 @@ class WordVocab(Vocab):
         self.shapes = shapes
         self.lowercase_fallback = lowercase_fallback
         self.trained = len(self.itos) if trained is None else trained
-        """Entries before this came from the training data; the rest from a pretrained vectors file."""
+        """Entries before this came from the training data; the rest from a pretrained resource (vectors, clusters)."""
         self._unknown: dict[str, int] = {}
 
     def seen_in_training(self, word: str) -> bool:
@@ -133,7 +133,7 @@ class WordVocab(Vocab):
     def trainable_rows(self) -> torch.Tensor:
         """(V,) int64: each entry's row of a trainable embedding of the ``trained`` entries: its own
         id below ``trained``, and for a word only a pretrained resource brought in, the id of its
-        unknown-word class (``model.tagger.PretrainedLayout``)."""
+        unknown-word class (``model.tagger.PretrainedLayout``, ``ClusterLayout``)."""
         rows = torch.arange(len(self.itos))
         if self.shapes:  # else every such word is <unk>
             rows[self.trained :] = torch.tensor([self.unknown_id(w) for w in self.itos[self.trained :]], dtype=torch.long)
@@ -157,8 +157,8 @@ def build_word_vocab(
     extra: Iterable[str] = (),
 ) -> tuple[WordVocab, Counter[str]]:
     """``<pad>``, ``<unk>``, the shape classes (if ``shapes``), then the words seen at least
-    ``min_freq`` times, most frequent first, then the ``extra`` words (those of a pretrained
-    vectors file) not already in, in their order. Also returns the count of every training word."""
+    ``min_freq`` times, most frequent first, then the ``extra`` words (those of pretrained
+    vectors and word clusters) not already in, in their order. Also returns the count of every training word."""
     counts = Counter(word for words in sentences for word in words)
     specials = [PAD, UNK, *(SHAPES if shapes else ())]
     kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials), key=lambda w: (-counts[w], w))

@@ -29,7 +29,7 @@ def evaluate(checkpoint: Checkpoint, sentences: Sequence[Sentence], batch_size: 
     The ``feats`` column's own accuracy compares whole FEATS strings. A word counts as
     known when it has its own id in the model's vocabulary learned from the training data
     (seen there at least ``data.min_word_freq`` times); the rest, words that only a
-    pretrained vectors file brought in among them, are OOV.
+    pretrained resource (vectors, clusters) brought in among them, are OOV.
     """
     tagged = tag(checkpoint, [s.words for s in sentences], batch_size)
     known = [[checkpoint.words.seen_in_training(word) for word in s.words] for s in sentences]

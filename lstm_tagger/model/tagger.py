@@ -1,4 +1,4 @@
-"""The tagger: word embedding [+ characters] -> recurrent encoder -> one head per tag column (Linear -> log_softmax [or CRF]).
+"""The tagger: word embedding [+ pretrained vectors, clusters, characters] -> recurrent encoder -> one head per tag column.
 
 Each layer is its own module, so that a richer word representation, another recurrent
 cell or another output layer replaces one piece without touching the others.
@@ -39,10 +39,47 @@ class PretrainedLayout:
     frozen: bool
     own: torch.Tensor
 
-    @property
-    def trained(self) -> int:
-        """Rows of the trainable embedding: the ids below the first word only the resource has."""
-        return int(self.own.max()) + 1 if len(self.own) else 0
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Word clusters beside the word embedding (``model.clusters``).
+
+    ``dim``: the size of each cluster vector; ``paths`` (1 + L, 1 + P) int64: for "no cluster"
+    (row 0) and each of the L clusters, its row of the cluster table and of each of the P prefix
+    tables (``corpus.clusters.cluster_paths``); ``rows``: each table's number of rows; ``own``: as
+    ``PretrainedLayout.own`` (the clusters' words join the vocabulary too).
+    """
+
+    dim: int
+    paths: torch.Tensor
+    rows: tuple[int, ...]
+    own: torch.Tensor
+
+
+class ClusterEmbedding(nn.Module):
+    """Word ids -> the vectors of each word's cluster and of its prefixes, concatenated.
+
+    ``word_clusters`` (V,) int32, a buffer stored in the checkpoint: each vocabulary word's
+    cluster (1 + its label's position; 0: none), filled from the source when training starts.
+    A word without a cluster gets row 0 of every table, the "unknown cluster" vectors, which learn.
+    """
+
+    def __init__(self, num_words: int, layout: ClusterLayout):
+        super().__init__()
+        self.register_buffer("word_clusters", torch.zeros(num_words, dtype=torch.int32))
+        self.register_buffer("paths", layout.paths.clone(), persistent=False)  # from the header's labels, not stored
+        self.tables = nn.ModuleList(nn.Embedding(rows, layout.dim) for rows in layout.rows)
+        bound = math.sqrt(3.0 / layout.dim)  # as the word vectors (``WordEmbedding``)
+        with torch.no_grad():
+            for table in self.tables:
+                table.weight.uniform_(-bound, bound)
+        self.layout = layout
+        self.output_dim = layout.dim * len(layout.rows)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        """words (B, T) int64 -> (B, T, output_dim)."""
+        rows = self.paths[self.word_clusters[words].long()]  # (B, T, 1 + P)
+        return torch.cat([table(rows[..., k]) for k, table in enumerate(self.tables)], dim=-1)
 
 
 class WordEmbedding(nn.Module):
@@ -52,15 +89,26 @@ class WordEmbedding(nn.Module):
     PyTorch's default N(0, 1) saturates the LSTM gates, and SGD then learns far more
     slowly on EWT.
 
-    With a ``PretrainedLayout``, a word's vector is its trainable one (``dim``) concatenated
+    With a ``PretrainedLayout`` (or a ``ClusterLayout``), the trainable embedding holds the training
+    words only (and the specials): a word that only a resource has takes its unknown-word class's row
+    (``own``). With a ``PretrainedLayout``, a word's vector is its trainable one (``dim``) concatenated
     with its row of the pretrained table (``pretrained``, V x ``layout.dim``, aligned with the
     vocabulary; zeros for a word the resource lacks): a word never seen in training still gets
     its pretrained vector, beside its unknown-word class's trainable one.
+
+    With a ``ClusterLayout``, the vectors of its cluster and prefixes (``ClusterEmbedding``) are
+    concatenated after those.
     """
 
-    def __init__(self, num_words: int, dim: int, dropout: float, pretrained: PretrainedLayout | None = None):
+    def __init__(
+        self, num_words: int, dim: int, dropout: float, pretrained: PretrainedLayout | None = None,
+        clusters: ClusterLayout | None = None,
+    ):
         super().__init__()
-        rows = num_words if pretrained is None else pretrained.trained
+        own = pretrained.own if pretrained is not None else clusters.own if clusters is not None else None
+        if own is not None and len(own) != num_words:
+            raise ValueError(f"the layout has {len(own)} rows for {num_words} words")
+        rows = num_words if own is None else int(own.max()) + 1 if len(own) else 0
         self.embedding = nn.Embedding(rows, dim, padding_idx=PAD_ID)
         bound = math.sqrt(3.0 / dim)
         with torch.no_grad():
@@ -68,24 +116,35 @@ class WordEmbedding(nn.Module):
             self.embedding.weight[PAD_ID].zero_()
         self.dropout = nn.Dropout(dropout)
         self.output_dim = dim
+        # (V,) each word's trainable row, when words beyond the training ones joined; from the vocabulary, not stored
+        self.register_buffer("own", own.clone() if own is not None else None, persistent=False)
         self.layout = pretrained
         if pretrained is not None:
-            if len(pretrained.own) != num_words:
-                raise ValueError(f"the pretrained layout has {len(pretrained.own)} rows for {num_words} words")
-            self.register_buffer("own", pretrained.own.clone(), persistent=False)  # from the vocabulary, not stored
             table = torch.zeros(num_words, pretrained.dim, dtype=torch.float16 if pretrained.frozen else torch.float32)
             if pretrained.frozen:
                 self.register_buffer("pretrained", table)
             else:
                 self.pretrained = nn.Parameter(table)
-            self.output_dim = dim + pretrained.dim
+            self.output_dim += pretrained.dim
+        self.clusters = ClusterEmbedding(num_words, clusters) if clusters is not None else None
+        if self.clusters is not None:
+            self.output_dim += self.clusters.output_dim
+
+    @property
+    def cluster_layout(self) -> ClusterLayout | None:
+        return self.clusters.layout if self.clusters is not None else None
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         """words (B, T) int64 -> (B, T, output_dim) float."""
-        if self.layout is None:
-            return self.dropout(self.embedding(words))
-        own = self.embedding(self.own[words])
-        return self.dropout(torch.cat([own, self.pretrained[words].to(own.dtype)], dim=-1))
+        own = self.embedding(words if self.own is None else self.own[words])
+        if self.layout is None and self.clusters is None:
+            return self.dropout(own)
+        parts = [own]
+        if self.layout is not None:
+            parts.append(self.pretrained[words].to(own.dtype))
+        if self.clusters is not None:
+            parts.append(self.clusters(words))
+        return self.dropout(torch.cat(parts, dim=-1))
 
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "hand_lstm": HandLSTM, "hand_gru": HandGRU}
@@ -199,7 +258,8 @@ class Tagger(nn.Module):
     teacher probabilities in every head's loss, when ``loss`` is given them (``distill.py``);
     ``adversarial`` the size of the perturbation adversarial training adds (``loss``);
     ``pretrained`` a table of pretrained vectors concatenated with the word embedding
-    (``WordEmbedding``; None: none, or an older checkpoint's vectors copied into the embedding).
+    (``WordEmbedding``; None: none, or an older checkpoint's vectors copied into the embedding);
+    ``clusters`` the word clusters' tables, whose vectors are concatenated too (``ClusterEmbedding``).
     """
 
     def __init__(
@@ -213,11 +273,12 @@ class Tagger(nn.Module):
         distill_weight: float = 0.0,
         adversarial: float = 0.0,
         pretrained: PretrainedLayout | None = None,
+        clusters: ClusterLayout | None = None,
     ):
         super().__init__()
         self.config = config
         columns = {"upos": num_tags} if isinstance(num_tags, int) else dict(num_tags)
-        self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout, pretrained)
+        self.embed = WordEmbedding(num_words, config.embedding_dim, config.dropout, pretrained, clusters)
         input_dim = self.embed.output_dim
         self.chars: CharEncoder | None = None
         if config.char_encoder != "none":

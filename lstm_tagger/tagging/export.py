@@ -102,7 +102,8 @@ def emission_net(checkpoint: Checkpoint) -> EmissionNet:
     fused = config.model_copy(update={"cell": FAMILY[config.cell]})
     sizes = {column: len(vocab) for column, vocab in checkpoint.vocabs.items()}
     chars = len(checkpoint.chars) if checkpoint.chars is not None else 0
-    model = Tagger(fused, len(checkpoint.words), sizes, chars, pretrained=checkpoint.model.embed.layout)
+    embed = checkpoint.model.embed
+    model = Tagger(fused, len(checkpoint.words), sizes, chars, pretrained=embed.layout, clusters=embed.cluster_layout)
     model.load_state_dict(checkpoint.model.state_dict())
     return EmissionNet(model).eval()
 

@@ -41,7 +41,7 @@ from lstm_tagger.segmenter.network import Segmenter
 from lstm_tagger.segmenter.training import training_phase as segmenter_phase
 from lstm_tagger.corpus.vocab import PAD_ID
 from lstm_tagger.training.session import (
-    EXAMPLE_SENTENCES, LoopState, RunLog, Session, Splits, build, capture, pretrained_source, resume_point, start,
+    EXAMPLE_SENTENCES, LoopState, Outside, RunLog, Session, Splits, build, capture, resume_point, start,
 )
 
 
@@ -133,7 +133,7 @@ def train(
     with world.connected(device), ExitStack() as lock:
         with world.together():  # every rank reads the data; an error on any rank stops them all
             splits = Splits.read(config)
-            vectors = pretrained_source(config)
+            outside = Outside.read(config)
             check_teachers(config.train.teacher, config.data.columns)
         with world.together():  # then rank 0 alone prepares the run directory and takes its lock
             saved = None
@@ -155,7 +155,7 @@ def train(
                 job = lock.enter_context(closing(background.SegmenterJob(config, say)))  # trains while the tagger does
             elif world.is_main:
                 segmenter = _segmenter_first(config, saved, say, console, show_progress)
-        session = build(config, output_dir, device, splits, vectors, world, say, segmenter)
+        session = build(config, output_dir, device, splits, outside, world, say, segmenter)
         session.segmenter_job = job if job is not None and job.wanted else None
         return _run(session, start(session, saved), console, show_progress)
 

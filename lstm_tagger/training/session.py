@@ -1,6 +1,6 @@
 """What one training run works on, built before its first epoch: the corpus splits, the
 vocabularies, the model, the optimiser and its average, the teachers' targets, the pretrained
-table, and the loop's state, fresh or restored from the run being resumed (``--resume``).
+table and word clusters, and the loop's state, fresh or restored from the run being resumed (``--resume``).
 
 ``loop.py`` runs the epochs over a ``Session``; nothing here trains.
 """
@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
 from lstm_tagger.segmenter import background
-from lstm_tagger.checkpoint import Checkpoint, PretrainedMeta, load_checkpoint
+from lstm_tagger.checkpoint import Checkpoint, ClusterMeta, PretrainedMeta, load_checkpoint
 from lstm_tagger.rundir import LAST
 from lstm_tagger.config import Config
 from lstm_tagger.model.chars import FormTable, build_char_vocab
@@ -35,6 +35,7 @@ from lstm_tagger.limits import check_parameters, planned_parameters
 from lstm_tagger.model.tagger import Tagger
 from lstm_tagger.model.optim import WeightAverage, build_optimizer, restore_training, training_tensors
 from lstm_tagger.segmenter.network import Segmenter
+from lstm_tagger.corpus.clusters import SPECIALS, ClusterSource, read_clusters, word_clusters
 from lstm_tagger.corpus.pretrained import Source, read_source
 from lstm_tagger.corpus.vectors import align
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
@@ -196,33 +197,39 @@ class Session:
 
 
 def build(
-    config: Config, output_dir: Path, device: torch.device, splits: Splits, vectors: Source | None, world: World, say: RunLog,
+    config: Config, output_dir: Path, device: torch.device, splits: Splits, outside: Outside, world: World, say: RunLog,
     segmenter: Segmenter | None,
 ) -> Session:
-    """Seed, build the vocabularies, the model (with any pretrained vectors) and the optimiser;
+    """Seed, build the vocabularies, the model (with any pretrained vectors and word clusters) and the optimiser;
     the checkpoint carries ``segmenter`` (trained before, by the segmenter phase) when there is one."""
     train_set = splits.train
+    vectors, clusters = outside.vectors, outside.clusters
     torch.manual_seed(config.train.seed)
     rng = random.Random(config.train.seed)
     words, counts = build_word_vocab(
         (s.words for s in train_set), config.data.min_word_freq, config.data.unk_shapes, config.data.lowercase_fallback,
-        extra=vectors.vectors.words if vectors is not None else (),
+        extra=outside.words(),
     )
     word_dropout = WordDropout(words, counts, config.train.word_dropout) if config.train.word_dropout > 0 else None
     vocabs = build_tag_vocabs(config.data.columns, (s.columns for s in train_set))
     chars = build_char_vocab(s.words for s in train_set) if config.model.char_encoder != "none" else None
     forms = FormTable(chars, (s.words for s in train_set)) if chars is not None else None
     pretrained = _pretrained_meta(vectors, config) if vectors is not None else None
+    cluster_meta = _cluster_meta(clusters, config) if clusters is not None else None
+    own = words.trainable_rows() if vectors is not None or clusters is not None else None
     build = partial(
         Tagger, config.model, len(words), {c: len(v) for c, v in vocabs.items()}, len(chars) if chars is not None else 0,
         loss_weights=config.train.column_weights, label_smoothing=config.train.label_smoothing,
         distill_weight=config.train.distill_weight, adversarial=config.train.adversarial,  # w counts only with teachers' targets
-        pretrained=pretrained.layout(words) if pretrained is not None else None,
+        pretrained=pretrained.layout(own) if pretrained is not None else None,
+        clusters=cluster_meta.layout(own) if cluster_meta is not None else None,
     )
     check_parameters(planned_parameters(build), config.model.max_parameters, "model")  # before allocating it
     model = build().to(device)
     if vectors is not None:
         _load_vectors(model, words, vectors, say)
+    if clusters is not None:
+        _load_clusters(model, words, clusters, say)
     average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay > 0 else None
     tag_ids = [encode_tags(vocabs, s.columns) for s in train_set]
     soft = _teach(config, train_set, vocabs, tag_ids, say) if config.train.teacher else None
@@ -231,7 +238,7 @@ def build(
         optimizer=build_optimizer(model, config.train), average=average, rng=rng,
         current=Checkpoint(
             model=average.model if average else model, config=config, words=words, vocabs=vocabs, chars=chars, segmenter=segmenter,
-            pretrained=pretrained,
+            pretrained=pretrained, clusters=cluster_meta,
         ),
         word_ids=[words.encode(s.words) for s in train_set], tag_ids=tag_ids,
         lengths=[len(s.words) for s in train_set], forms=forms, word_dropout=word_dropout, soft=soft,
@@ -286,11 +293,24 @@ def start(session: Session, saved: Checkpoint | None) -> LoopState:
     return loop
 
 
-def pretrained_source(config: Config) -> Source | None:
-    """``model.vectors`` read (a named resource or a file), before anything is written."""
-    if config.model.vectors is None:
-        return None
-    return read_source(config.model.vectors, config.model.vectors_max_words)
+@dataclass
+class Outside:
+    """What training reads besides the corpus, before anything is written: the pretrained vectors
+    (``model.vectors``) and the word clusters (``model.clusters``), each a named resource or a file."""
+
+    vectors: Source | None
+    clusters: ClusterSource | None
+
+    @classmethod
+    def read(cls, config: Config) -> "Outside":
+        model = config.model
+        vectors = read_source(model.vectors, model.vectors_max_words) if model.vectors is not None else None
+        clusters = read_clusters(model.clusters, bits=bool(model.cluster_prefixes)) if model.clusters is not None else None
+        return cls(vectors, clusters)
+
+    def words(self) -> list[str]:
+        """The words that join the vocabulary after the training words: the vectors', then the clusters'."""
+        return [*(self.vectors.vectors.words if self.vectors else ()), *(self.clusters.clusters.words if self.clusters else ())]
 
 
 def _pretrained_meta(source: Source, config: Config) -> PretrainedMeta:
@@ -311,4 +331,28 @@ def _load_vectors(model: Tagger, words: WordVocab, source: Source, say: RunLog) 
         f"vectors: {len(source.vectors.words):,} of {source.vectors.dim} dimensions from {source.name}"
         f"{' ' + source.version if source.version else ''}, {filled:,} of {len(words):,} vocabulary rows set from them "
         f"({len(words) - words.trained:,} words that training lacks), {frozen}"
+    )
+
+
+def _cluster_meta(source: ClusterSource, config: Config) -> ClusterMeta:
+    """What the checkpoint's header says of the word clusters: their source, labels and tables."""
+    return ClusterMeta(
+        name=source.name, version=source.version, sha256=source.sha256, words=len(source.clusters.words),
+        labels=source.clusters.labels, dim=config.model.cluster_dim, prefixes=config.model.cluster_prefixes,
+    )
+
+
+def _load_clusters(model: Tagger, words: WordVocab, source: ClusterSource, say: RunLog) -> None:
+    """Set each vocabulary word's cluster (the exact word's, else its lower-cased form's; none for the others)."""
+    assert model.embed.clusters is not None
+    found = word_clusters(source.clusters, words.itos)
+    model.embed.clusters.word_clusters.copy_(found)
+    trained = [row for row in range(1, words.trained) if words.itos[row] not in SPECIALS]
+    having = int((found[trained] > 0).sum()) if trained else 0
+    version = f" {source.version}" if source.version else ""
+    lengths = model.config.cluster_prefixes
+    prefixes = ", ".join(f"{rows - 1:,} {length}-bit" for length, rows in zip(lengths, model.embed.clusters.layout.rows[1:]))
+    say(
+        f"clusters: {len(source.clusters.words):,} words in {len(source.clusters.labels):,} clusters from {source.name}{version}"
+        f"{f' (prefixes: {prefixes})' if prefixes else ''}; {having:,} of the {len(trained):,} training words have one"
     )

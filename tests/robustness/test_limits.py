@@ -99,7 +99,7 @@ def test_corpus_and_vectors_that_are_devices_or_pipes_are_refused(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)  # opening it would block: it must be refused before
     for bad, kind in (("/dev/zero", "a character device"), (str(fifo), "a pipe (FIFO)"), (str(tmp_path), "a directory")):
-        for section, key in (("data", "train"), ("model", "vectors")):
+        for section, key in (("data", "train"), ("model", "vectors"), ("model", "clusters")):
             path = tiny_config(tmp_path, **{section: {key: bad}})
             assert config_error(path) == f"{path}: {section}.{key}: {bad} is {kind}, expected a regular file"
         with pytest.raises(DataError, match=re.escape(f"{bad}: is {kind}, expected a corpus file")):
