@@ -166,7 +166,7 @@ def _integer_keys() -> list[str]:
 
 
 BOUNDED = {
-    **dict.fromkeys(["model.embedding_dim", "model.hidden_dim", "model.char_dim", "model.char_hidden",
+    **dict.fromkeys(["model.embedding_dim", "model.hidden_dim", "model.char_dim", "model.char_hidden", "model.cluster_dim",
                      "tokenizer.char_dim", "tokenizer.hidden_dim"], limits.MAX_DIMENSION),
     **dict.fromkeys(["model.num_layers", "tokenizer.num_layers"], limits.MAX_LAYERS),
     "train.seed": limits.MAX_SEED,
