@@ -90,16 +90,26 @@ def test_an_error_reaches_its_batch_and_the_thread_goes_on(tagger):
     batcher.close()
 
 
-def test_the_texts_of_requests_that_wait_together_are_segmented_in_one_run(demo_run, monkeypatch):
-    from lstm_tagger.serve import batching
+class HeldSegmenting(Batcher):
+    """A batcher whose first run of the segmenter waits for ``release``; records each run's texts."""
 
-    segmenting: list[list[str]] = []
-    real = batching.segmented_texts
-    monkeypatch.setattr(batching, "segmented_texts", lambda segmenter, texts: segmenting.append(list(texts)) or real(segmenter, texts))
+    def __init__(self, pipeline):
+        self.release, self.runs = threading.Event(), []
+        super().__init__(pipeline, wait=0.0)
+
+    def _segment(self, jobs):
+        if jobs:
+            self.runs.append([job.text for job in jobs])
+        if len(self.runs) == 1:
+            self.release.wait()
+        super()._segment(jobs)
+
+
+def test_the_texts_of_requests_that_wait_together_are_segmented_in_one_run(demo_run):
     tagger = lstm_tagger.load(demo_run)
-    batcher = HeldBatcher(tagger)
-    batcher.submit([["The"]])
-    while not batcher.calls:
+    batcher = HeldSegmenting(tagger)
+    batcher.submit_text("Held.")
+    while not batcher.runs:  # the first run has started (and waits)
         threading.Event().wait(0.001)
     texts = ["Don't stop. The dog ate the apple", "", "Everybody read that book.\n\nWe can't stop now!"]
     jobs = [batcher.submit_text(text) for text in texts]
@@ -109,4 +119,18 @@ def test_the_texts_of_requests_that_wait_together_are_segmented_in_one_run(demo_
         assert [sentence.words for sentence in job.segmented] == [[w.form for w in s.words] for s in expected.sentences]
         assert tags == [[w.upos for w in s.words] for s in expected.sentences]
     batcher.close()
-    assert segmenting == [texts] and batcher.batches == 2
+    assert batcher.runs == [["Held."], texts]
+
+
+def test_a_segmenting_error_reaches_its_requests_and_the_threads_go_on(tagger, monkeypatch):
+    from lstm_tagger.serve import batching
+
+    batcher = Batcher(tagger)
+    monkeypatch.setattr(batching, "segmented_texts", lambda segmenter, texts: 1 / 0)
+    _, broken = batcher.submit_text("The dog")
+    with pytest.raises(ZeroDivisionError):
+        broken.result()
+    monkeypatch.undo()
+    _, working = batcher.submit_text("The dog")
+    assert [t.words for t in working.result()] == [["The", "dog"]]
+    batcher.close()
