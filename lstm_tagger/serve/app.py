@@ -40,7 +40,7 @@ ACKNOWLEDGEMENTS = [f"lstm-tag {__version__}"]
 UDPIPE_INPUTS = ("conllu", "horizontal", "vertical")
 UDPIPE_OUTPUTS = {"conllu": Document.to_conllu, "horizontal": inputs.horizontal, "vertical": inputs.vertical}
 INLINE_SENTENCES = 8
-"""A request of at most this many sentences has its output built in the event loop's thread."""
+"""A request of at most this many sentences has its ``Document`` and output built in the event loop's thread."""
 TAG_OUTPUTS = {"conllu": Document.to_conllu, "text": Document.to_text}
 router = APIRouter()
 
@@ -164,10 +164,16 @@ async def _tagged_text(request: Request, served: Served, text: str, scores: bool
 
 
 async def _document(served: Served, parsed: inputs.Parsed, tagged: list) -> Document:
-    """The ``Document``: built here for a few sentences (a worker thread costs more), else in one."""
-    if len(tagged) <= INLINE_SENTENCES:
-        return inputs.document(served.pipeline, parsed, tagged)
-    return await run_in_threadpool(inputs.document, served.pipeline, parsed, tagged)
+    """The ``Document`` of ``parsed`` and its tags (see ``_small``)."""
+    return await _small(len(tagged), inputs.document, served.pipeline, parsed, tagged)
+
+
+async def _small(sentences: int, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` for a request of ``sentences``: here for a few (a worker thread costs
+    more than the work), else in a worker thread (the event loop must not wait for it)."""
+    if sentences <= INLINE_SENTENCES:
+        return function(*args)
+    return await run_in_threadpool(function, *args)
 
 
 TAG_EXAMPLE = {"text": "Don't stop. The dog ate the apple", "format": "json", "scores": False}
@@ -195,7 +201,7 @@ async def tag(request: Request) -> Response:
         doc = await _tagged(request, served, parsed, body.scores)
     if body.format == "json":
         return JSONResponse({"model": served.name, "sentences": doc.to_dict()["sentences"]})
-    return PlainTextResponse(await run_in_threadpool(TAG_OUTPUTS[body.format], doc))
+    return PlainTextResponse(await _small(len(doc.records), TAG_OUTPUTS[body.format], doc))
 
 
 PROCESS_FIELDS = {
@@ -229,7 +235,7 @@ async def process(request: Request) -> JSONResponse:
         doc = await _tagged_text(request, served, fields["data"], False)
     else:
         doc = await _tagged(request, served, await run_in_threadpool(_udpipe_input, served, fields), False)
-    result = await run_in_threadpool(UDPIPE_OUTPUTS[output], doc)
+    result = await _small(len(doc.records), UDPIPE_OUTPUTS[output], doc)
     return JSONResponse({"model": served.name, "acknowledgements": ACKNOWLEDGEMENTS, "result": result})
 
 
