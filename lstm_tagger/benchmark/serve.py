@@ -40,18 +40,25 @@ MAX_SECONDS = 600.0
 MAX_BULK_SENTENCES = 10_000
 START_SECONDS = 300.0
 """How long the server may take to load its model and start listening."""
+SOAK_MIX = 99
+"""In the soak, each client sends this many one-sentence requests for each bulk one."""
+SOAK_SAMPLE = 10.0
+"""Seconds between two samples of the server's resident memory in the soak."""
 PHASES = {"one sentence": 1, "bulk": None}
 """Each phase's sentences per request (None: ``bulk_sentences``)."""
 
 
 def bench_serve(
     model: str | Path | None = None, data: str | Path | None = None, clients: int = 8, seconds: float = 10.0,
-    bulk_sentences: int = 1000, threads: str = "auto", predict_sentences: int = 20_000,
+    bulk_sentences: int = 1000, threads: str = "auto", predict_sentences: int = 20_000, soak: float = 0.0,
 ) -> dict[str, Any]:
     """Serve ``model`` and load it with ``clients`` concurrent clients for ``seconds`` per phase;
     ``data``: the CoNLL-U whose sentences' text the clients send (default: the model's test set).
-    Returns each phase's figures, the server's memory and ``predict``'s speed (0 sentences: skipped)."""
+    Returns each phase's figures, the server's memory and ``predict``'s speed (0 sentences: skipped);
+    with ``soak`` seconds, a last phase of both kinds of request mixed, the server's RSS sampled."""
     _check(clients, seconds, bulk_sentences)
+    if not 0 <= soak <= MAX_SECONDS:
+        raise UserError(f"soak={soak:g}: at least 0 and at most {MAX_SECONDS:g}", {f"soak={soak:g}": f"--soak {soak:g}"})
     path = find_checkpoint(model)
     sentences = _sentences(data if data is not None else _test_set(path))
     result: dict[str, Any] = {"model": str(path), "clients": clients, "seconds": seconds, "bulk_sentences": bulk_sentences,
@@ -61,6 +68,9 @@ def bench_serve(
             requests = _requests(sentences, size or bulk_sentences)
             result["phases"][name] = _phase(port, requests, clients, seconds)
             result["phases"][name]["rss_mib_after"] = _memory(pid, "VmRSS")
+        if soak:
+            mixed = _requests(sentences, 1)[:SOAK_MIX] + _requests(sentences, bulk_sentences)[:1]
+            result["soak"] = _soak(pid, port, mixed, clients, soak)
         result["peak_rss_mib"] = _memory(pid, "VmHWM")
     if predict_sentences:
         result["predict"] = _predict(path, sentences, predict_sentences, threads)
@@ -151,6 +161,27 @@ def _phase(port: int, requests: list[tuple[bytes, int]], clients: int, seconds: 
     return _figures(done, elapsed, errors)
 
 
+def _soak(pid: int, port: int, requests: list[tuple[bytes, int]], clients: int, seconds: float) -> dict[str, Any]:
+    """``_phase`` for ``seconds``, the server's resident memory sampled every ``SOAK_SAMPLE`` seconds
+    (``rss_mib``: ``[seconds since the start, MiB]`` pairs)."""
+    samples: list[tuple[float, float | None]] = []
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def sample() -> None:
+        while not stop.wait(SOAK_SAMPLE):
+            samples.append((round(time.monotonic() - started), _memory(pid, "VmRSS")))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        figures = _phase(port, requests, clients, seconds)
+    finally:
+        stop.set()
+        sampler.join()
+    return {**figures, "seconds": seconds, "rss_mib": samples}
+
+
 def _client(port: int, requests: list[tuple[bytes, int]], deadline: float, out: list[tuple[float, int]], errors: list[str]) -> None:
     """Send requests on one keep-alive connection until ``deadline``; each one's latency and words."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=MAX_SECONDS)
@@ -216,12 +247,23 @@ def table(result: dict[str, Any]) -> str:
         rss = "" if p["rss_mib_after"] is None else f"{p['rss_mib_after']:.0f}"
         lines.append(f"{shown:<14} {p['requests']:>9,} {p['requests_per_second']:>9.1f} {p['tokens_per_second']:>10,.0f} "
                      f"{p['p50_ms']:>8.1f} {p['p99_ms']:>8.1f} {rss:>8} {p['errors']:>6}")
+    if "soak" in result:
+        lines.append(_soak_line(result["soak"]))
     if result.get("peak_rss_mib") is not None:
         lines.append(f"server peak RSS: {result['peak_rss_mib']:.0f} MiB")
     if "predict" in result:
         p = result["predict"]
         lines.append(f"lstm-tag predict --file ({p['sentences']:,} sentences, whole process): {p['tokens_per_second']:,.0f} tokens/s")
     return "\n".join(lines)
+
+
+def _soak_line(soak: dict[str, Any]) -> str:
+    """The soak's requests and the server's RSS at each quarter of it."""
+    samples = [(at, mib) for at, mib in soak["rss_mib"] if mib is not None]
+    quarters = [samples[min(len(samples) - 1, len(samples) * k // 4)] for k in (1, 2, 3, 4)] if samples else []
+    shown = ", ".join(f"{mib:.0f} at {at:.0f} s" for at, mib in quarters) or "not measured"
+    return (f"soak ({soak['seconds']:g} s, {SOAK_MIX} one-sentence requests to 1 bulk): {soak['requests']:,} requests, "
+            f"{soak['errors']} errors; server RSS MiB: {shown}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -236,10 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bulk-sentences", type=int, default=1000)
     parser.add_argument("--threads", default="auto")
     parser.add_argument("--predict-sentences", type=int, default=20_000, help="0: do not time lstm-tag predict")
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds of mixed load at the end, RSS sampled (0: none)")
     parser.add_argument("--output", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     try:
-        result = bench_serve(args.model, args.data, args.clients, args.seconds, args.bulk_sentences, args.threads, args.predict_sentences)
+        result = bench_serve(args.model, args.data, args.clients, args.seconds, args.bulk_sentences, args.threads,
+                             args.predict_sentences, args.soak)
     except UserError as exc:
         print(f"lstm-tag: error: {exc.for_cli()}", file=sys.stderr)
         raise SystemExit(2) from None

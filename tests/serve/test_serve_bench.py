@@ -26,7 +26,20 @@ def test_the_benchmark_reports_each_phase_memory_and_predicts_speed(tiny_run, tm
     assert "3 sentences" in table(result) and "server peak RSS" in table(result)
 
 
+def test_the_soak_mixes_both_requests_and_samples_the_servers_memory(tiny_run, tmp_path, monkeypatch):
+    from lstm_tagger.benchmark import serve
+
+    monkeypatch.setattr(serve, "SOAK_SAMPLE", 0.2)
+    data = write_conllu(tmp_path / "sentences.conllu", CLASSIC)
+    result = bench_serve(tiny_run, data, clients=2, seconds=0.3, bulk_sentences=3, threads="1", predict_sentences=0, soak=1.5)
+    soak = result["soak"]
+    assert soak["requests"] > 0 and soak["errors"] == 0 and soak["seconds"] == 1.5
+    assert len(soak["rss_mib"]) >= 3 and all(mib > 0 for _, mib in soak["rss_mib"])
+    assert "soak (1.5 s, 99 one-sentence requests to 1 bulk)" in table(result) and "predict" not in result
+
+
 @pytest.mark.parametrize("arguments, message", [
+    ({"soak": 601}, "soak=601: at least 0 and at most 600"),
     ({"clients": 0}, "clients=0: between 1 and 64"),
     ({"seconds": 601}, "seconds=601: above 0 and at most 600"),
     ({"bulk_sentences": 10_001}, "bulk_sentences=10001: between 1 and 10,000"),
