@@ -10,14 +10,17 @@ sizes fragment it and freed memory is rarely given back. With the character BiLS
 ``configs/ud_ewt.yaml`` peaked at 0.84 GB in a one-epoch run and 1.29 GB in a four-epoch run
 (one thread), and at about 2.7 GB over a whole run.
 
-Setting the threshold explicitly (``mallopt(M_MMAP_THRESHOLD, 4 MiB)``) turns the dynamic
-adjustment off: tensors of 4 MiB or more keep their own mappings, unmapped when freed, and
+Setting the threshold explicitly (``mallopt(M_MMAP_THRESHOLD, 16 MiB)``) turns the dynamic
+adjustment off: tensors of 16 MiB or more keep their own mappings, unmapped when freed, and
 the heap holds only smaller blocks. Only where the memory goes changes, not a single number
 computed. The price is page faults: a fresh mapping's pages are zero-filled by the kernel on
 first touch. In a probe of 400 training batches of ``configs/ud_ewt.yaml`` (one thread), the
 threshold at 1 MiB and at 4 MiB gave about the same resident memory (537 and 557 MB against
 913 MB by default) with 8x and 4.7x the default's minor page faults (128 KiB: 10x over a
-one-epoch run): 4 MiB is kept.
+one-epoch run). 4 MiB was kept at first; it made every epoch 1.2-1.4x slower than glibc's
+default (one epoch of ``configs/ud_ewt_word.yaml``, two checkouts timed alternately with
+``python -m lstm_tagger.benchmark.sidebyside``: 14.9 s at 4 MiB, 12.4 s at 16 MiB), so 16 MiB
+is kept: still a fixed threshold (no creep), with a quarter of the page faults' cost.
 Elsewhere than glibc (macOS, musl, Windows) this does nothing; so does it when the user set
 ``MALLOC_MMAP_THRESHOLD_`` (glibc's own environment variable, which then wins).
 """
@@ -29,7 +32,7 @@ import ctypes.util
 import os
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-MMAP_THRESHOLD = 4 * 1024 * 1024  # bytes; see above for the choice
+MMAP_THRESHOLD = 16 * 1024 * 1024  # bytes; see above for the choice
 
 
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
