@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
@@ -96,7 +95,7 @@ def profile_epoch(config_path: str | Path, overrides: Sequence[str] = (), batche
     from lstm_tagger.training.distributed import World
     from lstm_tagger.training.loop import resolve_device, train_epoch
     from lstm_tagger.training.memory import fix_mmap_threshold
-    from lstm_tagger.training.session import RunLog, Splits, build, pretrained_source
+    from lstm_tagger.training.session import Outside, RunLog, Splits, build
 
     if batches is not None and batches < 1:
         raise UserError(f"--batches must be at least 1, got {batches}")
@@ -105,7 +104,7 @@ def profile_epoch(config_path: str | Path, overrides: Sequence[str] = (), batche
     started = time.perf_counter()
     world, device, log = World.from_env(), resolve_device(config), []
     splits = Splits.read(config)
-    session = build(config, Path("."), device, splits, pretrained_source(config), world, RunLog(Console(quiet=True), None), None)
+    session = build(config, Path("."), device, splits, Outside.read(config), world, RunLog(Console(quiet=True), None), None)
     setup = time.perf_counter() - started
     threads = None if config.train.threads == "auto" else config.train.threads
     chooser = thread_chooser(threads, 1, log.append) if device.type == "cpu" else None

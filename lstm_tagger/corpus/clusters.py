@@ -59,7 +59,7 @@ class Clusters:
 
 @dataclass
 class ClusterSource:
-    """Clusters and what identifies them, as the checkpoint's header records them (``checkpoint.ClusterMeta``):
+    """Clusters and what identifies them, as the checkpoint's header records them (``checkpoint_schema.ClusterMeta``):
     ``name`` (a resource's, or the file's name), ``version`` (the package's; None for a file), ``sha256``."""
 
     clusters: Clusters

@@ -8,7 +8,7 @@ here: a name whose package is missing is one line naming the extra to install.
 
 ``resources.RESOURCES`` is the whole table of names (a small dict, no registry). Whatever the
 source, a file or a package, training gets the same ``Source``: the vectors, and the name, version and
-SHA-256 that the checkpoint's header records (``checkpoint.PretrainedMeta``).
+SHA-256 that the checkpoint's header records (``checkpoint_schema.PretrainedMeta``).
 """
 
 from __future__ import annotations

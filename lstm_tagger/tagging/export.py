@@ -47,7 +47,8 @@ from pydantic import BaseModel, ConfigDict, Json, model_validator
 from torch import Tensor, nn
 
 from lstm_tagger.model.chars import CharBatch
-from lstm_tagger.checkpoint import Checkpoint, Described, describe, find_checkpoint, load_checkpoint, read_description
+from lstm_tagger.checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, read_description
+from lstm_tagger.checkpoint_schema import Described
 from lstm_tagger.config import Config
 from lstm_tagger.model.crf import CRF, decode_tags
 from lstm_tagger.errors import UserError

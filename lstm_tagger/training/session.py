@@ -21,7 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
 from lstm_tagger.segmenter import background
-from lstm_tagger.checkpoint import Checkpoint, ClusterMeta, PretrainedMeta, load_checkpoint
+from lstm_tagger.checkpoint import Checkpoint, load_checkpoint
+from lstm_tagger.checkpoint_schema import ClusterMeta, PretrainedMeta
 from lstm_tagger.rundir import LAST
 from lstm_tagger.config import Config
 from lstm_tagger.model.chars import FormTable, build_char_vocab
