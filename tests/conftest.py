@@ -102,6 +102,16 @@ def rewrite_header(source: Path, target: Path, edit: Callable[[dict[str, Any]], 
     return target
 
 
+def rewrite_metadata(source: Path, target: Path, key: str, edit: Callable[[Any], None]) -> Path:
+    """``rewrite_header`` with ``edit`` applied to the JSON value of one ``__metadata__`` field."""
+    def damage(header: dict[str, Any]) -> None:
+        value = json.loads(header["__metadata__"][key])
+        edit(value)
+        header["__metadata__"][key] = json.dumps(value)
+
+    return rewrite_header(source, target, damage)
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Callable[..., Path]:
     """``trained_run(config, *overrides)``: the run directory of ``config`` (``"demo"``, the shipped

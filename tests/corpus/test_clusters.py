@@ -29,7 +29,7 @@ from lstm_tagger.errors import CheckpointError, ConfigError
 from lstm_tagger.model.tagger import ClusterLayout, PretrainedLayout, Tagger
 from lstm_tagger.rundir import LAST
 
-from conftest import ROOT, assert_one_line_error, rewrite_header, tiny_config
+from conftest import ROOT, assert_one_line_error, rewrite_header, rewrite_metadata, tiny_config
 
 runner = CliRunner()
 MODULE = "spacy_lookups_data"
@@ -303,12 +303,7 @@ def test_the_header_carries_the_source_and_the_labels(cluster_run):
     ids=["labels-twice", "labels-not-bits", "labels-fewer", "prefixes", "sha256", "words-missing"],
 )
 def test_a_damaged_clusters_header_is_one_checkpoint_error(tmp_path, cluster_run, edit, message):
-    def damage(header):
-        meta = json.loads(header["__metadata__"]["clusters"])
-        edit(meta)
-        header["__metadata__"]["clusters"] = json.dumps(meta)
-
-    bad = rewrite_header(cluster_run, tmp_path / "bad.safetensors", damage)
+    bad = rewrite_metadata(cluster_run, tmp_path / "bad.safetensors", "clusters", edit)
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(bad)
     assert str(caught.value).startswith(f"{bad}: ") and str(caught.value).endswith(message), str(caught.value)

@@ -28,7 +28,7 @@ from lstm_tagger.corpus.vocab import build_tag_vocabs, build_word_vocab
 from lstm_tagger.errors import CheckpointError
 from lstm_tagger.model.tagger import PretrainedLayout, Tagger
 
-from conftest import assert_one_line_error, rewrite_header, tiny_config
+from conftest import assert_one_line_error, rewrite_metadata, tiny_config
 
 duckdb = pytest.importorskip("duckdb", reason="the Parquet reader of the `glove` extra (also in the `test` extra)")
 
@@ -170,14 +170,7 @@ def test_the_frozen_table_is_stored_in_float16(frozen_run):
     ids=["sha256", "dim-over-limit", "dim-wrong", "frozen", "name-too-long", "vectors-missing"],
 )
 def test_a_damaged_pretrained_header_is_one_checkpoint_error(tmp_path, frozen_run, edit, message):
-    path = frozen_run
-
-    def damage(header):
-        meta = json.loads(header["__metadata__"]["pretrained"])
-        edit(meta)
-        header["__metadata__"]["pretrained"] = json.dumps(meta)
-
-    bad = rewrite_header(path, tmp_path / "bad.safetensors", damage)
+    bad = rewrite_metadata(frozen_run, tmp_path / "bad.safetensors", "pretrained", edit)
     with pytest.raises(CheckpointError) as caught:
         load_checkpoint(bad)
     assert str(caught.value).startswith(f"{bad}: ") and str(caught.value).endswith(message), str(caught.value)
