@@ -94,7 +94,7 @@ def profile_epoch(config_path: str | Path, overrides: Sequence[str] = (), batche
     from lstm_tagger.configfile import load_config
     from lstm_tagger.training.distributed import World
     from lstm_tagger.training.loop import resolve_device, train_epoch
-    from lstm_tagger.training.memory import fix_mmap_threshold
+    from lstm_tagger.memory import fix_mmap_threshold
     from lstm_tagger.training.session import Outside, RunLog, Splits, build
 
     if batches is not None and batches < 1:

@@ -37,10 +37,12 @@ def serve(
         from lstm_tagger.serve.app import create_app
     except ImportError as exc:
         raise UserError(f"{INSTALL_HINT} ({exc})") from None
+    from lstm_tagger.memory import cap_arenas
     from lstm_tagger.serve.models import load_models
 
     if max_body < 1:
         raise UserError(f"max_body={max_body}: must be at least 1 byte", {f"max_body={max_body}": f"--max-body {max_body}"})
+    cap_arenas()  # before any thread of the server starts
     app = create_app(load_models(models, threads, device), max_body=max_body, read_seconds=read_seconds)
     sock = bind(host, port)
     config = uvicorn.Config(

@@ -32,7 +32,7 @@ from lstm_tagger.errors import ConfigError, UserError
 from lstm_tagger.evaluation.evaluate import evaluate, tag_score_matrix
 from lstm_tagger.files import atomic_write_text, remove_stale_temporaries
 from lstm_tagger.model.tagger import parameter_count
-from lstm_tagger.training.memory import fix_mmap_threshold
+from lstm_tagger.memory import fix_mmap_threshold
 from lstm_tagger.model.optim import set_epoch_lr
 from lstm_tagger.threads import ThreadChooser, auto_threads, available_cores, set_threads, thread_chooser
 from lstm_tagger.evaluation.report import accuracies_text, column_accuracies, print_scores, write_report
