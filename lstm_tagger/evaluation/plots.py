@@ -116,9 +116,15 @@ def _pool_rare(labels: list[str], matrix: np.ndarray) -> tuple[list[str], np.nda
     return [labels[i] for i in keep] + [OTHER], pooled
 
 
+CELL_INCHES = 0.32
+"""A confusion cell's side: room for "100" at 8.5 points. Rendering costs memory with the pixel
+count (40 tags at 0.5 inch a cell took 240 MB for a moment, more than the rest of a small run's
+training; at 0.32, 115 MB)."""
+
+
 def _confusion(labels: list[str], totals: np.ndarray, share: np.ndarray, title: str):
     n = len(labels)
-    side = max(4.0, 0.5 * n + 2.5)
+    side = max(4.0, CELL_INCHES * n + 2.5)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100, aspect="equal")
     colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)

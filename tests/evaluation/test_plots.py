@@ -134,4 +134,4 @@ def test_confusion_matrix_of_many_tags_pools_the_rare_ones(tmp_path, strict, fig
     other_gold = sum(10 + i for i in range(n - plots.MAX_PLOTTED_TAGS + 1)) + 5
     assert share[-1, -2] == pytest.approx(5 / other_gold)  # T0 -> T229, pooled
     header = path.read_bytes()[16:24]  # the PNG's IHDR: width, height
-    assert max(int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) < 4000
+    assert max(int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")) < 2000  # memory grows with the pixels
