@@ -12,7 +12,7 @@ from rich.console import Console
 
 from lstm_tagger.configfile import load_config
 from lstm_tagger.errors import UserError
-from lstm_tagger.training.starter import write_starter_config
+from lstm_tagger.training.starter import SMALL_CORPUS_WORDS, write_starter_config
 from lstm_tagger.training.loop import train
 from lstm_tagger.rundir import default_output_dir
 from lstm_tagger.cli.common import (
@@ -103,4 +103,8 @@ def init_cli(
     if starter.format == "conllu":
         found += f" (columns with a tag on every word: {', '.join(c.upper() for c in starter.columns) or 'none'})"
     print(f"read {found}; sentences: {read}")
+    if starter.train_words < SMALL_CORPUS_WORDS:
+        model = starter.config.model
+        print(f"a small training file ({starter.train_words:,} words): model.hidden_dim {model.hidden_dim} and "
+              f"model.dropout {model.dropout}, not the recipe's (its comments say why)")
     print(f"wrote {output}; train with: lstm-tag train {output}")

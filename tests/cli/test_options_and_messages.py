@@ -303,11 +303,13 @@ def test_init_then_train_with_no_other_edit(tmp_path, kind):
                                  "--test", str(files["test"]), "--output", str(out)])
     assert result.exit_code == 0, result.output
     found = "conllu, tags from UPOS, XPOS (columns with a tag on every word: UPOS, XPOS)" if kind == "conllu" else "tsv"
-    assert result.stdout == f"read {found}; sentences: train 2, dev 2, test 2\nwrote {out}; train with: lstm-tag train {out}\n"
+    small = "a small training file (9 words): model.hidden_dim 128 and model.dropout 0.5, not the recipe's (its comments say why)\n"
+    assert result.stdout == f"read {found}; sentences: train 2, dev 2, test 2\n{small}wrote {out}; train with: lstm-tag train {out}\n"
     written = load_config(out)
     assert written.data.format == kind and written.data.columns == (["upos", "xpos"] if kind == "conllu" else ["upos"])
     assert written.data.test == str(files["test"].resolve())
-    assert _recipe_sections(written) == _recipe_sections(load_config(RECIPE, [f"data.{s}={files[s]}" for s in files]))
+    small_model = ["model.hidden_dim=128", "model.dropout=0.5"]  # a 9-word training file: init's small-corpus model
+    assert _recipe_sections(written) == _recipe_sections(load_config(RECIPE, [f"data.{s}={files[s]}" for s in files] + small_model))
     assert written.model.char_encoder == "lstm" and written.model.output == "crf" and written.model.output_per_column == {}
     assert "# each word's characters through a BiLSTM" in out.read_text()  # the recipe's comments come along
     trained = runner.invoke(app, ["train", str(out), "--output", str(tmp_path / "run"), "--set", "train.epochs=1"])

@@ -84,3 +84,34 @@ def test_init_on_vietnamese_vtb(tmp_path):
         f"{files[1]}: the XPOS tags of 11,583 of 26,162 words (44.3%) never occur in the training file (19 tags, "
         "e.g. PUNCT, ADV, ADJ): the tagger cannot predict them; check that both files spell the tags alike",
     ]
+
+
+def test_a_small_corpus_gets_a_smaller_more_regularised_model_and_nothing_else_changes():
+    from lstm_tagger.training.starter import RECIPE, SMALL_CORPUS_MODEL, small_corpus_model
+
+    recipe = RECIPE.read_text(encoding="utf-8")
+    adapted = small_corpus_model(recipe, 20_215)
+    changed = [(old, new) for old, new in zip(recipe.splitlines(), adapted.splitlines()) if old != new]
+    assert len(adapted.splitlines()) == len(recipe.splitlines()) and len(changed) == len(SMALL_CORPUS_MODEL)
+    for old, new in changed:
+        key = old.split(":")[0].strip()
+        assert new.startswith(f"  {key}: {SMALL_CORPUS_MODEL[key]} ")  # the model section's key, not the tokenizer's
+        assert f"the recipe has {old.split(':')[1].split('#')[0].strip()}" in new and "20,215 training words" in new
+
+
+@pytest.mark.parametrize("words, small", [(49_999, True), (50_000, False)])
+def test_the_model_is_adapted_below_the_small_corpus_size_only(tmp_path, words, small):
+    from lstm_tagger.configfile import load_config
+    from lstm_tagger.training.starter import RECIPE, SMALL_CORPUS_WORDS
+
+    assert SMALL_CORPUS_WORDS == 50_000
+    train = tmp_path / "train.tsv"
+    train.write_text("".join(f"w{i % 97}\t{'NOUN' if i % 2 else 'VERB'}\n" + ("\n" if i % 10 == 9 else "") for i in range(words)))
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("w1\tNOUN\n\n")
+    starter = write_starter_config(tmp_path / "c.yaml", train, dev)
+    recipe = load_config(RECIPE, [f"data.train={train}", f"data.dev={dev}", "data.test=null"]).model
+    assert starter.train_words == words
+    assert (starter.config.model.hidden_dim, starter.config.model.dropout) == ((128, 0.5) if small else (256, 0.33))
+    rest = {"hidden_dim", "dropout", "output_per_column"}  # the last: the recipe's FEATS entry, for a column not learnt
+    assert starter.config.model.model_dump(exclude=rest) == recipe.model_dump(exclude=rest)
