@@ -123,7 +123,7 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
     tag-set sizes, the data section of the config (files, format, columns, ...), metrics, and
     ``tokenizer``: None without a raw-text segmenter, else ``{"settings": the config's tokenizer
     section, "scores": what its training recorded (dev_tokens_f1, dev_sentences_f1, dev_words_f1
-    in percent, best_epoch, ...)}``."""
+    in percent, best_epoch, ...), "sentence_bias": the one chosen on dev}``."""
     path = find_checkpoint(model, runs_dir)
     checkpoint = load_checkpoint(path)
     config = checkpoint.config.to_dict()
@@ -140,6 +140,7 @@ def checkpoint_info(model: str | Path | None = None, runs_dir: str | Path = "run
         "metrics": checkpoint.metrics,
         "tokenizer": None if checkpoint.segmenter is None else {
             "settings": config["tokenizer"], "scores": dict(checkpoint.segmenter.scores),
+            "sentence_bias": checkpoint.segmenter.sentence_bias,
         },
     }
 
@@ -240,6 +241,8 @@ def segmenter_text(tokenizer: dict[str, Any] | None) -> str:
     named = [f"{name} {scores[key]}" for key, name in SEGMENTER_SCORES.items() if key in scores]
     rest = [SEGMENTER_TRAINING.get(key, key.replace("_", " ") + " {}").format(value)
             for key, value in scores.items() if key not in SEGMENTER_SCORES]
+    if tokenizer.get("sentence_bias"):
+        rest.append(f"sentence-end bias {tokenizer['sentence_bias']:+g}")
     return ", ".join([*(["dev F1 " + ", ".join(named)] if named else []), *rest]) or "trained (no scores recorded)"
 
 

@@ -26,6 +26,8 @@ from lstm_tagger.segmenter.windows import Window, text_windows
 
 WINDOW, CONTEXT = 256, 48
 """Segmentation windows: labelled characters, and context characters on each side."""
+SENTENCE_LABELS = [SENTENCE, SENTENCE_MULTI]
+"""The labels that end a sentence, whose scores ``Segmenter.sentence_bias`` moves."""
 
 
 SPACE = -1
@@ -59,8 +61,9 @@ def inner_spaces(window: Window, found: Events) -> Events:
 
 
 def _label_batch(segmenter: Segmenter, windows: list[Window]) -> list[Events]:
-    """The events of each window's core from the network's labels (argmax of its scores), a
-    token's end inside a grapheme cluster left out (``graphemes.outside_clusters``), the spaces
+    """The events of each window's core from the network's labels (argmax of its scores, those of
+    the sentence ends moved by ``segmenter.sentence_bias``), a token's end inside a grapheme
+    cluster left out (``graphemes.outside_clusters``), the spaces
     that may be inside a token marked when the segmenter allows them (``inner_spaces``)."""
     net, table = segmenter.net, segmenter.table
     lengths = torch.tensor([len(w.text) for w in windows], dtype=torch.long)
@@ -70,7 +73,10 @@ def _label_batch(segmenter: Segmenter, windows: list[Window]) -> list[Events]:
     codes = padded_rows(table.codes("".join(w.text for w in windows)), starts, lengths, _PAD)  # (B, T)
     chars, classes = codes // table.CODE_BASE, codes % table.CODE_BASE
     with torch.inference_mode():
-        best = net(chars, classes, lengths.clamp(min=1)).argmax(-1)
+        scores = net(chars, classes, lengths.clamp(min=1))  # (B, T, NUM_LABELS)
+        if segmenter.sentence_bias:
+            scores[..., SENTENCE_LABELS] += segmenter.sentence_bias
+        best = scores.argmax(-1)
         best.masked_fill_(chars == table.stoi[" "], SPACE)
         core_start = torch.tensor([w.start for w in windows], dtype=torch.long)
         core_end = torch.tensor([w.end for w in windows], dtype=torch.long)

@@ -23,6 +23,9 @@ from lstm_tagger.limits import (
     MAX_LEXICON_FORMS, MAX_LEXICON_SUFFIXES, MAX_MULTIWORD_CHARS, MAX_MULTIWORD_WORDS, MAX_SEGMENTER_SCORES,
 )
 
+MAX_SENTENCE_BIAS = 100.0
+"""A bias beyond this decides every character alone; training chooses one within ``training.SENTENCE_BIASES``."""
+
 CHAR_SPECIALS = ("<pad>", "<unk>", " ")
 """The first three entries of a character table: padding, unknown, and whitespace (every space is ``" "``)."""
 _SCORE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -113,6 +116,16 @@ class SegmenterHeader(_Strict):
     scores: dict[str, Any] = {}
     allow_spaces: bool = False
     """A space may be inside a token (learned from the training tokens); absent in older checkpoints."""
+    sentence_bias: float = 0.0
+    """Added to the sentence-end labels' scores before the argmax (chosen on dev); absent in older checkpoints."""
+
+    @field_validator("sentence_bias", mode="before")
+    @classmethod
+    def _bias(cls, bias: Any) -> float:
+        number = isinstance(bias, (int, float)) and not isinstance(bias, bool)
+        if not number or not math.isfinite(bias) or abs(bias) > MAX_SENTENCE_BIAS:
+            raise ValueError(f"the sentence bias is not a number from -{MAX_SENTENCE_BIAS} to {MAX_SENTENCE_BIAS}")
+        return float(bias)
 
     @field_validator("chars")
     @classmethod

@@ -118,6 +118,9 @@ class Segmenter:
     allow_spaces: bool = False
     """A space between two characters may be inside a token (``inner_spaces``): learned from
     training tokens that hold one (Vietnamese ``danh sách``); off, every space ends a token."""
+    sentence_bias: float = 0.0
+    """Added to the scores of the two sentence-end labels before the argmax: below 0, fewer
+    sentence ends. Chosen on dev after training (``training.tuned_sentence_bias``)."""
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The weights, named ``segmenter.<name>`` for the checkpoint file."""
@@ -126,7 +129,7 @@ class Segmenter:
     def metadata(self) -> str:
         """Characters, lexicon and scores as one JSON string for the checkpoint header."""
         return json.dumps({"chars": self.table.itos, "lexicon": self.lexicon.to_dict(), "scores": self.scores,
-                           "allow_spaces": self.allow_spaces})
+                           "allow_spaces": self.allow_spaces, "sentence_bias": self.sentence_bias})
 
     @classmethod
     def load(cls, config: TokenizerConfig, tensors: dict[str, torch.Tensor], metadata: str) -> "Segmenter":
@@ -143,7 +146,7 @@ class Segmenter:
         net.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
         net.eval()
         lexicon = Lexicon.from_dict(header.lexicon.model_dump())
-        return cls(config, net, table, lexicon, dict(header.scores), header.allow_spaces)  # absent before: False
+        return cls(config, net, table, lexicon, dict(header.scores), header.allow_spaces, header.sentence_bias)  # absent before: False, 0
 
 
 def planned_shapes(config: TokenizerConfig, num_chars: int) -> dict[str, tuple[int, ...]]:

@@ -212,7 +212,8 @@ def test_a_tiny_corpus_gets_min_updates_and_max_updates_stops(tmp_path):
     assert calls == [(1, 4), (2, 4), (3, 4)]  # one pass is one batch (the text is 2 windows): 4 passes an epoch
     assert steps.count(None) == 3 and [i for i, s in enumerate(steps) if s is None] == [4, 9, 14]  # dev after each epoch
     assert "tokenizer: 4 passes over the training text per epoch, to make 12 updates (tokenizer.min_updates) in 3 epochs" in lines
-    assert lines[-1] == "tokenizer: stopped at 12 updates (tokenizer.max_updates)"
+    stop = lines.index("tokenizer: stopped at 12 updates (tokenizer.max_updates)")
+    assert lines[stop + 1] == "tokenizer: trying 5 sentence-end biases on dev" and len(lines) <= stop + 3  # then the one chosen, if not 0
     stopped = train_segmenter(load_config(config, ["tokenizer.epochs=3", "tokenizer.min_updates=0", "tokenizer.max_updates=2"]),
                               lines.append)
     assert stopped is not None and stopped.scores["updates"] == 2 and stopped.scores["best_epoch"] <= 2

@@ -387,8 +387,9 @@ def test_tokenizer_lr_decay_lowers_the_rate_from_the_second_epoch(tmp_path):
 
 def test_info_shows_the_segmenter_its_settings_and_dev_scores(tiny_run):
     info = json.loads(runner.invoke(app, ["info", str(tiny_run), "--json"]).stdout)
-    scores = load_checkpoint(tiny_run / BEST).segmenter.scores
-    assert info["tokenizer"] == {"settings": info["tokenizer"]["settings"], "scores": scores}
+    segmenter = load_checkpoint(tiny_run / BEST).segmenter
+    scores, bias = segmenter.scores, segmenter.sentence_bias
+    assert info["tokenizer"] == {"settings": info["tokenizer"]["settings"], "scores": scores, "sentence_bias": bias}
     assert scores["dev_tokens_f1"] == 100.0 and {"dev_sentences_f1", "dev_words_f1", "best_epoch"} <= scores.keys()
     assert info["tokenizer"]["settings"]["window"] == 24 and info["tokenizer"]["settings"]["mode"] == "auto"
     table = runner.invoke(app, ["info", str(tiny_run)]).stdout.splitlines()
@@ -397,7 +398,7 @@ def test_info_shows_the_segmenter_its_settings_and_dev_scores(tiny_run):
     assert " ".join(row.split("│")[2].strip() for row in rows) == (
         f"dev F1 Tokens 100.0, Sentences {scores['dev_sentences_f1']}, Words {scores['dev_words_f1']}, "
         f"best epoch {scores['best_epoch']}, {scores['updates']:,} updates, trained in {scores['train_seconds']} s, "
-        f"peak RSS {scores['peak_rss_mb']} MB"
+        f"peak RSS {scores['peak_rss_mb']} MB" + (f", sentence-end bias {bias:+g}" if bias else "")
     )
     assert any(line.startswith("│ tokenizer.window ") for line in table)
 
@@ -408,3 +409,42 @@ def test_texts_segmented_together_are_each_as_segmented_alone(demo_segmenter):
     for segmenter in (demo_segmenter, None):
         together = decoder.segmented_texts(segmenter, texts)
         assert together == [list(segmented(segmenter, [text])) for text in texts]
+
+
+def test_the_sentence_bias_moves_sentence_ends(demo_segmenter):
+    text = raw_text(read_treebank(ROOT / "data" / "demo" / "dev.conllu")).split("\n\n")[0]  # one paragraph
+    by_bias = {}
+    for bias in (0.0, -100.0, 100.0):
+        demo_segmenter.sentence_bias = bias
+        by_bias[bias] = list(segment(demo_segmenter, [text]))
+    demo_segmenter.sentence_bias = 0.0
+    unbiased = by_bias[0.0]
+    assert len(unbiased) > 1 and len(by_bias[-100.0]) == 1  # no sentence end but the paragraph's
+    assert len(by_bias[100.0]) > len(unbiased)
+
+
+def test_training_keeps_the_sentence_bias_best_on_dev_and_zero_on_a_tie(demo_segmenter, monkeypatch):
+    from lstm_tagger.segmenter import training
+
+    unbiased = {"epoch": 7, "tokens_f1": 99.0, "sentences_f1": 80.0, "words_f1": 98.0}
+    for best, expected in ((-1.0, -1.0), (None, 0.0)):
+        seen = []
+
+        def scores(segmenter, dev, best=best):
+            seen.append(segmenter.sentence_bias)
+            gain = 2.0 if segmenter.sentence_bias == best else 0.0
+            return {"tokens_f1": 99.0, "sentences_f1": 80.0 + gain, "words_f1": 98.0}
+
+        monkeypatch.setattr(training, "dev_scores", scores)
+        chosen = training.tuned_sentence_bias(demo_segmenter, [], unbiased)
+        assert demo_segmenter.sentence_bias == expected and seen == list(training.SENTENCE_BIASES)
+        assert chosen == {**unbiased, "sentences_f1": 82.0 if best else 80.0}
+    demo_segmenter.sentence_bias = 0.0
+
+
+def test_info_names_a_sentence_bias_that_is_not_zero():
+    from lstm_tagger.runs import segmenter_text
+
+    tokenizer = {"scores": {"dev_tokens_f1": 99.1, "best_epoch": 3}, "sentence_bias": -0.5}
+    assert segmenter_text(tokenizer) == "dev F1 Tokens 99.1, best epoch 3, sentence-end bias -0.5"
+    assert segmenter_text({**tokenizer, "sentence_bias": 0.0}) == "dev F1 Tokens 99.1, best epoch 3"
