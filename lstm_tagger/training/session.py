@@ -325,9 +325,10 @@ def _pretrained_meta(source: Source, config: Config) -> PretrainedMeta:
 def _load_vectors(model: Tagger, words: WordVocab, source: Source, say: RunLog) -> None:
     """Copy the pretrained vectors into the model's pretrained table, a row per vocabulary word
     (the exact word, else its lower-cased form; zeros for a word the source lacks)."""
-    table = model.embed.pretrained
-    filled = align(source.vectors, words.itos, table.data)
-    frozen = "frozen, float16" if not table.requires_grad else "fine-tuned"
+    table = model.embed.pretrained_table().clone()
+    filled = align(source.vectors, words.itos, table)
+    model.embed.set_pretrained(table)
+    frozen = "frozen, float16" if model.embed.layout.frozen else "fine-tuned"
     say(
         f"vectors: {len(source.vectors.words):,} of {source.vectors.dim} dimensions from {source.name}"
         f"{' ' + source.version if source.version else ''}, {filled:,} of {len(words):,} vocabulary rows set from them "

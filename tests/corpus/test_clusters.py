@@ -349,7 +349,7 @@ def test_the_sizes_are_derived_beside_pretrained_vectors():
         ModelConfig(embedding_dim=7, hidden_dim=4, clusters="x", cluster_dim=3, cluster_prefixes=[1]), 6, 3,
         pretrained=PretrainedLayout(dim=5, frozen=True, own=own), clusters=ClusterLayout(3, paths, rows, own),
     )
-    assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained.shape == (6, 5)
+    assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained_table().shape == (6, 5)
     assert [table.weight.shape for table in model.embed.clusters.tables] == [(4, 3), (3, 3)]
     assert model.encoder.rnn.input_size == 7 + 5 + 3 * 2
     with torch.no_grad():

@@ -132,8 +132,9 @@ def test_a_word_absent_from_training_is_tagged_by_its_vector_from_the_checkpoint
         result = runner.invoke(app, ["predict", "--model", str(path), word])
         assert (result.exit_code, result.stdout) == (0, f"{word}/{wanted}\n"), result.output
     assert [t.tags for t in tag(checkpoint, [["zebra"], ["sprint"]])] == [["NOUN"], ["VERB"]]
-    with torch.no_grad():  # without their rows the two unknown words look the same
-        embed.pretrained[[checkpoint.words.stoi["zebra"], checkpoint.words.stoi["sprint"]]] = 0
+    table = embed.pretrained_table().clone()  # without their rows the two unknown words look the same
+    table[[checkpoint.words.stoi["zebra"], checkpoint.words.stoi["sprint"]]] = 0
+    embed.set_pretrained(table)
     dropped = [t.tags for t in tag(checkpoint, [["zebra"], ["sprint"]])]
     assert dropped[0] == dropped[1]
 
@@ -198,7 +199,9 @@ def test_the_layout_sizes_are_derived():
     layout = PretrainedLayout(dim=5, frozen=False, own=own)
     config = ModelConfig(embedding_dim=7, hidden_dim=4)
     model = Tagger(config, 6, 3, pretrained=layout)
-    assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained.shape == (6, 5)
+    assert model.embed.embedding.weight.shape == (4, 7) and model.embed.pretrained_table().shape == (6, 5)
+    assert model.embed.pretrained_tuned.shape == (4, 5)  # fine-tuned: the training words' rows learn, the rest is a buffer
+    assert model.state_dict()["embed.pretrained"].shape == (6, 5) and "embed.pretrained_tuned" not in model.state_dict()
     assert model.encoder.rnn.input_size == 12
     assert model.inputs(torch.tensor([[2, 5]])).shape == (1, 2, 12)
 
@@ -220,3 +223,22 @@ def test_an_onnx_export_carries_the_table(tmp_path, frozen_run):
     for word, wanted in (("zebra", "NOUN"), ("sprint", "VERB")):
         result = runner.invoke(app, ["predict", "--onnx", str(exported), word])
         assert (result.exit_code, result.stdout) == (0, f"{word}/{wanted}\n"), result.output
+
+
+def test_a_fine_tuned_table_in_two_parts_gives_the_rows_and_gradients_of_one_whole_table():
+    own = torch.tensor([0, 1, 2, 3, 1, 1])  # 4 trainable rows (specials and two training words), 2 the resource's only
+    model = Tagger(ModelConfig(embedding_dim=7, hidden_dim=4, dropout=0.0), 6, 3, pretrained=PretrainedLayout(5, False, own))
+    whole = torch.randn(6, 5)
+    model.embed.set_pretrained(whole)
+    assert torch.equal(model.embed.pretrained_table(), whole)
+    tagged = torch.tensor([[2, 5, 3], [4, 0, 2]])  # tagging: any word
+    assert torch.equal(model.embed._pretrained_rows(tagged), whole[tagged])
+    trained = torch.tensor([[2, 1, 3], [3, 0, 2]])  # a training batch holds training words only (ids below 4)
+    reference = whole.clone().requires_grad_(True)
+    weights = torch.randn(2, 3, 5)
+    (model.embed._pretrained_rows(trained) * weights).sum().backward()
+    (reference[trained] * weights).sum().backward()
+    assert torch.equal(model.embed.pretrained_tuned.grad, reference.grad[:4]) and not reference.grad[4:].any()
+    again = Tagger(ModelConfig(embedding_dim=7, hidden_dim=4, dropout=0.0), 6, 3, pretrained=PretrainedLayout(5, False, own))
+    again.load_state_dict(model.state_dict())  # stored whole, as one tensor
+    assert torch.equal(again.embed.pretrained_table(), whole)

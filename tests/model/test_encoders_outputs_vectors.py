@@ -350,7 +350,7 @@ def test_pretrained_vectors_end_to_end(tmp_path, header, freeze, max_words, dim)
     embed = checkpoint.model.embed
     assert embed.embedding.weight.shape == (checkpoint.words.trained, DIM)  # trainable rows: the training words only
     assert embed.output_dim == DIM + dim
-    table = embed.pretrained.detach()
+    table = embed.pretrained_table().detach()
     assert table.shape == (len(itos), dim) and table.dtype == (torch.float16 if freeze else torch.float32)
     row = checkpoint.words.stoi
     assert torch.equal(table[row["apple"]].eq(0).all(), torch.tensor(freeze))  # a word the file lacks starts at zeros
