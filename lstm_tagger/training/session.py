@@ -8,6 +8,7 @@ table and word clusters, and the loop's state, fresh or restored from the run be
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ from lstm_tagger.model.optim import WeightAverage, build_optimizer, restore_trai
 from lstm_tagger.segmenter.network import Segmenter
 from lstm_tagger.corpus.clusters import SPECIALS, ClusterSource, read_clusters, word_clusters
 from lstm_tagger.corpus.pretrained import Source, read_source
+from lstm_tagger.memory import ALLOCATOR_VARIABLE
 from lstm_tagger.corpus.vectors import align
 from lstm_tagger.corpus.vocab import PAD_ID, UNK_ID, WordVocab, build_tag_vocabs, build_word_vocab, encode_tags
 
@@ -286,6 +288,8 @@ def start(session: Session, saved: Checkpoint | None) -> LoopState:
         f"{len(current.words):,} words, {' + '.join(f'{len(v)} {c}' for c, v in current.vocabs.items())} tags; "
         f"{parameter_count(session.model):,} parameters on {session.device}"
     )
+    if os.environ.get(ALLOCATOR_VARIABLE) == "tcmalloc":
+        say(f"malloc: tcmalloc, preloaded ({ALLOCATOR_VARIABLE}=system keeps the C library's)")
     if session.world.distributed:
         say(
             f"data-parallel over {session.world.size} processes: each takes 1/{session.world.size} "
