@@ -116,3 +116,14 @@ def test_auto_threads_beside_the_segmenter_are_all_cores_but_one_and_the_chooser
     assert [threads for done, threads in steps[:3]] == [expected] * 3 and not any(done for done, _ in steps[:3])
     assert len(steps) > 3 and all(done for done, _ in steps[3:])
     assert choosers == [True]  # made once, when the tagger goes on after the child, and not before
+
+
+@pytest.mark.parametrize("words, beside", [(4_999, False), (5_000, True)])
+def test_a_corpus_of_5000_words_trains_its_segmenter_beside_the_tagger(tmp_path, words, beside):
+    from lstm_tagger.corpus.reader import Sentence
+    from lstm_tagger.training.distributed import World
+
+    assert background.MIN_TOKENS == 5_000  # VTB's 20,215 words and the 400-sentence Chinese split: beside
+    config = load_config(tiny_corpus_config(tmp_path))
+    splits = type("Splits", (), {"train": [Sentence(("w",) * (words - 1), {}), Sentence(("w",), {})]})()
+    assert training._segmenter_beside(config, None, World.from_env(), torch.device("cpu"), splits) is beside
