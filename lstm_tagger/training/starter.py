@@ -81,7 +81,7 @@ SMALL_CORPUS_WORDS = 50_000
 treebank of 20,000 words within ten epochs."""
 SMALL_CORPUS_MODEL = {"hidden_dim": "128", "dropout": "0.5"}
 """What ``init`` changes in the recipe's ``model`` section for a small corpus. Test UPOS, tagger
-alone (docs/benchmarks/treebanks.md): Vietnamese VTB (20,215 words) 86.40 -> 87.91 and
+alone (docs/commands.md, init): Vietnamese VTB (20,215 words) 86.40 -> 87.91 and
 86.61 -> 87.64 with two seeds, the 400-sentence Chinese GSD split 82.74 -> 83.46."""
 
 
